@@ -1,0 +1,150 @@
+// etap — MLA decode attention for Hopper GPUs (C++ API).
+//
+// A decode call is two steps, both asynchronous on a CUDA stream and safe to capture in a CUDA graph:
+//   1. plan():   computes the split-KV schedule on the GPU from device `seqlens` into a caller buffer;
+//   2. decode(): runs the attention kernel (and the combine kernel when a request is split).
+// The caller allocates the plan buffer and the workspace once (sizes from plan_bytes / workspace_bytes);
+// neither call allocates, synchronises or reads device memory on the host (except in checked mode).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace etap {
+
+enum class DType : int32_t { kBF16 = 0, kFP16 = 1, kFP8E4M3 = 2, kFP32 = 3 };
+
+// FlashMLA returns the natural log, FlashInfer log2: the base is part of the call, never implied.
+enum class LseBase : int32_t { kNatural = 0, kBase2 = 1 };
+
+enum class StatusCode : int32_t {
+  kOk = 0,
+  kInvalidArgument = 1,    // a pointer, shape, stride or dtype the caller can fix
+  kUnsupported = 2,        // a valid configuration this build does not implement yet
+  kNoDevice = 3,           // no CUDA device, or not compute capability 9.0
+  kWorkspaceTooSmall = 4,  // plan or workspace buffer smaller than plan_bytes()/workspace_bytes()
+  kCudaError = 5,          // a CUDA runtime call failed
+  kCheckFailed = 6,        // checked mode found an out-of-range page id or seqlen on the device
+};
+
+class Status {
+ public:
+  Status() = default;
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  static Status Ok() { return {}; }
+  bool ok() const { return code_ == StatusCode::kOk; }
+  StatusCode code() const { return code_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  StatusCode code_ = StatusCode::kOk;
+  std::string message_;
+};
+
+const char* to_string(StatusCode code);
+const char* to_string(DType dtype);
+std::size_t dtype_bytes(DType dtype);
+
+// Unused block-table entries may hold any value; FlashMLA's padding id, documented for callers.
+inline constexpr int32_t kPaddingPageId = 2147480000;
+
+// The shape of one decode problem: everything the schedule and workspace sizes depend on.
+struct DecodeProblem {
+  int32_t batch = 0;              // requests (padded entries use seqlen 0)
+  int32_t s_q = 1;                // query tokens per request (MTP / speculative decode when > 1)
+  int32_t h_q = 0;                // query heads
+  int32_t h_kv = 1;               // latent KV heads (MLA: 1)
+  int32_t d_qk = 576;             // 512 latent ‖ 64 RoPE
+  int32_t d_v = 512;              // V = first d_v columns of each cache row
+  int32_t page_size = 64;         // tokens per page
+  int32_t num_pages = 0;          // pages in the cache
+  int32_t max_pages_per_seq = 0;  // block_table columns
+  DType q_dtype = DType::kBF16;
+  DType kv_dtype = DType::kBF16;
+  DType out_dtype = DType::kBF16;  // must equal q_dtype
+
+  // Query rows that share one KV head: R = s_q · h_q / h_kv.
+  int32_t rows() const { return h_kv > 0 ? s_q * h_q / h_kv : 0; }
+};
+
+// Pointers and strides of one decode call. Strides are in elements; the last dimension of every tensor is
+// contiguous. make_dense_args() fills the strides of contiguous tensors.
+struct DecodeArgs {
+  DecodeProblem problem;
+
+  const void* q = nullptr;  // [batch, s_q, h_q, d_qk]
+  int64_t q_batch_stride = 0, q_seq_stride = 0, q_head_stride = 0;
+
+  const void* kv_cache = nullptr;  // [num_pages, page_size, h_kv, d_qk]
+  int64_t kv_page_stride = 0, kv_token_stride = 0, kv_head_stride = 0;
+
+  const int32_t* block_table = nullptr;  // [batch, max_pages_per_seq] page ids
+  int64_t block_table_stride = 0;
+
+  const int32_t* seqlens = nullptr;  // [batch] tokens in the cache, the new ones included
+
+  void* out = nullptr;  // [batch, s_q, h_q, d_v], dtype out_dtype
+  int64_t out_batch_stride = 0, out_seq_stride = 0, out_head_stride = 0;
+
+  float* lse = nullptr;  // [batch, h_q, s_q] fp32; may be null
+  int64_t lse_batch_stride = 0, lse_head_stride = 0, lse_seq_stride = 0;
+
+  float softmax_scale = 0.f;  // DeepSeek-V3: 1/sqrt(192) · mscale² ≈ 0.1352, not 1/sqrt(576)
+  bool causal = false;        // MTP: query token i sees keys [0, seqlen − s_q + i]
+  LseBase lse_base = LseBase::kNatural;
+};
+
+DecodeArgs make_dense_args(const DecodeProblem& problem, const void* q, const void* kv_cache,
+                           const int32_t* block_table, const int32_t* seqlens, void* out, float* lse,
+                           float softmax_scale, bool causal, LseBase lse_base = LseBase::kNatural);
+
+struct Options {
+  int num_sms = 0;  // SMs the schedule spreads over; 0 = all SMs of the current device
+  // Checked mode verifies on the device that every used page id is in [0, num_pages) and every seqlen
+  // fits its block-table row, and reports the first offending request. It synchronises the stream, so it
+  // is not for CUDA graphs. Also enabled by the environment variable ETAP_CHECKED=1.
+  bool checked = false;
+};
+
+// Sizes of the caller-owned buffers. Both depend only on the problem shape and the SM count.
+std::size_t plan_bytes(const DecodeProblem& problem, const Options& options = {});
+std::size_t workspace_bytes(const DecodeProblem& problem, const Options& options = {});
+
+// Validates args (shapes, dtypes, strides, alignment) without touching device memory.
+Status validate(const DecodeArgs& args);
+
+// Step 1: split-KV schedule from device seqlens, computed on the GPU into plan_buffer.
+Status plan(const DecodeArgs& args, void* plan_buffer, std::size_t plan_buffer_bytes, cudaStream_t stream,
+            const Options& options = {});
+
+// Step 2: attention. plan_buffer must come from plan() with the same problem and options.
+Status decode(const DecodeArgs& args, const void* plan_buffer, std::size_t plan_buffer_bytes, void* workspace,
+              std::size_t workspace_size, cudaStream_t stream, const Options& options = {});
+
+// Merge of partial attention states (LSE-weighted), e.g. across GPUs of a context-parallel group or
+// prefix/suffix (cascade) attention. An lse of ±inf marks an empty state (no keys): it gets weight 0.
+// A row whose states are all empty gets out = 0 and lse = +inf.
+struct MergeArgs {
+  int32_t num_states = 0;
+  int32_t rows = 0;
+  int32_t dim = 0;                      // multiple of 4
+  const float* o_states = nullptr;      // [num_states, rows, dim], each state normalised (O / l)
+  int64_t o_state_stride = 0, o_row_stride = 0;
+  const float* lse_states = nullptr;    // [num_states, rows]
+  int64_t lse_state_stride = 0;
+  LseBase lse_base = LseBase::kNatural;  // base of lse_states and lse_out
+  void* out = nullptr;                  // [rows, dim], dtype out_dtype (kBF16, kFP16 or kFP32)
+  DType out_dtype = DType::kFP32;
+  int64_t out_row_stride = 0;
+  float* lse_out = nullptr;             // [rows]; may be null
+};
+
+Status merge_states(const MergeArgs& args, cudaStream_t stream);
+
+// Device capability check: "etap needs compute capability 9.0; found 8.6".
+Status check_device(int device);
+
+}  // namespace etap

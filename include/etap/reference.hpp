@@ -1,0 +1,43 @@
+// CPU reference for MLA decode: fp64 accumulation over the paged cache, exact softmax, causal MTP aligned
+// bottom-right, empty requests (out = 0, lse = +inf). Multi-threaded over requests. It is what the tests,
+// `etap check` and users compare the GPU kernel against.
+#pragma once
+
+#include <etap/etap.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace etap::reference {
+
+// 16-bit float bits <-> float (round to nearest even), for host-side data preparation.
+float bf16_to_float(uint16_t bits);
+uint16_t float_to_bf16(float value);
+float fp16_to_float(uint16_t bits);
+uint16_t float_to_fp16(float value);
+float half_bits_to_float(uint16_t bits, DType dtype);  // dtype kBF16 or kFP16
+uint16_t float_to_half_bits(float value, DType dtype);
+
+// A decode problem in host memory, dense layouts (the strides of make_dense_args).
+struct HostProblem {
+  DecodeProblem problem;
+  const uint16_t* q = nullptr;            // [batch, s_q, h_q, d_qk] bits of problem.q_dtype
+  const uint16_t* kv_cache = nullptr;     // [num_pages, page_size, h_kv, d_qk] bits of problem.kv_dtype
+  const int32_t* block_table = nullptr;   // [batch, max_pages_per_seq]
+  const int32_t* seqlens = nullptr;       // [batch]
+  double softmax_scale = 0.0;
+  bool causal = false;
+};
+
+// out: [batch, s_q, h_q, d_v]; lse: [batch, h_q, s_q] in `base` (+inf for rows that see no key).
+// threads = 0 uses all hardware threads. Never reads a cache slot at or past a request's seqlen, nor a
+// block-table entry past its last used page.
+void decode(const HostProblem& problem, std::vector<double>& out, std::vector<double>& lse,
+            LseBase base = LseBase::kNatural, int threads = 0);
+
+// LSE-weighted merge of partial states for one set of rows (CPU version of etap::merge_states).
+// o_states: [num_states, rows, dim]; lse_states: [num_states, rows] in `base`; ±inf = empty state.
+void merge_states(int num_states, int rows, int dim, const double* o_states, const double* lse_states,
+                  LseBase base, double* out, double* lse_out);
+
+}  // namespace etap::reference

@@ -1,0 +1,81 @@
+// Synthetic decode problems for tests, `etap check`, `etap run` and the benchmark: random inputs with the
+// poison DESIGN.md §4 asks for (NaN past each seqlen, invalid ids in unused block-table entries, random page
+// order), in host memory, plus a device mirror.
+#pragma once
+
+#include <etap/etap.hpp>
+#include <etap/reference.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace etap::testing {
+
+struct ProblemSpec {
+  int32_t batch = 1, s_q = 1, h_q = 16, h_kv = 1;
+  int32_t d_qk = 576, d_v = 512, page_size = 64;
+  std::vector<int32_t> seqlens;  // one per request; if empty, every request gets seqlen_fixed
+  int32_t seqlen_fixed = 0;
+  DType dtype = DType::kBF16;    // q, kv and out
+  float input_std = 0.25f;       // N(0, std) for q and kv
+  double softmax_scale = 0.1352337788608801;  // DeepSeek-V3
+  bool causal = false;
+  uint64_t seed = 1;
+  bool shuffle_pages = true;     // random page order
+  int32_t spare_pages = 1;       // NaN-filled pages no request owns
+  int32_t extra_table_columns = 1;  // unused block-table columns (kPaddingPageId)
+  bool poison = true;            // NaN in unowned slots
+};
+
+// Seqlens drawn from N(mean, mean/2), clipped to >= 1, fixed seed (the benchmark's varlen sweep).
+std::vector<int32_t> varlen_seqlens(int32_t batch, int32_t mean, uint64_t seed);
+
+struct HostData {
+  DecodeProblem problem;
+  std::vector<uint16_t> q, kv_cache;
+  std::vector<int32_t> block_table, seqlens;
+  double softmax_scale = 0.0;
+  bool causal = false;
+  reference::HostProblem view() const;  // points into this object
+};
+
+HostData make_problem(const ProblemSpec& spec);
+
+// Device copies of a HostData plus out/lse buffers, plan buffer and workspace, freed on destruction.
+struct DeviceData {
+  DecodeArgs args;  // dense strides, pointing at the buffers below
+  void* d_q = nullptr;
+  void* d_kv = nullptr;
+  int32_t* d_block_table = nullptr;
+  int32_t* d_seqlens = nullptr;
+  void* d_out = nullptr;
+  float* d_lse = nullptr;
+  void* d_plan = nullptr;
+  std::size_t plan_size = 0;
+  void* d_workspace = nullptr;
+  std::size_t workspace_size = 0;
+
+  DeviceData() = default;
+  DeviceData(const DeviceData&) = delete;
+  DeviceData& operator=(const DeviceData&) = delete;
+  ~DeviceData();
+};
+
+// Uploads `host` (throws std::runtime_error on a CUDA failure) and sizes plan/workspace for `options`.
+void upload(const HostData& host, LseBase lse_base, const Options& options, DeviceData& device);
+
+// Error statistics of a kernel output against the fp64 reference (DESIGN.md §4 tolerances).
+struct Comparison {
+  double max_abs = 0, rel_fro = 0, rmse = 0, cos_diff = 0, lse_max_rel = 0;
+  int64_t nonfinite = 0;        // NaN/Inf in out (always a failure)
+  int64_t lse_mismatch_inf = 0; // rows where exactly one of kernel/ref lse is +inf
+  bool pass = false;
+  std::string describe() const;
+};
+
+// out_bits: [batch, s_q, h_q, d_v] 16-bit values of `dtype`; lse: [batch, h_q, s_q] floats.
+Comparison compare(const std::vector<uint16_t>& out_bits, DType dtype, const std::vector<float>& lse,
+                   const std::vector<double>& ref_out, const std::vector<double>& ref_lse);
+
+}  // namespace etap::testing
