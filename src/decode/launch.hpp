@@ -31,6 +31,11 @@ cudaError_t launch_plan(const DecodeArgs& args, int32_t* plan, PlanParams params
 cudaError_t launch_decode(const DecodeArgs& args, const int32_t* plan, PlanParams params, void* workspace,
                           cudaStream_t stream);
 
+// Benchmark baseline: the same machinery with the query rows on wgmma's M, padded to 64 (FlashMLA's
+// non-transposed layout). Returns cudaErrorNotSupported where not built.
+cudaError_t launch_decode_padded(const DecodeArgs& args, const int32_t* plan, PlanParams params,
+                                 void* workspace, cudaStream_t stream);
+
 // Checked mode: verifies page ids and seqlens on the device and reports the first offending request.
 // Synchronises `stream`. Returns kCheckFailed with a message naming the request, page and value.
 Status run_checks(const DecodeArgs& args, void* workspace, cudaStream_t stream);

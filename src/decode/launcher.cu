@@ -7,4 +7,8 @@ cudaError_t launch_decode(const DecodeArgs&, const int32_t*, PlanParams, void*, 
   return cudaErrorNotSupported;
 }
 
+cudaError_t launch_decode_padded(const DecodeArgs&, const int32_t*, PlanParams, void*, cudaStream_t) {
+  return cudaErrorNotSupported;
+}
+
 }  // namespace etap::decode
