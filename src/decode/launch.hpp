@@ -7,7 +7,7 @@
 
 #include "decode/plan.hpp"
 
-namespace etap::decode {
+namespace etap::decoding {
 
 // Workspace: a small header for checked mode, then fp32 partial results of split requests.
 // Slots: requests split over s ≥ 2 parts use Σ s ≤ 2(P − 1) slots (plan.hpp), so 2P slots always suffice.
@@ -40,4 +40,4 @@ cudaError_t launch_decode_padded(const DecodeArgs& args, const int32_t* plan, Pl
 // Synchronises `stream`. Returns kCheckFailed with a message naming the request, page and value.
 Status run_checks(const DecodeArgs& args, void* workspace, cudaStream_t stream);
 
-}  // namespace etap::decode
+}  // namespace etap::decoding

@@ -4,7 +4,7 @@
 // (Q load, epilogue, combine), then one position per KV page. Request i starts at the prefix sum C_i of
 // the costs before it. Part p (one CTA) owns the positions [p·W, (p+1)·W), W = ceil(total / P).
 //   - part p touches request i iff p ∈ [first_part_i, last_part_i] (an empty request is owned by the part
-//     holding its first position, C_i);
+//     holding its last fixed-cost position, C_i + F − 1, so that no owned cost spills past a part's end);
 //   - its pages of request i are those whose positions fall in its interval.
 // Hence every page is covered exactly once, a part does at most W + F units of work, at most P parts are
 // used, and requests split over s ≥ 2 parts use Σ s ≤ 2(P − 1) partial-result slots in total.
@@ -18,7 +18,7 @@
 #define ETAP_HD inline
 #endif
 
-namespace etap::decode {
+namespace etap::decoding {
 
 // Layout of the plan buffer (int32 words), written by the plan kernel, read by decode and combine.
 struct PlanHeader {
@@ -80,7 +80,7 @@ struct PartSpan {
 
 ETAP_HD PartSpan request_parts(int64_t start, int32_t pages, int32_t fixed, int32_t w) {
   if (pages == 0) {
-    const int32_t owner = static_cast<int32_t>(start / w);
+    const int32_t owner = static_cast<int32_t>((start + fixed - 1) / w);
     return {owner, owner};
   }
   const int64_t first_page_pos = start + fixed;
@@ -102,4 +102,4 @@ ETAP_HD PageRange part_pages(int32_t part, int64_t start, int32_t pages, int32_t
   return {static_cast<int32_t>(b), static_cast<int32_t>(e)};
 }
 
-}  // namespace etap::decode
+}  // namespace etap::decoding

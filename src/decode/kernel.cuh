@@ -1,0 +1,57 @@
+// The ETAP decode kernel: setup, then exactly one role split (producer warp / consumer warpgroups).
+#pragma once
+
+#include <cuda.h>
+
+#include "decode/config.hpp"
+#include "decode/consumer.cuh"
+#include "decode/params.hpp"
+#include "decode/producer.cuh"
+#include "decode/shared_storage.cuh"
+#include "hopper/fence.cuh"
+#include "hopper/pipeline.cuh"
+#include "hopper/regs.cuh"
+#include "hopper/tma.cuh"
+
+namespace etap::decoding {
+
+template <class Cfg>
+__global__ void __launch_bounds__(Cfg::kThreads, 1)
+    etap_decode_kernel(const __grid_constant__ CUtensorMap q_map,   // q  [batch, s_q, h_q, 576], box 64 × h_q × s_q
+                       const __grid_constant__ CUtensorMap kv_map,  // kv [pages, 64, 576], box 64 × 64
+                       const __grid_constant__ KernelParams params) {
+  static_assert(sizeof(SharedStorage<Cfg>) <= kMaxDynamicSmem, "shared memory over the 227 KiB limit");
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  auto& smem = *reinterpret_cast<SharedStorage<Cfg>*>(smem_raw);
+  // The 128B-swizzle atoms (TMA boxes, wgmma operands) must start on 1024-byte boundaries.
+  if ((static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) & 1023u) != 0) __trap();
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < Cfg::kStages; ++s) {
+      hopper::mbarrier_init(&smem.full[s], 1);
+      hopper::mbarrier_init(&smem.empty[s], 4 * Cfg::kConsumerWarpgroups);
+    }
+    hopper::mbarrier_init(&smem.q_full, 1);
+    hopper::mbarrier_init(&smem.q_empty, 4 * Cfg::kConsumerWarpgroups);
+    hopper::fence_barrier_init();
+  }
+  __syncthreads();
+  hopper::launch_dependents();  // the combine kernel may start its prologue
+
+  const int warpgroup = threadIdx.x / 128;
+  if (warpgroup == Cfg::kConsumerWarpgroups) {
+    hopper::setmaxnreg_dec<Cfg::kProducerRegs>();
+    if (threadIdx.x % 128 < 32) {
+      if (threadIdx.x % 32 == 0) {
+        hopper::prefetch_tensor_map(&q_map);
+        hopper::prefetch_tensor_map(&kv_map);
+      }
+      producer<Cfg>(params, smem, &q_map, &kv_map);
+    }
+  } else {
+    hopper::setmaxnreg_inc<Cfg::kConsumerRegs>();
+    Consumer<Cfg>(params, smem, warpgroup).run();
+  }
+}
+
+}  // namespace etap::decoding

@@ -1,0 +1,68 @@
+// Host side of one kernel instantiation: tensor maps, shared-memory opt-in, launch.
+#pragma once
+
+#include <etap/etap.hpp>
+
+#include <string>
+
+#include "decode/kernel.cuh"
+#include "hopper/tensor_map.hpp"
+
+namespace etap::decoding {
+
+template <int kN, typename T>
+cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
+                               cudaStream_t stream);
+
+// Tensor maps of q and the KV cache (built per call: they depend on the caller's pointers).
+inline cudaError_t make_tensor_maps(const DecodeArgs& args, int box_cols, int box_tokens, CUtensorMap* q_map,
+                                    CUtensorMap* kv_map) {
+  const DecodeProblem& pb = args.problem;
+  std::string error;
+  hopper::TensorMapSpec q{};
+  q.base = args.q;
+  q.rank = 4;  // d, head, token, request
+  q.dims[0] = pb.d_qk;
+  q.dims[1] = pb.h_q;
+  q.dims[2] = pb.s_q;
+  q.dims[3] = pb.batch;
+  q.strides_bytes[0] = args.q_head_stride * 2;
+  q.strides_bytes[1] = args.q_seq_stride * 2;
+  q.strides_bytes[2] = args.q_batch_stride * 2;
+  q.box[0] = box_cols;
+  q.box[1] = pb.h_q;
+  q.box[2] = pb.s_q;
+  q.box[3] = 1;
+  if (cudaError_t e = hopper::encode_tensor_map(q, q_map, &error); e != cudaSuccess) return e;
+
+  hopper::TensorMapSpec kv{};
+  kv.base = args.kv_cache;
+  kv.rank = 3;  // d, token in page, page
+  kv.dims[0] = pb.d_qk;
+  kv.dims[1] = pb.page_size;
+  kv.dims[2] = pb.num_pages;
+  kv.strides_bytes[0] = args.kv_token_stride * 2;
+  kv.strides_bytes[1] = args.kv_page_stride * 2;
+  kv.box[0] = box_cols;
+  kv.box[1] = box_tokens;
+  kv.box[2] = 1;
+  return hopper::encode_tensor_map(kv, kv_map, &error);
+}
+
+template <int kN, typename T>
+cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
+                               cudaStream_t stream) {
+  using Cfg = KernelConfig<kN, T>;
+  CUtensorMap q_map, kv_map;
+  if (cudaError_t e = make_tensor_maps(args, Cfg::kBoxCols, Cfg::kPageTokens, &q_map, &kv_map); e != cudaSuccess)
+    return e;
+  constexpr int smem_bytes = sizeof(SharedStorage<Cfg>);
+  auto kernel = etap_decode_kernel<Cfg>;
+  if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+      e != cudaSuccess)
+    return e;
+  kernel<<<num_parts, Cfg::kThreads, smem_bytes, stream>>>(q_map, kv_map, params);
+  return cudaGetLastError();
+}
+
+}  // namespace etap::decoding

@@ -1,0 +1,44 @@
+#include "hopper/tensor_map.hpp"
+
+#include <cudaTypedefs.h>
+
+namespace etap::hopper {
+namespace {
+
+PFN_cuTensorMapEncodeTiled_v12000 encode_entry_point() {
+  // Looked up on each call: the lookup is a table query in the runtime, and no state is kept in globals.
+  void* fn = nullptr;
+  cudaDriverEntryPointQueryResult result{};
+  if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &result) !=
+          cudaSuccess ||
+      result != cudaDriverEntryPointSuccess) {
+    return nullptr;
+  }
+  return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+}
+
+}  // namespace
+
+cudaError_t encode_tensor_map(const TensorMapSpec& spec, CUtensorMap* map, std::string* error) {
+  auto encode = encode_entry_point();
+  if (encode == nullptr) {
+    if (error) *error = "cuTensorMapEncodeTiled is not available from the CUDA driver";
+    return cudaErrorInvalidValue;
+  }
+  cuuint32_t element_strides[5] = {1, 1, 1, 1, 1};
+  const CUtensorMapDataType type =
+      spec.element == TmaElement::k16Bit ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8;
+  const CUresult r = encode(map, type, static_cast<cuuint32_t>(spec.rank), const_cast<void*>(spec.base),
+                            reinterpret_cast<const cuuint64_t*>(spec.dims),
+                            reinterpret_cast<const cuuint64_t*>(spec.strides_bytes),
+                            reinterpret_cast<const cuuint32_t*>(spec.box), element_strides,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) {
+    if (error) *error = "cuTensorMapEncodeTiled failed with CUresult " + std::to_string(static_cast<int>(r));
+    return cudaErrorInvalidValue;
+  }
+  return cudaSuccess;
+}
+
+}  // namespace etap::hopper

@@ -1,0 +1,74 @@
+// Warpgroup matrix multiply-accumulate (PTX ISA §9.7.15): D[64 × N] (+)= A[64 × 16] · B[16 × N], both
+// operands in shared memory, fp32 accumulators in registers (N/2 per thread of the warpgroup).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "hopper/wgmma_ops.cuh"
+
+namespace etap::hopper {
+
+// Operand majorness, the immediate imm-trans-{a,b} of wgmma: K-major (K contiguous) or MN-major.
+enum class Major : int { kK = 0, kMN = 1 };
+
+// wgmma.fence.sync.aligned — orders prior register writes to accumulators before the next wgmma.
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+
+// wgmma.commit_group.sync.aligned — closes the group of wgmmas issued so far.
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+
+// wgmma.wait_group.sync.aligned N — waits until at most N groups are pending.
+template <int kPending>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
+}
+
+// Keeps the compiler from moving accumulator reads/writes across wgmma issue and wait.
+template <int kRegs>
+__device__ __forceinline__ void fence_accumulator(float (&d)[kRegs]) {
+#pragma unroll
+  for (int i = 0; i < kRegs; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+// D[64 × kN] (+)= A · B for element type T (__nv_bfloat16 or __half). scale_d = 0 overwrites D.
+template <int kN, typename T, Major kMajorA, Major kMajorB>
+__device__ __forceinline__ void wgmma(float (&d)[kN / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  constexpr int ta = static_cast<int>(kMajorA), tb = static_cast<int>(kMajorB);
+  constexpr bool bf16 = std::is_same_v<T, __nv_bfloat16>;
+  static_assert(bf16 || std::is_same_v<T, __half>, "wgmma: T must be bf16 or fp16");
+  if constexpr (kN == 8) {
+    if constexpr (bf16) detail::wgmma_m64n8k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
+    else detail::wgmma_m64n8k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
+  } else if constexpr (kN == 16) {
+    if constexpr (bf16) detail::wgmma_m64n16k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
+    else detail::wgmma_m64n16k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
+  } else if constexpr (kN == 24) {
+    if constexpr (bf16) detail::wgmma_m64n24k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
+    else detail::wgmma_m64n24k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
+  } else if constexpr (kN == 32) {
+    if constexpr (bf16) detail::wgmma_m64n32k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
+    else detail::wgmma_m64n32k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
+  } else if constexpr (kN == 48) {
+    if constexpr (bf16) detail::wgmma_m64n48k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
+    else detail::wgmma_m64n48k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
+  } else {
+    static_assert(kN == 64, "wgmma: N not generated (tools/gen_wgmma.py)");
+    if constexpr (bf16) detail::wgmma_m64n64k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
+    else detail::wgmma_m64n64k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
+  }
+}
+
+// Position of accumulator register i of the calling thread in the 64 × N tile (PTX ISA §9.7.15.5.1,
+// "Matrix fragments for wgmma.mma_async … .f32 accumulator"): warp w owns rows 16w … 16w+15.
+struct AccumulatorCoord {
+  int row, col;
+};
+__device__ __forceinline__ AccumulatorCoord accumulator_coord(int thread_in_warpgroup, int i) {
+  const int warp = thread_in_warpgroup / 32, lane = thread_in_warpgroup % 32;
+  return {16 * warp + lane / 4 + 8 * ((i / 2) % 2), 8 * (i / 4) + 2 * (lane % 4) + (i % 2)};
+}
+
+}  // namespace etap::hopper

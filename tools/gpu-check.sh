@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# One call on the device machine: build with all cores, run the GPU tests, the conformance sweep, the
+# sanitizers and the benchmark, and print a short table last. Full logs go to $OUT (or ./gpu-out).
+#
+#   tools/gpu-check.sh [steps...]     steps: build unit check sanitize bench sass (default: all but sass)
+#   ETAP_CHECK_ARGS / ETAP_BENCH_ARGS override the arguments of `etap check` / `etap bench`.
+#
+# CLI11 is not installed on the device machine: carry .deps (cp -r /usr/include/CLI .deps/CLI11/include/).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+BUILD=${ETAP_BUILD_DIR:-build-gpu}
+STEPS=${*:-build unit check sanitize bench}
+JOBS=$(nproc)
+declare -a SUMMARY=()
+
+note() { SUMMARY+=("$(printf '%-10s %-6s %s' "$1" "$2" "$3")"); }
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+ETAP=$BUILD/tools/etap/etap
+
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,memory.total --format=csv | tee "$OUT/gpu.txt"
+
+if has build; then
+  t0=$(date +%s)
+  if cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DETAP_PTXAS_VERBOSE=ON \
+       -DETAP_CLI11_INCLUDE_DIR="$PWD/.deps/CLI11/include" >"$OUT/configure.log" 2>&1 &&
+     cmake --build "$BUILD" -j "$JOBS" >"$OUT/build.log" 2>&1; then
+    note build ok "$(( $(date +%s) - t0 )) s; ptxas: $(grep -A2 'etap_decode_kernel' "$OUT/build.log" | grep -o '[0-9]* bytes spill stores' | sort -u | tr '\n' ' ')"
+  else
+    tail -40 "$OUT/configure.log" "$OUT/build.log"
+    note build FAIL "see build.log"
+    printf '%s\n' "${SUMMARY[@]}"
+    exit 1
+  fi
+fi
+
+if has unit; then
+  ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 300 >"$OUT/ctest-gpu.log" 2>&1
+  rc=$?
+  grep -E "tests passed|tests failed|\*\*\*Failed|Not Run|Exception|Timeout" "$OUT/ctest-gpu.log" | tail -25
+  note gpu-tests "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(grep -Eo '[0-9]+% tests passed.*' "$OUT/ctest-gpu.log")"
+fi
+
+if has check; then
+  $ETAP check ${ETAP_CHECK_ARGS:---json "$OUT/check.json"} >"$OUT/check.log" 2>&1
+  rc=$?
+  grep -E "FAIL|passed|failed" "$OUT/check.log" | tail -15
+  note check "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(tail -1 "$OUT/check.log")"
+fi
+
+if has sanitize; then
+  for tool in memcheck racecheck synccheck; do
+    for cfg in "--batch 3 --seqlen 200 --h-q 16 --s-q 1" "--batch 2 --seqlen 77 --h-q 8 --s-q 4 --causal" \
+               "--batch 1 --seqlen 4096 --h-q 32 --s-q 2 --causal"; do
+      log="$OUT/sanitize-$tool.log"
+      compute-sanitizer --tool $tool --error-exitcode 9 $ETAP run $cfg --iters 1 >>"$log" 2>&1
+      rc=$?
+      note "$tool" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$cfg: $(grep -Eo '(ERROR SUMMARY|RACECHECK SUMMARY): .*' "$log" | tail -1)"
+    done
+  done
+fi
+
+if has sass; then
+  cuobjdump -sass "$BUILD"/src/CMakeFiles/etap.dir/decode/kernel_bf16.cu.o >"$OUT/kernel_bf16.sass" 2>&1
+  note sass ok "HGMMA=$(grep -c HGMMA "$OUT/kernel_bf16.sass") LDL/STL=$(grep -c -E 'LDL|STL' "$OUT/kernel_bf16.sass")"
+fi
+
+if has bench; then
+  $ETAP bench ${ETAP_BENCH_ARGS:---sweep paper --json "$OUT/bench.json"} >"$OUT/bench.log" 2>&1
+  rc=$?
+  tail -45 "$OUT/bench.log"
+  note bench "$([ $rc = 0 ] && echo ok || echo FAIL)" "$OUT/bench.log"
+fi
+
+echo "==== summary ($(head -2 "$OUT/gpu.txt" | tail -1 | cut -d, -f1)) ===="
+printf '%s\n' "${SUMMARY[@]}"
