@@ -109,7 +109,9 @@ struct Options {
   bool checked = false;
 };
 
-// Sizes of the caller-owned buffers. Both depend only on the problem shape and the SM count.
+// Sizes of the caller-owned buffers. Both depend only on the problem shape and the SM count. They return 0
+// when the problem fails validation or when options.num_sms = 0 and the current device's SM count cannot be
+// queried (no device): pass num_sms explicitly to size buffers on a machine without a GPU.
 std::size_t plan_bytes(const DecodeProblem& problem, const Options& options = {});
 std::size_t workspace_bytes(const DecodeProblem& problem, const Options& options = {});
 

@@ -67,12 +67,13 @@ struct Consumer {
 #pragma unroll
         for (int i = 0; i < kORegs; ++i) o[t][i] = 0.f;
 
-      // Last visible token of each of this thread's columns (causal: bottom-right aligned).
+      // Last visible token of each of this thread's columns (causal: bottom-right aligned). Padding
+      // columns see nothing, so NaN slots past seqlen never reach them either.
       int32_t limit[kCols];
 #pragma unroll
       for (int c = 0; c < kCols; ++c) {
         const int col = col0 + slot_column(c, lane);
-        limit[c] = p.causal ? seg.seqlen - p.s_q + col / p.h_q : seg.seqlen - 1;
+        limit[c] = col >= p.rows ? -1 : p.causal ? seg.seqlen - p.s_q + col / p.h_q : seg.seqlen - 1;
       }
       const int32_t fully_visible_end = (p.causal ? seg.seqlen - p.s_q : seg.seqlen - 1) + 1;
 
