@@ -5,6 +5,7 @@
 
 #include "decode/config.hpp"
 #include "decode/consumer.cuh"
+#include "decode/padded_consumer.cuh"
 #include "decode/params.hpp"
 #include "decode/producer.cuh"
 #include "decode/shared_storage.cuh"
@@ -15,7 +16,8 @@
 
 namespace etap::decoding {
 
-template <class Cfg>
+// ConsumerT: Consumer (ETAP, the product) or PaddedConsumer (the benchmark's non-transposed baseline).
+template <class Cfg, template <class> class ConsumerT>
 __global__ void __launch_bounds__(Cfg::kThreads, 1)
     etap_decode_kernel(const __grid_constant__ CUtensorMap q_map,   // q  [batch, s_q, h_q, 576], box 64 × h_q × s_q
                        const __grid_constant__ CUtensorMap kv_map,  // kv [pages, 64, 576], box 64 × 64
@@ -50,7 +52,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
     }
   } else {
     hopper::setmaxnreg_inc<Cfg::kConsumerRegs>();
-    Consumer<Cfg>(params, smem, warpgroup).run();
+    ConsumerT<Cfg>(params, smem, warpgroup).run();
   }
 }
 

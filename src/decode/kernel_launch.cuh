@@ -10,7 +10,7 @@
 
 namespace etap::decoding {
 
-template <int kN, typename T>
+template <int kN, typename T, template <class> class ConsumerT = Consumer>
 cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                cudaStream_t stream);
 
@@ -49,7 +49,7 @@ inline cudaError_t make_tensor_maps(const DecodeArgs& args, int box_cols, int bo
   return hopper::encode_tensor_map(kv, kv_map, &error);
 }
 
-template <int kN, typename T>
+template <int kN, typename T, template <class> class ConsumerT>
 cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                cudaStream_t stream) {
   using Cfg = KernelConfig<kN, T>;
@@ -57,7 +57,7 @@ cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& param
   if (cudaError_t e = make_tensor_maps(args, Cfg::kBoxCols, Cfg::kPageTokens, &q_map, &kv_map); e != cudaSuccess)
     return e;
   constexpr int smem_bytes = sizeof(SharedStorage<Cfg>);
-  auto kernel = etap_decode_kernel<Cfg>;
+  auto kernel = etap_decode_kernel<Cfg, ConsumerT>;
   if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
       e != cudaSuccess)
     return e;

@@ -66,8 +66,15 @@ cudaError_t launch_decode(const DecodeArgs& args, const int32_t* plan, PlanParam
   return launch_combine(args, kp, params.num_parts, stream);
 }
 
-cudaError_t launch_decode_padded(const DecodeArgs&, const int32_t*, PlanParams, void*, cudaStream_t) {
-  return cudaErrorNotSupported;
+cudaError_t launch_decode_padded(const DecodeArgs& args, const int32_t* plan, PlanParams params, void* workspace,
+                                 cudaStream_t stream) {
+  const KernelParams kp = make_params(args, plan, workspace, params.num_parts);
+  const cudaError_t e =
+      args.problem.q_dtype == DType::kBF16
+          ? launch_etap_kernel<64, __nv_bfloat16, PaddedConsumer>(args, kp, params.num_parts, stream)
+          : launch_etap_kernel<64, __half, PaddedConsumer>(args, kp, params.num_parts, stream);
+  if (e != cudaSuccess) return e;
+  return launch_combine(args, kp, params.num_parts, stream);
 }
 
 }  // namespace etap::decoding
