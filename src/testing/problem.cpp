@@ -1,0 +1,302 @@
+// Synthetic decode problems, their device mirror and the comparison against the reference.
+#include "testing/problem.hpp"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+namespace etap::testing {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr uint16_t kBF16NaN = 0x7FC0;
+constexpr uint16_t kFP16NaN = 0x7E00;
+
+// Tolerances of DESIGN.md §4 (FlashMLA's test): |out − ref| ≤ abs + rel·|ref| per element for bf16 output.
+// fp16 keeps 3 more mantissa bits, so its relative bound is 8× tighter; the absolute bound, which covers fp32
+// accumulation and the rounding of softmax probabilities, only halves.
+struct Tolerance {
+  double abs, rel;
+};
+constexpr Tolerance kBF16Tolerance{8e-4, 2.0 / 128};
+constexpr Tolerance kFP16Tolerance{4e-4, 2.0 / 128 / 8};
+constexpr double kMaxCosDiff = 5e-6;
+constexpr double kMaxLseRel = 8.0 / 65536;
+
+// splitmix64: independent seeds for every stream derived from one user seed.
+uint64_t mix_seed(uint64_t seed, uint64_t stream, uint64_t index) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (1 + stream * 0x100000001ull + index);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Each item uses its own generator, so the data does not depend on the number of threads.
+template <typename Body>
+void parallel_for(int64_t count, Body body) {
+  const int64_t workers = std::min<int64_t>(std::max(1u, std::thread::hardware_concurrency()), count);
+  if (workers <= 1) {
+    for (int64_t i = 0; i < count; ++i) body(i);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int64_t w = 0; w < workers; ++w)
+    pool.emplace_back([&, w] {
+      for (int64_t i = w; i < count; i += workers) body(i);
+    });
+  for (auto& t : pool) t.join();
+}
+
+// N(0, std) rounded to `dtype`: Marsaglia's polar method on the two halves of one 64-bit draw (no
+// trigonometry), several times faster than std::normal_distribution for caches of 10^8 values.
+void fill_random(uint16_t* dst, int64_t count, float std_dev, DType dtype, uint64_t seed) {
+  constexpr double k2Pow31 = 2147483648.0;
+  const auto round = dtype == DType::kBF16 ? &reference::float_to_bf16 : &reference::float_to_fp16;
+  std::mt19937_64 rng(seed);
+  for (int64_t i = 0; i < count;) {
+    const uint64_t bits = rng();
+    const double u = static_cast<double>(bits >> 32) / k2Pow31 - 1.0;  // [-1, 1)
+    const double v = static_cast<double>(bits & 0xFFFFFFFFu) / k2Pow31 - 1.0;
+    const double s = u * u + v * v;
+    if (s >= 1.0 || s == 0.0) continue;
+    const double f = std_dev * std::sqrt(-2.0 * std::log(s) / s);
+    dst[i++] = round(static_cast<float>(u * f));
+    if (i < count) dst[i++] = round(static_cast<float>(v * f));
+  }
+}
+
+void cuda_check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string("etap testing: ") + what + " failed: " + cudaGetErrorString(err));
+}
+
+template <typename T>
+void upload_vector(const std::vector<T>& host, T** device) {
+  const std::size_t bytes = host.size() * sizeof(T);
+  if (bytes == 0) return;
+  cuda_check(cudaMalloc(reinterpret_cast<void**>(device), bytes), "cudaMalloc");
+  cuda_check(cudaMemcpy(*device, host.data(), bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+}
+
+void* allocate(std::size_t bytes) {
+  void* ptr = nullptr;
+  if (bytes > 0) cuda_check(cudaMalloc(&ptr, bytes), "cudaMalloc");
+  return ptr;
+}
+
+}  // namespace
+
+std::vector<int32_t> varlen_seqlens(int32_t batch, int32_t mean, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(mean, mean / 2.0);
+  std::vector<int32_t> seqlens(std::max(batch, 0));
+  for (auto& s : seqlens) s = static_cast<int32_t>(std::max<double>(1.0, std::llround(normal(rng))));
+  return seqlens;
+}
+
+reference::HostProblem HostData::view() const {
+  reference::HostProblem hp;
+  hp.problem = problem;
+  hp.q = q.data();
+  hp.kv_cache = kv_cache.data();
+  hp.block_table = block_table.data();
+  hp.seqlens = seqlens.data();
+  hp.softmax_scale = softmax_scale;
+  hp.causal = causal;
+  return hp;
+}
+
+HostData make_problem(const ProblemSpec& spec) {
+  auto fail = [](const std::string& what) { throw std::invalid_argument("make_problem: " + what); };
+  if (spec.batch < 0 || spec.s_q < 1 || spec.h_q < 1 || spec.h_kv < 1 || spec.h_q % spec.h_kv != 0)
+    fail("need batch >= 0, s_q >= 1 and h_q a positive multiple of h_kv >= 1");
+  if (spec.page_size < 1 || spec.d_v < 1 || spec.d_v > spec.d_qk)
+    fail("need page_size >= 1, 1 <= d_v <= d_qk");
+  if (spec.dtype != DType::kBF16 && spec.dtype != DType::kFP16) fail("dtype must be bf16 or fp16");
+  if (!spec.seqlens.empty() && static_cast<int32_t>(spec.seqlens.size()) != spec.batch)
+    fail("seqlens has " + std::to_string(spec.seqlens.size()) + " entries for batch " +
+         std::to_string(spec.batch));
+  if (spec.spare_pages < 0 || spec.extra_table_columns < 0) fail("spare_pages and extra_table_columns >= 0");
+
+  HostData data;
+  data.seqlens = spec.seqlens.empty() ? std::vector<int32_t>(spec.batch, spec.seqlen_fixed) : spec.seqlens;
+  data.softmax_scale = spec.softmax_scale;
+  data.causal = spec.causal;
+
+  std::vector<int32_t> pages(spec.batch);
+  for (int32_t b = 0; b < spec.batch; ++b) {
+    if (data.seqlens[b] < 0) fail("seqlen of request " + std::to_string(b) + " is negative");
+    pages[b] = (data.seqlens[b] + spec.page_size - 1) / spec.page_size;
+  }
+  const int32_t max_pages = pages.empty() ? 0 : *std::max_element(pages.begin(), pages.end());
+  const int64_t used_pages = std::accumulate(pages.begin(), pages.end(), int64_t{0});
+
+  DecodeProblem& p = data.problem;
+  p.batch = spec.batch;
+  p.s_q = spec.s_q;
+  p.h_q = spec.h_q;
+  p.h_kv = spec.h_kv;
+  p.d_qk = spec.d_qk;
+  p.d_v = spec.d_v;
+  p.page_size = spec.page_size;
+  p.num_pages = static_cast<int32_t>(used_pages + spec.spare_pages);
+  p.max_pages_per_seq = max_pages + spec.extra_table_columns;
+  p.q_dtype = p.kv_dtype = p.out_dtype = spec.dtype;
+
+  std::vector<int32_t> ids(p.num_pages);
+  std::iota(ids.begin(), ids.end(), 0);
+  if (spec.shuffle_pages) {
+    std::mt19937_64 rng(mix_seed(spec.seed, 0, 0));
+    std::shuffle(ids.begin(), ids.end(), rng);
+  }
+  data.block_table.assign(static_cast<std::size_t>(p.batch) * p.max_pages_per_seq, kPaddingPageId);
+  // owner[page] = tokens of that page some request owns (0 for spare pages).
+  std::vector<int32_t> owned_tokens(p.num_pages, 0);
+  int64_t next = 0;
+  for (int32_t b = 0; b < p.batch; ++b)
+    for (int32_t j = 0; j < pages[b]; ++j) {
+      const int32_t id = ids[next++];
+      data.block_table[static_cast<int64_t>(b) * p.max_pages_per_seq + j] = id;
+      owned_tokens[id] = std::min(spec.page_size, data.seqlens[b] - j * spec.page_size);
+    }
+
+  // [batch, s_q, h_q, d_qk]
+  const int64_t q_per_request = static_cast<int64_t>(p.s_q) * p.h_q * p.d_qk;
+  data.q.resize(p.batch * q_per_request);
+  parallel_for(p.batch, [&](int64_t b) {
+    fill_random(data.q.data() + b * q_per_request, q_per_request, spec.input_std, spec.dtype,
+                mix_seed(spec.seed, 1, b));
+  });
+
+  // [num_pages, page_size, h_kv, d_qk]
+  const int64_t token_elems = static_cast<int64_t>(p.h_kv) * p.d_qk;
+  const int64_t page_elems = p.page_size * token_elems;
+  const uint16_t nan_bits = spec.dtype == DType::kBF16 ? kBF16NaN : kFP16NaN;
+  data.kv_cache.resize(p.num_pages * page_elems);
+  parallel_for(p.num_pages, [&](int64_t page) {
+    uint16_t* dst = data.kv_cache.data() + page * page_elems;
+    fill_random(dst, page_elems, spec.input_std, spec.dtype, mix_seed(spec.seed, 2, page));
+    if (spec.poison) std::fill(dst + owned_tokens[page] * token_elems, dst + page_elems, nan_bits);
+  });
+  return data;
+}
+
+namespace {
+
+void release(DeviceData& d) {
+  for (void* ptr : {d.d_q, d.d_kv, static_cast<void*>(d.d_block_table), static_cast<void*>(d.d_seqlens),
+                    d.d_out, static_cast<void*>(d.d_lse), d.d_plan, d.d_workspace})
+    if (ptr) cudaFree(ptr);
+  d.d_q = d.d_kv = d.d_out = d.d_plan = d.d_workspace = nullptr;
+  d.d_block_table = d.d_seqlens = nullptr;
+  d.d_lse = nullptr;
+  d.plan_size = d.workspace_size = 0;
+  d.args = {};
+}
+
+}  // namespace
+
+DeviceData::~DeviceData() {
+  release(*this);
+}
+
+void upload(const HostData& host, LseBase lse_base, const Options& options, DeviceData& device) {
+  release(device);
+  const DecodeProblem& p = host.problem;
+  upload_vector(host.q, reinterpret_cast<uint16_t**>(&device.d_q));
+  upload_vector(host.kv_cache, reinterpret_cast<uint16_t**>(&device.d_kv));
+  upload_vector(host.block_table, &device.d_block_table);
+  upload_vector(host.seqlens, &device.d_seqlens);
+
+  // Poison: every out element the kernel fails to write stays NaN (0xFFFF in bf16/fp16, 0xFFFFFFFF in fp32).
+  const std::size_t out_bytes =
+      static_cast<std::size_t>(p.batch) * p.s_q * p.h_q * p.d_v * dtype_bytes(p.out_dtype);
+  const std::size_t lse_bytes = static_cast<std::size_t>(p.batch) * p.h_q * p.s_q * sizeof(float);
+  device.d_out = allocate(out_bytes);
+  device.d_lse = static_cast<float*>(allocate(lse_bytes));
+  if (out_bytes) cuda_check(cudaMemset(device.d_out, 0xFF, out_bytes), "cudaMemset(out)");
+  if (lse_bytes) cuda_check(cudaMemset(device.d_lse, 0xFF, lse_bytes), "cudaMemset(lse)");
+
+  device.args =
+      make_dense_args(p, device.d_q, device.d_kv, device.d_block_table, device.d_seqlens, device.d_out,
+                      device.d_lse, static_cast<float>(host.softmax_scale), host.causal, lse_base);
+  device.plan_size = plan_bytes(p, options);
+  device.workspace_size = workspace_bytes(p, options);
+  device.d_plan = allocate(device.plan_size);
+  device.d_workspace = allocate(device.workspace_size);
+}
+
+std::string Comparison::describe() const {
+  char line[320];
+  std::snprintf(line, sizeof(line),
+                "%s max_abs=%.3e rel_fro=%.3e rmse=%.3e cos_diff=%.3e lse_max_rel=%.3e nonfinite=%lld "
+                "lse_inf_mismatch=%lld",
+                pass ? "PASS" : "FAIL", max_abs, rel_fro, rmse, cos_diff, lse_max_rel,
+                static_cast<long long>(nonfinite), static_cast<long long>(lse_mismatch_inf));
+  return line;
+}
+
+Comparison compare(const std::vector<uint16_t>& out_bits, DType dtype, const std::vector<float>& lse,
+                   const std::vector<double>& ref_out, const std::vector<double>& ref_lse) {
+  if (out_bits.size() != ref_out.size())
+    throw std::invalid_argument("compare: out has " + std::to_string(out_bits.size()) +
+                                " elements, reference " + std::to_string(ref_out.size()));
+  if (!lse.empty() && lse.size() != ref_lse.size())
+    throw std::invalid_argument("compare: lse has " + std::to_string(lse.size()) + " elements, reference " +
+                                std::to_string(ref_lse.size()));
+  const Tolerance tol = dtype == DType::kFP16 ? kFP16Tolerance : kBF16Tolerance;
+
+  Comparison c;
+  bool within_tolerance = true;
+  double diff_sq = 0, ref_sq = 0, out_sq = 0, dot = 0;
+  for (std::size_t i = 0; i < out_bits.size(); ++i) {
+    const double x = reference::half_bits_to_float(out_bits[i], dtype);
+    const double y = ref_out[i];
+    if (!std::isfinite(x)) {
+      ++c.nonfinite;
+      continue;
+    }
+    const double d = std::abs(x - y);
+    c.max_abs = std::max(c.max_abs, d);
+    within_tolerance &= d <= tol.abs + tol.rel * std::abs(y);
+    diff_sq += d * d;
+    ref_sq += y * y;
+    out_sq += x * x;
+    dot += x * y;
+  }
+  const std::size_t n = out_bits.size();
+  c.rmse = n ? std::sqrt(diff_sq / n) : 0.0;
+  c.rel_fro = ref_sq > 0 ? std::sqrt(diff_sq / ref_sq) : (diff_sq > 0 ? kInf : 0.0);
+  // FlashMLA's cosine difference, 1 − 2·x·y / (x·x + y·y): 1 − cos when the norms agree, and it also
+  // penalises a norm mismatch. Meaningless when the reference is all zeros (the element bound decides then).
+  const bool check_cos = ref_sq > 0;
+  c.cos_diff = check_cos ? 1.0 - 2.0 * dot / (out_sq + ref_sq) : 0.0;
+
+  for (std::size_t i = 0; i < lse.size(); ++i) {
+    const double x = lse[i], y = ref_lse[i];
+    if (std::isnan(x) || x == -kInf) {
+      ++c.nonfinite;
+      continue;
+    }
+    if (std::isinf(x) != std::isinf(y)) {
+      ++c.lse_mismatch_inf;
+      continue;
+    }
+    if (std::isinf(y)) continue;
+    // Relative to max(|ref|, 1) so that an lse near 0 is judged by its absolute error.
+    c.lse_max_rel = std::max(c.lse_max_rel, std::abs(x - y) / std::max(std::abs(y), 1.0));
+  }
+
+  c.pass = c.nonfinite == 0 && c.lse_mismatch_inf == 0 && within_tolerance &&
+           (!check_cos || c.cos_diff <= kMaxCosDiff) && c.lse_max_rel <= kMaxLseRel;
+  return c;
+}
+
+}  // namespace etap::testing
