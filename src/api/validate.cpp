@@ -1,0 +1,220 @@
+// Argument validation at the API boundary: every message names the argument, the value found and what the
+// caller can do about it. Nothing here touches device memory.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "api/api_internal.hpp"
+
+namespace etap {
+namespace {
+
+using api::str;
+
+constexpr int32_t kSupportedDqk = 576;
+constexpr int32_t kSupportedDv = 512;
+constexpr int32_t kSupportedPageSize = 64;
+constexpr int32_t kSupportedHkv = 1;
+constexpr int64_t kMaxSq = 64;
+constexpr int64_t kMaxRows = 64;  // R = s_q·h_q/h_kv: one row tile of the kernel
+constexpr std::uintptr_t kTmaAlignment = 16;
+constexpr std::uintptr_t kInt32Alignment = 4;
+constexpr int64_t kTmaRowAlignmentBytes = 16;
+constexpr int64_t kMaxStrideBytes = int64_t{1} << 40;  // cuTensorMapEncodeTiled's limit on global strides
+// The schedule places every request on a 32-bit cost line: pages plus a fixed cost of at most this much.
+constexpr int64_t kMaxCostPerRequestOverhead = 64;
+constexpr int64_t kCostLineLimit = int64_t{1} << 31;
+constexpr const char* kStrideHint = "strides are in elements; etap::make_dense_args fills dense strides";
+
+Status invalid(std::string message) {
+  return {StatusCode::kInvalidArgument, std::move(message)};
+}
+Status unsupported(std::string message) {
+  return {StatusCode::kUnsupported, std::move(message)};
+}
+
+bool is_known(DType dtype) {
+  const auto value = static_cast<int32_t>(dtype);
+  return value >= static_cast<int32_t>(DType::kBF16) && value <= static_cast<int32_t>(DType::kFP32);
+}
+
+std::string dtype_name(DType dtype) {
+  return is_known(dtype) ? std::string(to_string(dtype))
+                         : str("unknown dtype value ", static_cast<int32_t>(dtype));
+}
+
+Status check_positive(const char* name, int64_t value, const char* what) {
+  if (value >= 1) return Status::Ok();
+  return invalid(str(name, " must be at least 1; got ", value, " (", what, ")"));
+}
+
+Status check_dtypes(const DecodeProblem& p) {
+  for (const auto& [name, dtype] : {std::pair{"q_dtype", p.q_dtype}, std::pair{"kv_dtype", p.kv_dtype},
+                                    std::pair{"out_dtype", p.out_dtype}}) {
+    if (!is_known(dtype))
+      return invalid(str(name, " has the unknown value ", static_cast<int32_t>(dtype),
+                         "; use an etap::DType enumerator"));
+  }
+  if (p.q_dtype != DType::kBF16 && p.q_dtype != DType::kFP16)
+    return unsupported(str("q_dtype ", dtype_name(p.q_dtype), " is not supported; supported: bf16, fp16"));
+  if (p.kv_dtype == DType::kFP8E4M3)
+    return unsupported("FP8 KV cache is not supported yet; use a cache of the query's dtype");
+  if (p.kv_dtype != p.q_dtype)
+    return invalid(
+        str("kv_dtype (", dtype_name(p.kv_dtype), ") must equal q_dtype (", dtype_name(p.q_dtype), ")"));
+  if (p.out_dtype != p.q_dtype)
+    return invalid(
+        str("out_dtype (", dtype_name(p.out_dtype), ") must equal q_dtype (", dtype_name(p.q_dtype), ")"));
+  return Status::Ok();
+}
+
+Status check_null(const char* name, const void* pointer, const char* tensor) {
+  if (pointer != nullptr) return Status::Ok();
+  return invalid(str(name, " is null; pass the device address of ", tensor));
+}
+
+Status check_alignment(const char* name, const void* pointer, std::uintptr_t alignment, const char* why) {
+  if (reinterpret_cast<std::uintptr_t>(pointer) % alignment == 0) return Status::Ok();
+  return invalid(
+      str(name, " must be ", alignment, "-byte aligned ", why, "; got address ", api::hex_address(pointer)));
+}
+
+// One outer dimension of a strided tensor: its stride (elements) and extent.
+struct Dim {
+  const char* stride_name;
+  int64_t stride;
+  int64_t extent;
+};
+
+// Strides must be positive, below the TMA limit, keep 16-bit rows 16-byte aligned, and never map two
+// elements to one address (each dimension steps past the span of the dimensions inside it). `dims` are
+// listed outer to inner, the contiguous last dimension (inner_extent) excluded.
+Status check_strides(std::array<Dim, 3> dims, int64_t inner_extent, int64_t element_bytes,
+                     bool rows_feed_tma) {
+  const int64_t row_multiple = kTmaRowAlignmentBytes / element_bytes;
+  for (const Dim& d : dims) {
+    if (d.stride < 1)
+      return invalid(str(d.stride_name, " must be positive; got ", d.stride, " (", kStrideHint, ")"));
+    if (d.stride >= kMaxStrideBytes / element_bytes)
+      return invalid(
+          str(d.stride_name, " = ", d.stride, " elements is too large; strides must stay below 2^40 bytes"));
+    if (rows_feed_tma && d.stride % row_multiple != 0)
+      return invalid(str(d.stride_name, " = ", d.stride, " is not a multiple of ", row_multiple,
+                         " elements (16 bytes): TMA needs every row 16-byte aligned"));
+  }
+  // Innermost first; on equal strides the dimension declared outer is blamed for the overlap.
+  std::reverse(dims.begin(), dims.end());
+  std::stable_sort(dims.begin(), dims.end(), [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
+  int64_t span = inner_extent;  // elements covered by the dimensions inside the current one
+  for (const Dim& d : dims) {
+    if (d.extent <= 1) continue;  // a single index never overlaps anything
+    if (d.stride < span)
+      return invalid(str(d.stride_name, " = ", d.stride, " is smaller than ", span,
+                         " elements, the span of the dimensions inside it, so rows would overlap (",
+                         kStrideHint, ")"));
+    const int64_t step = d.extent - 1;
+    span = step > (std::numeric_limits<int64_t>::max() - span) / d.stride
+               ? std::numeric_limits<int64_t>::max()
+               : d.stride * step + span;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+namespace api {
+
+Status check_problem(const DecodeProblem& p) {
+  ETAP_RETURN_IF_ERROR(check_positive("batch", p.batch, "pad unused batch entries with seqlen 0"));
+  ETAP_RETURN_IF_ERROR(check_positive("s_q", p.s_q, "query tokens per request"));
+  ETAP_RETURN_IF_ERROR(check_positive("h_q", p.h_q, "query heads"));
+  ETAP_RETURN_IF_ERROR(check_positive("h_kv", p.h_kv, "KV heads; MLA uses 1"));
+  if (p.h_q % p.h_kv != 0) return invalid(str("h_q (", p.h_q, ") must be divisible by h_kv (", p.h_kv, ")"));
+  ETAP_RETURN_IF_ERROR(check_positive("d_qk", p.d_qk, "query/key head dim; MLA uses 576"));
+  ETAP_RETURN_IF_ERROR(check_positive("d_v", p.d_v, "value head dim; MLA uses 512"));
+  if (p.d_v > p.d_qk)
+    return invalid(str("d_v (", p.d_v, ") must not exceed d_qk (", p.d_qk,
+                       "): V is the first d_v columns of each cache row"));
+  ETAP_RETURN_IF_ERROR(check_positive("page_size", p.page_size, "tokens per cache page"));
+  ETAP_RETURN_IF_ERROR(check_positive("num_pages", p.num_pages, "pages in the KV cache"));
+  ETAP_RETURN_IF_ERROR(check_positive("max_pages_per_seq", p.max_pages_per_seq, "block_table columns"));
+  ETAP_RETURN_IF_ERROR(check_dtypes(p));
+
+  if (p.d_qk != kSupportedDqk || p.d_v != kSupportedDv)
+    return unsupported(str("head dims d_qk=", p.d_qk, "/d_v=", p.d_v,
+                           " are not supported yet; supported: ", kSupportedDqk, "/", kSupportedDv));
+  if (p.page_size != kSupportedPageSize)
+    return unsupported(
+        str("page_size ", p.page_size, " is not supported yet; supported: ", kSupportedPageSize, " tokens"));
+  if (p.h_kv != kSupportedHkv)
+    return unsupported(str("h_kv = ", p.h_kv, " KV heads is not supported yet; supported: ", kSupportedHkv,
+                           " (MLA's shared latent head)"));
+  if (p.s_q > kMaxSq)
+    return unsupported(str("s_q = ", p.s_q, " query tokens per request; this build supports up to ", kMaxSq));
+  const int64_t rows = int64_t{p.s_q} * p.h_q / p.h_kv;
+  if (rows > kMaxRows)
+    return unsupported(str("R = s_q·h_q/h_kv = ", rows, " query rows per KV head; this build supports up to ",
+                           kMaxRows, " (lower s_q, or split the heads over several calls)"));
+  const int64_t cost_line = int64_t{p.batch} * (int64_t{p.max_pages_per_seq} + kMaxCostPerRequestOverhead);
+  if (cost_line >= kCostLineLimit)
+    return unsupported(str("batch · (max_pages_per_seq + ", kMaxCostPerRequestOverhead, ") = ", cost_line,
+                           " must stay below 2^31 (the schedule uses 32-bit positions); split the batch into "
+                           "smaller calls"));
+  return Status::Ok();
+}
+
+}  // namespace api
+
+Status validate(const DecodeArgs& args) {
+  const DecodeProblem& p = args.problem;
+  ETAP_RETURN_IF_ERROR(api::check_problem(p));
+
+  ETAP_RETURN_IF_ERROR(check_null("q", args.q, "the query tensor [batch, s_q, h_q, d_qk]"));
+  ETAP_RETURN_IF_ERROR(
+      check_null("kv_cache", args.kv_cache, "the KV cache [num_pages, page_size, h_kv, d_qk]"));
+  ETAP_RETURN_IF_ERROR(
+      check_null("block_table", args.block_table, "the int32 block table [batch, max_pages_per_seq]"));
+  ETAP_RETURN_IF_ERROR(check_null("seqlens", args.seqlens, "the int32 sequence lengths [batch]"));
+  ETAP_RETURN_IF_ERROR(check_null("out", args.out, "the output tensor [batch, s_q, h_q, d_v]"));
+
+  ETAP_RETURN_IF_ERROR(check_alignment("q", args.q, kTmaAlignment, "for TMA"));
+  ETAP_RETURN_IF_ERROR(check_alignment("kv_cache", args.kv_cache, kTmaAlignment, "for TMA"));
+  ETAP_RETURN_IF_ERROR(check_alignment("out", args.out, kTmaAlignment, "for vectorised stores"));
+  ETAP_RETURN_IF_ERROR(check_alignment("block_table", args.block_table, kInt32Alignment, "(int32)"));
+  ETAP_RETURN_IF_ERROR(check_alignment("seqlens", args.seqlens, kInt32Alignment, "(int32)"));
+  if (args.lse != nullptr) ETAP_RETURN_IF_ERROR(check_alignment("lse", args.lse, kInt32Alignment, "(fp32)"));
+
+  const int64_t element = static_cast<int64_t>(dtype_bytes(p.q_dtype));
+  ETAP_RETURN_IF_ERROR(check_strides(
+      {Dim{"q_batch_stride", args.q_batch_stride, p.batch}, Dim{"q_seq_stride", args.q_seq_stride, p.s_q},
+       Dim{"q_head_stride", args.q_head_stride, p.h_q}},
+      p.d_qk, element, true));
+  ETAP_RETURN_IF_ERROR(check_strides({Dim{"kv_page_stride", args.kv_page_stride, p.num_pages},
+                                      Dim{"kv_token_stride", args.kv_token_stride, p.page_size},
+                                      Dim{"kv_head_stride", args.kv_head_stride, p.h_kv}},
+                                     p.d_qk, element, true));
+  ETAP_RETURN_IF_ERROR(check_strides({Dim{"out_batch_stride", args.out_batch_stride, p.batch},
+                                      Dim{"out_seq_stride", args.out_seq_stride, p.s_q},
+                                      Dim{"out_head_stride", args.out_head_stride, p.h_q}},
+                                     p.d_v, static_cast<int64_t>(dtype_bytes(p.out_dtype)), true));
+  if (args.lse != nullptr)
+    ETAP_RETURN_IF_ERROR(check_strides({Dim{"lse_batch_stride", args.lse_batch_stride, p.batch},
+                                        Dim{"lse_head_stride", args.lse_head_stride, p.h_q},
+                                        Dim{"lse_seq_stride", args.lse_seq_stride, p.s_q}},
+                                       1, sizeof(float), false));
+  if (args.block_table_stride < p.max_pages_per_seq)
+    return invalid(str("block_table_stride (", args.block_table_stride,
+                       ") must be at least max_pages_per_seq (", p.max_pages_per_seq, ")"));
+
+  if (!std::isfinite(args.softmax_scale) || args.softmax_scale <= 0.f)
+    return invalid(str("softmax_scale must be a finite positive number; got ", args.softmax_scale,
+                       " (DeepSeek-V3 uses 1/sqrt(192) · mscale² ≈ 0.1352)"));
+  if (args.lse_base != LseBase::kNatural && args.lse_base != LseBase::kBase2)
+    return invalid(str("lse_base has the unknown value ", static_cast<int32_t>(args.lse_base),
+                       "; use LseBase::kNatural or LseBase::kBase2"));
+  return Status::Ok();
+}
+
+}  // namespace etap

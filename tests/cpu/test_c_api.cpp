@@ -1,0 +1,192 @@
+// The C ABI: same answers as the C++ API, failures readable through etap_last_error() per thread.
+#include <etap/etap.h>
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <etap/etap.hpp>
+#include <string>
+#include <thread>
+
+namespace {
+
+constexpr int32_t kNumSms = 132;
+
+::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
+}
+
+template <typename T>
+T* fake_address(std::uintptr_t address) {
+  return reinterpret_cast<T*>(address);
+}
+
+etap_problem c_problem(int32_t batch = 4, int32_t s_q = 1, int32_t h_q = 16) {
+  etap_problem p = etap_default_problem();
+  p.batch = batch;
+  p.s_q = s_q;
+  p.h_q = h_q;
+  p.num_pages = 100;
+  p.max_pages_per_seq = 16;
+  return p;
+}
+
+etap_decode_args c_args(const etap_problem& p) {
+  etap_decode_args args;
+  etap_make_dense_args(&p, fake_address<void>(0x100000), fake_address<void>(0x200000),
+                       fake_address<int32_t>(0x300000), fake_address<int32_t>(0x400000),
+                       fake_address<void>(0x500000), fake_address<float>(0x600000), 0.1352f, 0,
+                       ETAP_LSE_NATURAL, &args);
+  return args;
+}
+
+etap::DecodeProblem cpp_problem(const etap_problem& c) {
+  etap::DecodeProblem p;
+  p.batch = c.batch;
+  p.s_q = c.s_q;
+  p.h_q = c.h_q;
+  p.num_pages = c.num_pages;
+  p.max_pages_per_seq = c.max_pages_per_seq;
+  return p;
+}
+
+TEST(CApi, DefaultsMirrorTheCppStructs) {
+  const etap_problem c = etap_default_problem();
+  const etap::DecodeProblem cpp;
+  EXPECT_EQ(c.batch, cpp.batch);
+  EXPECT_EQ(c.s_q, cpp.s_q);
+  EXPECT_EQ(c.h_kv, cpp.h_kv);
+  EXPECT_EQ(c.d_qk, cpp.d_qk);
+  EXPECT_EQ(c.d_v, cpp.d_v);
+  EXPECT_EQ(c.page_size, cpp.page_size);
+  EXPECT_EQ(c.q_dtype, ETAP_DTYPE_BF16);
+  const etap_options options = etap_default_options();
+  EXPECT_EQ(options.num_sms, 0);
+  EXPECT_EQ(options.checked, 0);
+}
+
+TEST(CApi, ValidArgsPass) {
+  const etap_decode_args args = c_args(c_problem());
+  EXPECT_EQ(etap_validate(&args), ETAP_OK) << etap_last_error();
+}
+
+TEST(CApi, ValidationErrorRoundTrip) {
+  etap_problem p = c_problem();
+  p.h_q = 10;
+  p.h_kv = 3;
+  const etap_decode_args args = c_args(p);
+  EXPECT_EQ(etap_validate(&args), ETAP_INVALID_ARGUMENT);
+  EXPECT_STREQ(etap_last_error(), "h_q (10) must be divisible by h_kv (3)");
+}
+
+TEST(CApi, DenseArgsMatchTheCppOnes) {
+  const etap_problem p = c_problem(3, 2, 8);
+  const etap_decode_args c = c_args(p);
+  const etap::DecodeArgs cpp = etap::make_dense_args(cpp_problem(p), c.q, c.kv_cache, c.block_table,
+                                                     c.seqlens, c.out, c.lse, 0.1352f, false);
+  EXPECT_EQ(c.q_batch_stride, cpp.q_batch_stride);
+  EXPECT_EQ(c.q_seq_stride, cpp.q_seq_stride);
+  EXPECT_EQ(c.q_head_stride, cpp.q_head_stride);
+  EXPECT_EQ(c.kv_page_stride, cpp.kv_page_stride);
+  EXPECT_EQ(c.kv_token_stride, cpp.kv_token_stride);
+  EXPECT_EQ(c.kv_head_stride, cpp.kv_head_stride);
+  EXPECT_EQ(c.block_table_stride, cpp.block_table_stride);
+  EXPECT_EQ(c.out_batch_stride, cpp.out_batch_stride);
+  EXPECT_EQ(c.out_seq_stride, cpp.out_seq_stride);
+  EXPECT_EQ(c.out_head_stride, cpp.out_head_stride);
+  EXPECT_EQ(c.lse_batch_stride, cpp.lse_batch_stride);
+  EXPECT_EQ(c.lse_head_stride, cpp.lse_head_stride);
+  EXPECT_EQ(c.lse_seq_stride, cpp.lse_seq_stride);
+  EXPECT_EQ(c.causal, 0);
+  EXPECT_EQ(c.lse_base, ETAP_LSE_NATURAL);
+}
+
+TEST(CApi, LastErrorSurvivesALaterSuccess) {
+  EXPECT_EQ(etap_validate(nullptr), ETAP_INVALID_ARGUMENT);
+  const etap_decode_args good = c_args(c_problem());
+  EXPECT_EQ(etap_validate(&good), ETAP_OK);
+  EXPECT_STREQ(etap_last_error(), "args is NULL");
+}
+
+TEST(CApi, LastErrorIsPerThread) {
+  etap_problem p = c_problem();
+  p.page_size = 16;
+  const etap_decode_args args = c_args(p);
+  ASSERT_EQ(etap_validate(&args), ETAP_UNSUPPORTED);
+  const std::string mine = etap_last_error();
+  std::string theirs;
+  std::thread other([&] {
+    EXPECT_EQ(etap_validate(nullptr), ETAP_INVALID_ARGUMENT);
+    theirs = etap_last_error();
+  });
+  other.join();
+  EXPECT_EQ(theirs, "args is NULL");
+  EXPECT_EQ(std::string(etap_last_error()), mine);
+  EXPECT_TRUE(Contains(mine, "page_size 16 is not supported yet"));
+}
+
+TEST(CApi, SizesEqualTheCppOnes) {
+  const etap_options options{kNumSms, 0};
+  for (const etap_problem& p : {c_problem(1), c_problem(4096), c_problem(16, 4, 16), c_problem(3, 1, 64)}) {
+    EXPECT_EQ(etap_plan_bytes(&p, &options), etap::plan_bytes(cpp_problem(p), {kNumSms, false}));
+    EXPECT_EQ(etap_workspace_bytes(&p, &options), etap::workspace_bytes(cpp_problem(p), {kNumSms, false}));
+    EXPECT_GT(etap_plan_bytes(&p, &options), 0u);
+  }
+}
+
+TEST(CApi, NullOptionsMeansDefaults) {
+  const etap_problem p = c_problem();
+  EXPECT_EQ(etap_plan_bytes(&p, nullptr), etap::plan_bytes(cpp_problem(p)));
+}
+
+TEST(CApi, ZeroSizeSaysWhy) {
+  etap_problem p = c_problem();
+  p.d_qk = 320;
+  p.d_v = 256;
+  const etap_options options{kNumSms, 0};
+  EXPECT_EQ(etap_workspace_bytes(&p, &options), 0u);
+  EXPECT_TRUE(Contains(etap_last_error(), "head dims d_qk=320/d_v=256 are not supported yet"));
+  EXPECT_EQ(etap_plan_bytes(nullptr, &options), 0u);
+  EXPECT_STREQ(etap_last_error(), "problem is NULL");
+}
+
+TEST(CApi, WorkspaceTooSmall) {
+  const etap_problem p = c_problem();
+  const etap_options options{kNumSms, 0};
+  const etap_decode_args args = c_args(p);
+  const etap_status status = etap_decode(&args, fake_address<void>(0x700000), etap_plan_bytes(&p, &options),
+                                         fake_address<void>(0x800000), 64, nullptr, &options);
+  EXPECT_EQ(status, ETAP_WORKSPACE_TOO_SMALL);
+  EXPECT_TRUE(Contains(etap_last_error(), "workspace is 64 bytes; this problem needs"));
+}
+
+TEST(CApi, PlanBufferTooSmall) {
+  const etap_problem p = c_problem();
+  const etap_options options{kNumSms, 0};
+  const etap_decode_args args = c_args(p);
+  EXPECT_EQ(etap_plan(&args, fake_address<void>(0x700000), 8, nullptr, &options), ETAP_WORKSPACE_TOO_SMALL);
+  EXPECT_TRUE(Contains(etap_last_error(), "plan buffer is 8 bytes"));
+}
+
+TEST(CApi, NullArgumentsAreRejected) {
+  EXPECT_EQ(etap_plan(nullptr, nullptr, 0, nullptr, nullptr), ETAP_INVALID_ARGUMENT);
+  EXPECT_EQ(etap_decode(nullptr, nullptr, 0, nullptr, 0, nullptr, nullptr), ETAP_INVALID_ARGUMENT);
+  EXPECT_EQ(etap_merge_states(nullptr, nullptr), ETAP_INVALID_ARGUMENT);
+  EXPECT_STREQ(etap_last_error(), "args is NULL");
+}
+
+TEST(CApi, StatusStringsMatchTheCppNames) {
+  for (int c = ETAP_OK; c <= ETAP_CHECK_FAILED; ++c)
+    EXPECT_STREQ(etap_status_string(static_cast<etap_status>(c)),
+                 etap::to_string(static_cast<etap::StatusCode>(c)));
+}
+
+TEST(CApi, CheckDeviceMatchesTheCppAnswer) {
+  const etap::Status cpp = etap::check_device(0);
+  EXPECT_EQ(static_cast<int>(etap_check_device(0)), static_cast<int>(cpp.code()));
+  if (!cpp.ok()) {
+    EXPECT_EQ(std::string(etap_last_error()), cpp.message());
+  }
+}
+
+}  // namespace

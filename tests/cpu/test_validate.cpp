@@ -1,0 +1,352 @@
+// validate(): one test per bad input, checking the status code and that the message names the argument and
+// what is expected. validate() never dereferences a pointer, so fake aligned addresses stand in for buffers.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <etap/etap.hpp>
+#include <limits>
+#include <string>
+
+namespace etap {
+namespace {
+
+::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
+}
+
+template <typename T>
+T* fake_address(std::uintptr_t address) {
+  return reinterpret_cast<T*>(address);
+}
+
+class Validate : public ::testing::Test {
+ protected:
+  Validate() {
+    problem_.batch = 4;
+    problem_.h_q = 16;
+    problem_.num_pages = 100;
+    problem_.max_pages_per_seq = 16;
+    reset();
+  }
+
+  void reset() {
+    args_ = make_dense_args(problem_, fake_address<void>(0x100000), fake_address<void>(0x200000),
+                            fake_address<int32_t>(0x300000), fake_address<int32_t>(0x400000),
+                            fake_address<void>(0x500000), fake_address<float>(0x600000), 0.1352f, false);
+  }
+
+  // Sets a problem field and rebuilds dense strides for it.
+  template <typename Edit>
+  Status with_problem(Edit edit) {
+    edit(problem_);
+    reset();
+    return validate(args_);
+  }
+
+  void expect(StatusCode code, const std::string& text) {
+    const Status status = validate(args_);
+    EXPECT_EQ(status.code(), code) << status.message();
+    EXPECT_TRUE(Contains(status.message(), text));
+  }
+
+  DecodeProblem problem_;
+  DecodeArgs args_;
+};
+
+void expect_status(const Status& status, StatusCode code, const std::string& text) {
+  EXPECT_EQ(status.code(), code) << status.message();
+  EXPECT_TRUE(Contains(status.message(), text));
+}
+
+TEST_F(Validate, DenseArgsPass) {
+  const Status status = validate(args_);
+  EXPECT_TRUE(status.ok()) << status.message();
+}
+
+TEST_F(Validate, Fp16Passes) {
+  const Status status =
+      with_problem([](DecodeProblem& p) { p.q_dtype = p.kv_dtype = p.out_dtype = DType::kFP16; });
+  EXPECT_TRUE(status.ok()) << status.message();
+}
+
+TEST_F(Validate, MtpWith64RowsPasses) {
+  const Status status = with_problem([](DecodeProblem& p) { p.s_q = 4; });
+  EXPECT_TRUE(status.ok()) << status.message();
+}
+
+TEST_F(Validate, NullLseIsAllowed) {
+  args_.lse = nullptr;
+  args_.lse_batch_stride = args_.lse_head_stride = args_.lse_seq_stride = 0;
+  EXPECT_TRUE(validate(args_).ok());
+}
+
+TEST_F(Validate, NullQ) {
+  args_.q = nullptr;
+  expect(StatusCode::kInvalidArgument, "q is null");
+}
+
+TEST_F(Validate, NullKvCache) {
+  args_.kv_cache = nullptr;
+  expect(StatusCode::kInvalidArgument, "kv_cache is null");
+}
+
+TEST_F(Validate, NullBlockTable) {
+  args_.block_table = nullptr;
+  expect(StatusCode::kInvalidArgument, "block_table is null");
+}
+
+TEST_F(Validate, NullSeqlens) {
+  args_.seqlens = nullptr;
+  expect(StatusCode::kInvalidArgument, "seqlens is null");
+}
+
+TEST_F(Validate, NullOut) {
+  args_.out = nullptr;
+  expect(StatusCode::kInvalidArgument, "out is null; pass the device address of the output tensor");
+}
+
+TEST_F(Validate, MisalignedQ) {
+  args_.q = fake_address<void>(0x100002);
+  expect(StatusCode::kInvalidArgument, "q must be 16-byte aligned for TMA; got address 0x100002");
+}
+
+TEST_F(Validate, MisalignedKvCache) {
+  args_.kv_cache = fake_address<void>(0x200008);
+  expect(StatusCode::kInvalidArgument, "kv_cache must be 16-byte aligned for TMA; got address 0x200008");
+}
+
+TEST_F(Validate, MisalignedOut) {
+  args_.out = fake_address<void>(0x500004);
+  expect(StatusCode::kInvalidArgument, "out must be 16-byte aligned");
+}
+
+TEST_F(Validate, MisalignedBlockTable) {
+  args_.block_table = fake_address<int32_t>(0x300002);
+  expect(StatusCode::kInvalidArgument, "block_table must be 4-byte aligned");
+}
+
+TEST_F(Validate, MisalignedLse) {
+  args_.lse = fake_address<float>(0x600001);
+  expect(StatusCode::kInvalidArgument, "lse must be 4-byte aligned");
+}
+
+TEST_F(Validate, ZeroStride) {
+  args_.q_head_stride = 0;
+  expect(StatusCode::kInvalidArgument, "q_head_stride must be positive; got 0 (strides are in elements");
+}
+
+TEST_F(Validate, NegativeStride) {
+  args_.out_batch_stride = -8192;
+  expect(StatusCode::kInvalidArgument, "out_batch_stride must be positive; got -8192");
+}
+
+TEST_F(Validate, StrideNotAMultipleOf16Bytes) {
+  args_.q_head_stride = 580;
+  expect(StatusCode::kInvalidArgument, "q_head_stride = 580 is not a multiple of 8 elements (16 bytes)");
+}
+
+TEST_F(Validate, KvTokenStrideOverlapsTheRow) {
+  args_.kv_token_stride = 512;
+  args_.kv_page_stride = 512 * 64;
+  expect(StatusCode::kInvalidArgument, "kv_token_stride = 512 is smaller than 576 elements");
+}
+
+TEST_F(Validate, KvPageStrideOverlapsThePage) {
+  args_.kv_page_stride = 576;
+  expect(StatusCode::kInvalidArgument, "kv_page_stride = 576 is smaller than 36864 elements");
+}
+
+TEST_F(Validate, QSeqStrideOverlapsTheHeads) {
+  problem_.s_q = 2;
+  reset();
+  args_.q_seq_stride = 576;
+  expect(StatusCode::kInvalidArgument, "q_seq_stride = 576 is smaller than 9216 elements");
+}
+
+TEST_F(Validate, OutHeadStrideSmallerThanDv) {
+  args_.out_head_stride = 256;
+  expect(StatusCode::kInvalidArgument, "out_head_stride = 256 is smaller than 512 elements");
+}
+
+TEST_F(Validate, HugeStride) {
+  args_.kv_page_stride = int64_t{1} << 40;
+  expect(StatusCode::kInvalidArgument, "kv_page_stride = 1099511627776 elements is too large");
+}
+
+TEST_F(Validate, HeadMajorQueryLayoutPasses) {
+  // q stored as [batch, h_q, s_q, d_qk]: strides permuted, still no overlap.
+  problem_.s_q = 2;
+  reset();
+  args_.q_seq_stride = 576;
+  args_.q_head_stride = 2 * 576;
+  const Status status = validate(args_);
+  EXPECT_TRUE(status.ok()) << status.message();
+}
+
+TEST_F(Validate, PaddedRowsPass) {
+  args_.kv_token_stride = 640;
+  args_.kv_page_stride = 640 * 64 + 64;
+  EXPECT_TRUE(validate(args_).ok());
+}
+
+TEST_F(Validate, LseStrideZero) {
+  args_.lse_head_stride = 0;
+  expect(StatusCode::kInvalidArgument, "lse_head_stride must be positive");
+}
+
+TEST_F(Validate, LseStridesOverlap) {
+  args_.lse_batch_stride = 8;
+  expect(StatusCode::kInvalidArgument, "lse_batch_stride = 8 is smaller than 16 elements");
+}
+
+TEST_F(Validate, BlockTableStrideSmallerThanMaxPages) {
+  args_.block_table_stride = 10;
+  expect(StatusCode::kInvalidArgument, "block_table_stride (10) must be at least max_pages_per_seq (16)");
+}
+
+TEST_F(Validate, BatchZero) {
+  expect_status(with_problem([](DecodeProblem& p) { p.batch = 0; }), StatusCode::kInvalidArgument,
+                "batch must be at least 1; got 0");
+}
+
+TEST_F(Validate, SqZero) {
+  expect_status(with_problem([](DecodeProblem& p) { p.s_q = 0; }), StatusCode::kInvalidArgument,
+                "s_q must be at least 1; got 0");
+}
+
+TEST_F(Validate, HqZero) {
+  expect_status(with_problem([](DecodeProblem& p) { p.h_q = 0; }), StatusCode::kInvalidArgument,
+                "h_q must be at least 1; got 0");
+}
+
+TEST_F(Validate, HkvZero) {
+  expect_status(with_problem([](DecodeProblem& p) { p.h_kv = 0; }), StatusCode::kInvalidArgument,
+                "h_kv must be at least 1; got 0");
+}
+
+TEST_F(Validate, HqNotDivisibleByHkv) {
+  expect_status(with_problem([](DecodeProblem& p) {
+                  p.h_q = 10;
+                  p.h_kv = 3;
+                }),
+                StatusCode::kInvalidArgument, "h_q (10) must be divisible by h_kv (3)");
+}
+
+TEST_F(Validate, DvLargerThanDqk) {
+  expect_status(with_problem([](DecodeProblem& p) { p.d_v = 640; }), StatusCode::kInvalidArgument,
+                "d_v (640) must not exceed d_qk (576)");
+}
+
+TEST_F(Validate, UnsupportedHeadDims) {
+  expect_status(with_problem([](DecodeProblem& p) {
+                  p.d_qk = 320;
+                  p.d_v = 256;
+                }),
+                StatusCode::kUnsupported,
+                "head dims d_qk=320/d_v=256 are not supported yet; supported: 576/512");
+}
+
+TEST_F(Validate, PageSizeZero) {
+  expect_status(with_problem([](DecodeProblem& p) { p.page_size = 0; }), StatusCode::kInvalidArgument,
+                "page_size must be at least 1; got 0");
+}
+
+TEST_F(Validate, PageSize16Unsupported) {
+  expect_status(with_problem([](DecodeProblem& p) { p.page_size = 16; }), StatusCode::kUnsupported,
+                "page_size 16 is not supported yet; supported: 64");
+}
+
+TEST_F(Validate, TwoKvHeadsUnsupported) {
+  expect_status(with_problem([](DecodeProblem& p) { p.h_kv = 2; }), StatusCode::kUnsupported,
+                "h_kv = 2 KV heads is not supported yet");
+}
+
+TEST_F(Validate, TooManyRowsPerKvHead) {
+  expect_status(with_problem([](DecodeProblem& p) {
+                  p.s_q = 2;
+                  p.h_q = 64;
+                }),
+                StatusCode::kUnsupported,
+                "R = s_q·h_q/h_kv = 128 query rows per KV head; this build supports up to 64");
+}
+
+TEST_F(Validate, TooManyQueryTokens) {
+  expect_status(with_problem([](DecodeProblem& p) {
+                  p.s_q = 65;
+                  p.h_q = 1;
+                }),
+                StatusCode::kUnsupported, "s_q = 65 query tokens per request; this build supports up to 64");
+}
+
+TEST_F(Validate, NumPagesZero) {
+  expect_status(with_problem([](DecodeProblem& p) { p.num_pages = 0; }), StatusCode::kInvalidArgument,
+                "num_pages must be at least 1; got 0");
+}
+
+TEST_F(Validate, MaxPagesPerSeqZero) {
+  expect_status(with_problem([](DecodeProblem& p) { p.max_pages_per_seq = 0; }), StatusCode::kInvalidArgument,
+                "max_pages_per_seq must be at least 1; got 0");
+}
+
+TEST_F(Validate, ScheduleOverflowGuard) {
+  expect_status(with_problem([](DecodeProblem& p) {
+                  p.batch = 65536;
+                  p.max_pages_per_seq = 32768;
+                }),
+                StatusCode::kUnsupported, "must stay below 2^31");
+}
+
+TEST_F(Validate, QueryFp32Unsupported) {
+  expect_status(with_problem([](DecodeProblem& p) { p.q_dtype = p.kv_dtype = p.out_dtype = DType::kFP32; }),
+                StatusCode::kUnsupported, "q_dtype fp32 is not supported; supported: bf16, fp16");
+}
+
+TEST_F(Validate, Fp8KvCacheUnsupported) {
+  expect_status(with_problem([](DecodeProblem& p) { p.kv_dtype = DType::kFP8E4M3; }),
+                StatusCode::kUnsupported, "FP8 KV cache is not supported yet");
+}
+
+TEST_F(Validate, KvDtypeMismatch) {
+  expect_status(with_problem([](DecodeProblem& p) { p.kv_dtype = DType::kFP16; }),
+                StatusCode::kInvalidArgument, "kv_dtype (fp16) must equal q_dtype (bf16)");
+}
+
+TEST_F(Validate, OutDtypeMismatch) {
+  expect_status(with_problem([](DecodeProblem& p) { p.out_dtype = DType::kFP32; }),
+                StatusCode::kInvalidArgument, "out_dtype (fp32) must equal q_dtype (bf16)");
+}
+
+TEST_F(Validate, UnknownDtypeValue) {
+  expect_status(with_problem([](DecodeProblem& p) { p.q_dtype = static_cast<DType>(7); }),
+                StatusCode::kInvalidArgument, "q_dtype has the unknown value 7");
+}
+
+TEST_F(Validate, ZeroSoftmaxScale) {
+  args_.softmax_scale = 0.f;
+  expect(StatusCode::kInvalidArgument, "softmax_scale must be a finite positive number; got 0");
+}
+
+TEST_F(Validate, NegativeSoftmaxScale) {
+  args_.softmax_scale = -0.5f;
+  expect(StatusCode::kInvalidArgument, "softmax_scale must be a finite positive number; got -0.5");
+}
+
+TEST_F(Validate, NanSoftmaxScale) {
+  args_.softmax_scale = std::numeric_limits<float>::quiet_NaN();
+  expect(StatusCode::kInvalidArgument, "softmax_scale must be a finite positive number");
+}
+
+TEST_F(Validate, InfiniteSoftmaxScale) {
+  args_.softmax_scale = std::numeric_limits<float>::infinity();
+  expect(StatusCode::kInvalidArgument, "softmax_scale must be a finite positive number");
+}
+
+TEST_F(Validate, UnknownLseBase) {
+  args_.lse_base = static_cast<LseBase>(5);
+  expect(StatusCode::kInvalidArgument, "lse_base has the unknown value 5");
+}
+
+}  // namespace
+}  // namespace etap

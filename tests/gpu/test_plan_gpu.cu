@@ -1,0 +1,167 @@
+// The plan kernel against its host twin, word for word, through the public etap::plan().
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <etap/etap.hpp>
+#include <random>
+#include <vector>
+
+#include "decode/plan.hpp"
+#include "decode/plan_host.hpp"
+#include "gpu/gpu_test_util.hpp"
+
+namespace etap {
+namespace {
+
+constexpr int kPageSize = 64;
+constexpr int kNumSms = 132;
+constexpr int kPoisonByte = 0x7f;  // every plan word must be overwritten
+constexpr std::size_t kStandInBytes = 256;
+
+// Owns one device allocation.
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  explicit DeviceBuffer(std::size_t bytes) {
+    if (cudaMalloc(&ptr, bytes) != cudaSuccess) ptr = nullptr;
+  }
+  ~DeviceBuffer() { cudaFree(ptr); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+struct PlanCase {
+  std::vector<int32_t> seqlens;
+  int32_t max_pages;
+  int num_sms = kNumSms;
+  int32_t s_q = 1, h_q = 16;
+};
+
+DecodeProblem problem_of(const PlanCase& c) {
+  DecodeProblem p;
+  p.batch = static_cast<int32_t>(c.seqlens.size());
+  p.s_q = c.s_q;
+  p.h_q = c.h_q;
+  p.num_pages = 1;  // the planner never reads the cache
+  p.max_pages_per_seq = c.max_pages;
+  return p;
+}
+
+// Runs etap::plan (optionally inside a CUDA graph) and returns the plan buffer.
+std::vector<int32_t> gpu_plan(const PlanCase& c, bool in_graph = false) {
+  const DecodeProblem problem = problem_of(c);
+  const Options options{c.num_sms, false};
+  const std::size_t bytes = plan_bytes(problem, options);
+  EXPECT_GT(bytes, 0u);
+  DeviceBuffer plan_buffer(bytes), seqlens(c.seqlens.size() * sizeof(int32_t)), stand_in(kStandInBytes);
+  EXPECT_NE(plan_buffer.ptr, nullptr);
+  EXPECT_EQ(
+      cudaMemcpy(seqlens.ptr, c.seqlens.data(), c.seqlens.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
+      cudaSuccess);
+  EXPECT_EQ(cudaMemset(plan_buffer.ptr, kPoisonByte, bytes), cudaSuccess);
+  // q, kv, block_table and out are never read by the planner: one small buffer stands in for them.
+  const DecodeArgs args =
+      make_dense_args(problem, stand_in.ptr, stand_in.ptr, static_cast<int32_t*>(stand_in.ptr),
+                      static_cast<int32_t*>(seqlens.ptr), stand_in.ptr, nullptr, 0.1352f, false);
+  cudaStream_t stream = nullptr;
+  EXPECT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  if (in_graph) {
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    EXPECT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), cudaSuccess);
+    const Status status = plan(args, plan_buffer.ptr, bytes, stream, options);
+    EXPECT_TRUE(status.ok()) << status.message();
+    EXPECT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+    EXPECT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    EXPECT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+  } else {
+    const Status status = plan(args, plan_buffer.ptr, bytes, stream, options);
+    EXPECT_TRUE(status.ok()) << status.message();
+  }
+  std::vector<int32_t> result(bytes / sizeof(int32_t));
+  EXPECT_EQ(cudaMemcpyAsync(result.data(), plan_buffer.ptr, bytes, cudaMemcpyDeviceToHost, stream),
+            cudaSuccess);
+  EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  cudaStreamDestroy(stream);
+  return result;
+}
+
+void expect_matches_host(const PlanCase& c, bool in_graph = false) {
+  const DecodeProblem problem = problem_of(c);
+  const auto params = decoding::plan_params(c.num_sms, problem.h_kv, problem.rows());
+  const std::vector<int32_t> expected =
+      decoding::build_plan_host(c.seqlens.data(), problem.batch, kPageSize, c.max_pages, params);
+  const std::vector<int32_t> actual = gpu_plan(c, in_graph);
+  ASSERT_EQ(actual.size(), expected.size());
+  for (std::size_t k = 0; k < expected.size(); ++k)
+    ASSERT_EQ(actual[k], expected[k]) << "first differing plan word " << k << " of " << expected.size();
+}
+
+std::vector<int32_t> random_seqlens(int32_t batch, int32_t max_len, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> len(0, max_len);
+  std::vector<int32_t> s(batch);
+  for (auto& v : s) v = len(rng);
+  return s;
+}
+
+TEST(PlanGpu, SingleRequest8K) {
+  ETAP_REQUIRE_SM90();
+  expect_matches_host({{8192}, 128});
+}
+
+TEST(PlanGpu, SingleRequestOneMillionTokens) {
+  ETAP_REQUIRE_SM90();
+  expect_matches_host({{1 << 20}, (1 << 20) / kPageSize});
+}
+
+TEST(PlanGpu, Batch4096Short) {
+  ETAP_REQUIRE_SM90();
+  expect_matches_host({random_seqlens(4096, 300, 7), 8});
+}
+
+TEST(PlanGpu, AllZeroLengths) {
+  ETAP_REQUIRE_SM90();
+  expect_matches_host({std::vector<int32_t>(100, 0), 4});
+}
+
+TEST(PlanGpu, RandomAcrossChunkBoundaries) {
+  ETAP_REQUIRE_SM90();
+  for (const int32_t batch : {1023, 1024, 1025, 3000})
+    expect_matches_host({random_seqlens(batch, 5000, static_cast<uint32_t>(batch)), 80});
+}
+
+TEST(PlanGpu, LargeBatch) {
+  ETAP_REQUIRE_SM90();
+  expect_matches_host({random_seqlens(70000, 1000, 11), 16});
+}
+
+TEST(PlanGpu, MorePartsThanThreads) {
+  ETAP_REQUIRE_SM90();
+  expect_matches_host({random_seqlens(50, 200000, 3), 4096, 3000});
+}
+
+TEST(PlanGpu, OneSm) {
+  ETAP_REQUIRE_SM90();
+  expect_matches_host({random_seqlens(20, 5000, 5), 80, 1});
+}
+
+TEST(PlanGpu, MtpRows) {
+  ETAP_REQUIRE_SM90();
+  expect_matches_host({random_seqlens(16, 20000, 9), 320, kNumSms, 4, 16});
+}
+
+TEST(PlanGpu, ClampsSeqlensToTheBlockTable) {
+  ETAP_REQUIRE_SM90();
+  expect_matches_host({{-5, 10000, 64, 0, 1 << 30}, 4});
+}
+
+TEST(PlanGpu, CapturedInCudaGraph) {
+  ETAP_REQUIRE_SM90();
+  expect_matches_host({random_seqlens(300, 9000, 13), 160}, true);
+}
+
+}  // namespace
+}  // namespace etap
