@@ -36,7 +36,7 @@ if has build; then
 fi
 
 if has unit; then
-  ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 300 >"$OUT/ctest-gpu.log" 2>&1
+  ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout ${ETAP_TEST_TIMEOUT:-300} >"$OUT/ctest-gpu.log" 2>&1
   rc=$?
   grep -E "tests passed|tests failed|\*\*\*Failed|Not Run|Exception|Timeout" "$OUT/ctest-gpu.log" | tail -25
   note gpu-tests "$([ $rc = 0 ] && echo ok || echo FAIL)" "$(grep -Eo '[0-9]+% tests passed.*' "$OUT/ctest-gpu.log")"
