@@ -3,33 +3,126 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cmath>
+
 #include "decode/plan.hpp"
 #include "hopper/fence.cuh"
-#include "merge/merge.cuh"
 
 namespace etap::decoding {
 namespace {
 
-constexpr int kRowsPerBlock = 8;  // one warp per row
 constexpr int kDv = 512;
+constexpr int kThreads = 512;
+constexpr int kColumnVectors = kDv / 4;               // float4 columns of a row
+constexpr int kStateGroups = kThreads / kColumnVectors;  // threads sharing one column split the states
+constexpr int kUnroll = 8;                            // independent loads in flight per thread
+constexpr int kMaxStates = 1024;                      // splits of one request ≤ parts ≤ kMaxParts
+static_assert(kMaxStates >= kMaxParts);
+
+__device__ float block_reduce(float v, bool is_max, float* scratch) {
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float o = __shfl_xor_sync(0xffffffffu, v, offset);
+    v = is_max ? fmaxf(v, o) : v + o;
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < kThreads / 32 ? scratch[lane] : (is_max ? -INFINITY : 0.f);
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float o = __shfl_xor_sync(0xffffffffu, v, offset);
+    v = is_max ? fmaxf(v, o) : v + o;
+  }
+  __syncthreads();  // scratch is reused by the next reduction
+  return v;
+}
 
 template <typename T>
-__global__ void __launch_bounds__(32 * kRowsPerBlock) combine_kernel(const __grid_constant__ KernelParams p) {
+__device__ void store4(T* dst, float4 v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+    *reinterpret_cast<uint2*>(dst) =
+        make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+  } else {
+    const __half2 lo = __floats2half2_rn(v.x, v.y), hi = __floats2half2_rn(v.z, v.w);
+    *reinterpret_cast<uint2*>(dst) =
+        make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+  }
+}
+
+// Persistent over (split request, query row) items; a block merges one row: its threads split the
+// 128 float4 columns and, in kStateGroups groups, the states, with kUnroll loads in flight each. The
+// number of split requests is known only on the device, hence the loop instead of a grid per item.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant__ KernelParams p) {
+  __shared__ float weight[kMaxStates];
+  __shared__ float4 group_sum[kStateGroups - 1][kColumnVectors];
+  __shared__ float scratch[32];
   hopper::wait_prerequisite_grids();
   const PlanHeader& header = *reinterpret_cast<const PlanHeader*>(p.plan);
-  if (static_cast<int32_t>(blockIdx.x) >= header.num_split_requests) return;
   const PlanLayout layout{header.batch, header.num_parts};
-  const int32_t request = p.plan[layout.split_requests() + blockIdx.x];
-  const int32_t row = blockIdx.y * kRowsPerBlock + threadIdx.x / 32;
-  if (row >= p.rows) return;
-  const int32_t splits = p.plan[layout.num_splits() + request];
-  const int64_t slot = p.plan[layout.slot_offset() + request];
-  const int32_t s = row / p.h_q, h = row % p.h_q;
-  T* out = static_cast<T*>(p.out) + request * p.out_batch_stride + s * p.out_seq_stride + h * p.out_head_stride;
-  float* lse = p.lse ? p.lse + request * p.lse_batch_stride + h * p.lse_head_stride + s * p.lse_seq_stride : nullptr;
-  merge::merge_row_warp<T>(p.partial_o + (slot * p.rows + row) * kDv, static_cast<int64_t>(p.rows) * kDv,
-                           p.partial_lse + slot * p.rows + row, p.rows, splits, kDv, 1.f, p.lse_out_scale, out,
-                           lse);
+  const int items = header.num_split_requests * p.rows;
+  const int column = threadIdx.x % kColumnVectors, group = threadIdx.x / kColumnVectors;
+
+  for (int item = blockIdx.x; item < items; item += gridDim.x) {
+    const int32_t request = p.plan[layout.split_requests() + item / p.rows];
+    const int32_t row = item % p.rows;
+    const int32_t states = p.plan[layout.num_splits() + request];
+    const int64_t slot = p.plan[layout.slot_offset() + request];
+    const float* lse = p.partial_lse + slot * p.rows + row;  // state stride: rows
+    const float* o = p.partial_o + (slot * p.rows + row) * kDv + column * 4;  // state stride: rows · 512
+
+    // A split that saw no key of this row has lse −inf: weight 0.
+    float m = -INFINITY;
+    for (int s = threadIdx.x; s < states; s += kThreads) m = fmaxf(m, lse[s * p.rows]);
+    m = block_reduce(m, true, scratch);
+    float total = 0.f;
+    for (int s = threadIdx.x; s < states; s += kThreads) {
+      const float w = m == -INFINITY ? 0.f : exp2f(lse[s * p.rows] - m);
+      weight[s] = w;
+      total += w;
+    }
+    total = block_reduce(total, false, scratch);  // its __syncthreads publishes weight[]
+
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int s0 = group; s0 < states; s0 += kStateGroups * kUnroll) {
+      float4 v[kUnroll];
+      float w[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int s = s0 + u * kStateGroups;
+        w[u] = s < states ? weight[s] : 0.f;
+        v[u] = w[u] != 0.f ? *reinterpret_cast<const float4*>(o + s * static_cast<int64_t>(p.rows) * kDv)
+                           : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        acc.x += w[u] * v[u].x;
+        acc.y += w[u] * v[u].y;
+        acc.z += w[u] * v[u].z;
+        acc.w += w[u] * v[u].w;
+      }
+    }
+    if (group > 0) group_sum[group - 1][column] = acc;
+    __syncthreads();
+    if (group == 0) {
+#pragma unroll
+      for (int g = 0; g < kStateGroups - 1; ++g) {
+        const float4 other = group_sum[g][column];
+        acc.x += other.x;
+        acc.y += other.y;
+        acc.z += other.z;
+        acc.w += other.w;
+      }
+      const float inv = total > 0.f ? 1.f / total : 0.f;
+      const int32_t s = row / p.h_q, h = row % p.h_q;
+      T* out = static_cast<T*>(p.out) + request * p.out_batch_stride + s * p.out_seq_stride + h * p.out_head_stride;
+      store4(out + column * 4, make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv));
+      if (column == 0 && p.lse != nullptr)
+        p.lse[request * p.lse_batch_stride + h * p.lse_head_stride + s * p.lse_seq_stride] =
+            total > 0.f ? (m + log2f(total)) * p.lse_out_scale : INFINITY;
+    }
+    __syncthreads();  // group_sum and weight are reused by the next item
+  }
 }
 
 }  // namespace
@@ -37,8 +130,8 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock) combine_kernel(const __gri
 cudaError_t launch_combine(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                            cudaStream_t stream) {
   cudaLaunchConfig_t config{};
-  config.gridDim = dim3(num_parts, (params.rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  config.blockDim = dim3(32 * kRowsPerBlock);
+  config.gridDim = dim3(2 * num_parts);
+  config.blockDim = dim3(kThreads);
   config.stream = stream;
   cudaLaunchAttribute attribute{};
   attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;

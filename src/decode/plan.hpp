@@ -52,10 +52,14 @@ struct PlanParams {
   int32_t fixed_cost;
 };
 
+// Upper bound on parts (and so on the splits of one request, which the combine kernel holds in smem).
+inline constexpr int32_t kMaxParts = 1024;
+
 ETAP_HD PlanParams plan_params(int32_t num_sms, int32_t h_kv, int32_t rows) {
   const int32_t row_tiles = (rows + 63) / 64;
   int32_t parts = num_sms / (h_kv > 0 ? h_kv : 1) / (row_tiles > 0 ? row_tiles : 1);
   if (parts < 1) parts = 1;
+  if (parts > kMaxParts) parts = kMaxParts;
   // Per-split overhead in page units: the Q load and epilogue, plus the fp32 partial (rows × 2 KiB) that is
   // written and read back by the combine.
   return {parts, 2 + rows / 32};

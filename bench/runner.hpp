@@ -1,0 +1,44 @@
+// The benchmark run: machine description, ceilings, correctness checks, then every configuration timed for
+// every selected implementation.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "record.hpp"
+#include "sweeps.hpp"
+
+namespace etap::bench {
+
+inline const std::vector<std::string>& implementation_names() {
+  static const std::vector<std::string> names = {"etap", "padded", "cublas"};
+  return names;
+}
+
+struct RunOptions {
+  std::vector<BenchConfig> configs;
+  std::vector<std::string> impls = implementation_names();
+  int32_t iters = 30;  // ≥ 20 (DESIGN.md §5)
+  int32_t warmup = 5;
+  bool graph = false;
+  int32_t graph_calls = 20;
+  bool check = true;
+  int32_t num_sms = 0;
+  int32_t device = 0;
+  uint64_t seed = 1;
+};
+
+// The check problem: small, with a tail page on each request.
+inline constexpr int32_t kCheckBatch = 2;
+inline const std::vector<int32_t>& check_seqlens() {
+  static const std::vector<int32_t> lengths = {300, 137};
+  return lengths;
+}
+
+// Appends to `report` as it goes, so that a fatal CUDA error (thrown as CudaError) leaves what was measured.
+// Progress lines go to `log`.
+void run_bench(const RunOptions& options, Report& report, std::ostream& log);
+
+}  // namespace etap::bench

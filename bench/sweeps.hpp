@@ -1,0 +1,116 @@
+// The benchmark's configurations: the named sweeps of issue 4 and free-form cartesian products.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace etap::bench {
+
+// Fixed so that every run of the varlen sweep draws the same per-request lengths.
+inline constexpr uint64_t kVarlenSeed = 20250401;
+
+struct BenchConfig {
+  std::string sweep = "custom";
+  int32_t batch = 16;
+  int32_t seqlen = 4096;  // s_k of every request, or the mean when varlen
+  int32_t h_q = 16;
+  int32_t s_q = 1;
+  bool causal = false;
+  bool varlen = false;  // lengths from N(seqlen, seqlen/2) clipped to ≥ 1 (testing::varlen_seqlens)
+  uint64_t varlen_seed = kVarlenSeed;
+  std::string dtype = "bf16";  // "bf16" or "fp16": q, kv and out
+
+  int32_t rows() const { return s_q * h_q; }
+  bool operator==(const BenchConfig&) const = default;
+};
+
+inline const std::vector<std::string>& sweep_names() {
+  static const std::vector<std::string> names = {"paper", "heads", "batch", "varlen", "all"};
+  return names;
+}
+
+// The paper's tables: b ∈ {16, 32}, h_q = 16, s_q = 1, s_k from 512 to 64K.
+inline std::vector<BenchConfig> paper_sweep() {
+  std::vector<BenchConfig> out;
+  for (int32_t b : {16, 32})
+    for (int32_t s_k = 512; s_k <= 65536; s_k *= 2)
+      out.push_back({.sweep = "paper", .batch = b, .seqlen = s_k});
+  return out;
+}
+
+// TP8/TP4/TP2/TP1 head counts × MTP depths at b=16, s_k=8K; MTP (s_q > 1) is causal.
+inline std::vector<BenchConfig> heads_sweep() {
+  std::vector<BenchConfig> out;
+  for (int32_t h_q : {8, 16, 32, 64, 128})
+    for (int32_t s_q : {1, 2, 4})
+      out.push_back(
+          {.sweep = "heads", .batch = 16, .seqlen = 8192, .h_q = h_q, .s_q = s_q, .causal = s_q > 1});
+  return out;
+}
+
+inline std::vector<BenchConfig> batch_sweep() {
+  std::vector<BenchConfig> out;
+  for (int32_t b : {1, 4, 16, 64, 128, 256}) out.push_back({.sweep = "batch", .batch = b, .seqlen = 4096});
+  return out;
+}
+
+inline std::vector<BenchConfig> varlen_sweep() {
+  std::vector<BenchConfig> out;
+  for (int32_t b : {16, 64})
+    for (int32_t mean : {1024, 4096, 16384})
+      out.push_back({.sweep = "varlen", .batch = b, .seqlen = mean, .varlen = true});
+  return out;
+}
+
+inline std::optional<std::vector<BenchConfig>> named_sweep(std::string_view name) {
+  if (name == "paper") return paper_sweep();
+  if (name == "heads") return heads_sweep();
+  if (name == "batch") return batch_sweep();
+  if (name == "varlen") return varlen_sweep();
+  if (name == "all") {
+    std::vector<BenchConfig> out;
+    for (auto part : {paper_sweep(), heads_sweep(), batch_sweep(), varlen_sweep()})
+      out.insert(out.end(), part.begin(), part.end());
+    return out;
+  }
+  return std::nullopt;
+}
+
+// Free-form: every combination of the given values. `varlen_means`, when non-empty, replaces `seqlens`.
+struct FreeForm {
+  std::vector<int32_t> batches{16}, seqlens{4096}, h_qs{16}, s_qs{1}, varlen_means;
+  bool causal = false;
+  std::string dtype = "bf16";
+};
+
+inline std::vector<BenchConfig> free_form_sweep(const FreeForm& f) {
+  const bool varlen = !f.varlen_means.empty();
+  const std::vector<int32_t>& lengths = varlen ? f.varlen_means : f.seqlens;
+  std::vector<BenchConfig> out;
+  for (int32_t b : f.batches)
+    for (int32_t s_k : lengths)
+      for (int32_t h_q : f.h_qs)
+        for (int32_t s_q : f.s_qs)
+          out.push_back({.batch = b,
+                         .seqlen = s_k,
+                         .h_q = h_q,
+                         .s_q = s_q,
+                         .causal = f.causal,
+                         .varlen = varlen,
+                         .dtype = f.dtype});
+  return out;
+}
+
+// One line naming a configuration, for progress output.
+inline std::string describe(const BenchConfig& c) {
+  std::string s = "b=" + std::to_string(c.batch) + (c.varlen ? " s_k~" : " s_k=") + std::to_string(c.seqlen) +
+                  " h_q=" + std::to_string(c.h_q) + " s_q=" + std::to_string(c.s_q);
+  if (c.causal) s += " causal";
+  if (c.dtype != "bf16") s += " " + c.dtype;
+  return s;
+}
+
+}  // namespace etap::bench

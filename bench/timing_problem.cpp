@@ -1,0 +1,91 @@
+#include "timing_problem.hpp"
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+
+#include "fill.hpp"
+#include "testing/problem.hpp"
+
+namespace etap::bench {
+namespace {
+
+constexpr float kInputAmplitude = 0.5f;  // uniform in [-0.5, 0.5]: std ≈ 0.29, like testing's N(0, 0.25)
+constexpr int32_t kPageSize = 64;
+constexpr int32_t kSparePages = 1;
+
+}  // namespace
+
+std::vector<int32_t> config_seqlens(const BenchConfig& config) {
+  if (config.varlen) return testing::varlen_seqlens(config.batch, config.seqlen, config.varlen_seed);
+  return std::vector<int32_t>(config.batch, config.seqlen);
+}
+
+DType config_dtype(const BenchConfig& config) {
+  if (config.dtype == "bf16") return DType::kBF16;
+  if (config.dtype == "fp16") return DType::kFP16;
+  throw std::invalid_argument("unknown dtype '" + config.dtype + "' (bf16 or fp16)");
+}
+
+TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, int max_sets, uint64_t seed,
+                             cudaStream_t stream)
+    : seqlens_(config_seqlens(config)), causal_(config.causal) {
+  const DType dtype = config_dtype(config);
+  std::vector<int32_t> pages(seqlens_.size());
+  for (size_t i = 0; i < seqlens_.size(); ++i)
+    pages[i] = (std::max(seqlens_[i], 0) + kPageSize - 1) / kPageSize;
+  const int64_t used_pages = std::accumulate(pages.begin(), pages.end(), int64_t{0});
+  const int32_t max_pages = std::max(1, *std::max_element(pages.begin(), pages.end()));
+
+  problem_.batch = config.batch;
+  problem_.s_q = config.s_q;
+  problem_.h_q = config.h_q;
+  problem_.page_size = kPageSize;
+  problem_.num_pages = static_cast<int32_t>(used_pages + kSparePages);
+  problem_.max_pages_per_seq = max_pages;
+  problem_.q_dtype = problem_.kv_dtype = problem_.out_dtype = dtype;
+
+  std::vector<int32_t> order(problem_.num_pages);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(seed));
+  std::vector<int32_t> table(static_cast<size_t>(problem_.batch) * max_pages, kPaddingPageId);
+  size_t next = 0;
+  for (int32_t b = 0; b < problem_.batch; ++b)
+    for (int32_t i = 0; i < pages[b]; ++i) table[static_cast<size_t>(b) * max_pages + i] = order[next++];
+
+  const int64_t elem = static_cast<int64_t>(dtype_bytes(dtype));
+  const int64_t kv_elems =
+      static_cast<int64_t>(problem_.num_pages) * kPageSize * problem_.h_kv * problem_.d_qk;
+  const int64_t q_elems = static_cast<int64_t>(problem_.batch) * problem_.s_q * problem_.h_q * problem_.d_qk;
+  const int64_t out_elems = static_cast<int64_t>(problem_.batch) * problem_.s_q * problem_.h_q * problem_.d_v;
+  kv_set_bytes_ = kv_elems * elem;
+  if (rotate_bytes > 0)
+    kv_sets_ = static_cast<int>(
+        std::clamp<int64_t>((rotate_bytes + kv_set_bytes_ - 1) / kv_set_bytes_, 1, std::max(max_sets, 1)));
+  kv_ = DeviceBuffer(kv_set_bytes_ * kv_sets_);
+  q_ = DeviceBuffer(q_elems * elem);
+  out_ = DeviceBuffer(out_elems * elem);
+  lse_ = DeviceBuffer(static_cast<size_t>(problem_.batch) * problem_.h_q * problem_.s_q * sizeof(float));
+  block_table_ = DeviceBuffer(table.size() * sizeof(int32_t));
+  seqlens_d_ = DeviceBuffer(seqlens_.size() * sizeof(int32_t));
+
+  const HalfType half = dtype == DType::kBF16 ? HalfType::kBF16 : HalfType::kFP16;
+  fill_random_half(kv_.get(), kv_elems * kv_sets_, half, kInputAmplitude, seed * 3 + 1, stream);
+  fill_random_half(q_.get(), q_elems, half, kInputAmplitude, seed * 3 + 2, stream);
+  ETAP_BENCH_CUDA(cudaMemcpyAsync(block_table_.get(), table.data(), block_table_.bytes(),
+                                  cudaMemcpyHostToDevice, stream));
+  ETAP_BENCH_CUDA(
+      cudaMemcpyAsync(seqlens_d_.get(), seqlens_.data(), seqlens_d_.bytes(), cudaMemcpyHostToDevice, stream));
+  ETAP_BENCH_CUDA(cudaMemsetAsync(out_.get(), 0, out_.bytes(), stream));
+  ETAP_BENCH_CUDA(cudaStreamSynchronize(stream));  // the host vectors above go out of scope
+}
+
+DecodeArgs TimingProblem::args(int set) const {
+  const char* kv = kv_.get<const char>() + static_cast<int64_t>(set % kv_sets_) * kv_set_bytes_;
+  return make_dense_args(problem_, q_.get(), kv, block_table_.get<const int32_t>(),
+                         seqlens_d_.get<const int32_t>(), out_.get(), lse_.get<float>(),
+                         static_cast<float>(kSoftmaxScale), causal_, LseBase::kNatural);
+}
+
+}  // namespace etap::bench
