@@ -50,6 +50,7 @@ struct PlanLayout {
 struct PlanParams {
   int32_t num_parts;
   int32_t fixed_cost;
+  int32_t min_work = 1;  // lower bound on W: fewer, larger splits for short total work
 };
 
 // Upper bound on parts (and so on the splits of one request, which the combine kernel holds in smem).
@@ -72,9 +73,10 @@ ETAP_HD int32_t request_pages(int32_t seqlen, int32_t page_size, int32_t max_pag
   return pages < max_pages ? static_cast<int32_t>(pages) : max_pages;
 }
 
-ETAP_HD int32_t work_per_part(int64_t total_cost, int32_t num_parts) {
+ETAP_HD int32_t work_per_part(int64_t total_cost, int32_t num_parts, int32_t min_work = 1) {
   const int64_t w = (total_cost + num_parts - 1) / num_parts;
-  return w < 1 ? 1 : static_cast<int32_t>(w);
+  const int64_t floor = min_work < 1 ? 1 : min_work;
+  return w < floor ? static_cast<int32_t>(floor) : static_cast<int32_t>(w);
 }
 
 // Parts [first, last] touching a request that starts at position `start` and has `pages` pages.

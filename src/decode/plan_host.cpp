@@ -28,7 +28,7 @@ std::vector<int32_t> build_plan_host(const int32_t* seqlens, int32_t batch, int3
     total += pages[i] + fixed;
   }
   prefix[batch] = static_cast<int32_t>(total);
-  const int32_t w = work_per_part(total, params.num_parts);
+  const int32_t w = work_per_part(total, params.num_parts, params.min_work);
 
   std::vector<int32_t> begin(static_cast<std::size_t>(params.num_parts), std::numeric_limits<int32_t>::max());
   std::vector<int32_t> end(static_cast<std::size_t>(params.num_parts), -1);

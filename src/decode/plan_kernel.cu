@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
     cost_carry += chunk_total;
   }
   const int32_t total = cost_carry;
-  const int32_t w = work_per_part(total, params.num_parts);
+  const int32_t w = work_per_part(total, params.num_parts, params.min_work);
 
   // Part spans; partial slots and the split-request list in request order. Each thread reads back only the
   // prefix entries it wrote itself above.
