@@ -4,7 +4,6 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
-#include <type_traits>
 
 #include "decode/plan.hpp"
 #include "hopper/fence.cuh"
@@ -13,10 +12,29 @@ namespace etap::decoding {
 namespace {
 
 constexpr int kDv = 512;
-constexpr int kColumnVectors = kDv / 4;  // float4 columns of a row: one thread each
-constexpr int kRowsPerBlock = 4;
-constexpr int kThreads = kRowsPerBlock * kColumnVectors;
-constexpr int kUnroll = 8;  // states whose loads are in flight together
+constexpr int kThreads = 512;
+constexpr int kColumnVectors = kDv / 4;               // float4 columns of a row
+constexpr int kStateGroups = kThreads / kColumnVectors;  // threads sharing one column split the states
+constexpr int kUnroll = 8;                            // independent loads in flight per thread
+constexpr int kMaxStates = 1024;                      // splits of one request ≤ parts ≤ kMaxParts
+static_assert(kMaxStates >= kMaxParts);
+
+__device__ float block_reduce(float v, bool is_max, float* scratch) {
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float o = __shfl_xor_sync(0xffffffffu, v, offset);
+    v = is_max ? fmaxf(v, o) : v + o;
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < kThreads / 32 ? scratch[lane] : (is_max ? -INFINITY : 0.f);
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float o = __shfl_xor_sync(0xffffffffu, v, offset);
+    v = is_max ? fmaxf(v, o) : v + o;
+  }
+  __syncthreads();  // scratch is reused by the next reduction
+  return v;
+}
 
 template <typename T>
 __device__ void store4(T* dst, float4 v) {
@@ -31,62 +49,79 @@ __device__ void store4(T* dst, float4 v) {
   }
 }
 
-// Persistent over (split request, group of 4 query rows); each thread owns one float4 column of one row
-// and merges all states of it by itself: every thread of a row reads the same lse values (L1 broadcasts),
-// so there is no reduction and no barrier, and the dependent chain is plan → lse/o → store.
-// The number of split requests is known only on the device, hence the loop instead of a grid per item.
+// Persistent over (split request, query row) items; a block merges one row: its threads split the
+// 128 float4 columns and, in kStateGroups groups, the states, with kUnroll loads in flight each. The
+// number of split requests is known only on the device, hence the loop instead of a grid per item.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant__ KernelParams p) {
+  __shared__ float weight[kMaxStates];
+  __shared__ float4 group_sum[kStateGroups - 1][kColumnVectors];
+  __shared__ float scratch[32];
   hopper::wait_prerequisite_grids();
   const PlanHeader& header = *reinterpret_cast<const PlanHeader*>(p.plan);
   const PlanLayout layout{header.batch, header.num_parts};
-  const int row_groups = (p.rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  const int items = header.num_split_requests * row_groups;
-  const int column = threadIdx.x % kColumnVectors;
+  const int items = header.num_split_requests * p.rows;
+  const int column = threadIdx.x % kColumnVectors, group = threadIdx.x / kColumnVectors;
 
   for (int item = blockIdx.x; item < items; item += gridDim.x) {
-    const int32_t row = (item % row_groups) * kRowsPerBlock + threadIdx.x / kColumnVectors;
-    if (row >= p.rows) continue;
-    const int32_t request = p.plan[layout.split_requests() + item / row_groups];
+    const int32_t request = p.plan[layout.split_requests() + item / p.rows];
+    const int32_t row = item % p.rows;
     const int32_t states = p.plan[layout.num_splits() + request];
     const int64_t slot = p.plan[layout.slot_offset() + request];
-    const float* lse = p.partial_lse + slot * p.rows + row;                   // state stride: rows
+    const float* lse = p.partial_lse + slot * p.rows + row;  // state stride: rows
     const float* o = p.partial_o + (slot * p.rows + row) * kDv + column * 4;  // state stride: rows · 512
-    const int64_t o_stride = static_cast<int64_t>(p.rows) * kDv;
 
-    // A split that saw no key of this row has lse −inf (weight 0).
+    // A split that saw no key of this row has lse −inf: weight 0.
     float m = -INFINITY;
-#pragma unroll kUnroll
-    for (int s = 0; s < states; ++s) m = fmaxf(m, lse[s * p.rows]);
+    for (int s = threadIdx.x; s < states; s += kThreads) m = fmaxf(m, lse[s * p.rows]);
+    m = block_reduce(m, true, scratch);
     float total = 0.f;
+    for (int s = threadIdx.x; s < states; s += kThreads) {
+      const float w = m == -INFINITY ? 0.f : exp2f(lse[s * p.rows] - m);
+      weight[s] = w;
+      total += w;
+    }
+    total = block_reduce(total, false, scratch);  // its __syncthreads publishes weight[]
+
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (m != -INFINITY) {
-      for (int s0 = 0; s0 < states; s0 += kUnroll) {
-        float w[kUnroll];
-        float4 v[kUnroll];
+    for (int s0 = group; s0 < states; s0 += kStateGroups * kUnroll) {
+      float4 v[kUnroll];
+      float w[kUnroll];
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          const int s = s0 + u;
-          w[u] = s < states ? exp2f(lse[s * p.rows] - m) : 0.f;
-          v[u] = w[u] != 0.f ? *reinterpret_cast<const float4*>(o + s * o_stride) : make_float4(0.f, 0.f, 0.f, 0.f);
-        }
+      for (int u = 0; u < kUnroll; ++u) {
+        const int s = s0 + u * kStateGroups;
+        w[u] = s < states ? weight[s] : 0.f;
+        v[u] = w[u] != 0.f ? *reinterpret_cast<const float4*>(o + s * static_cast<int64_t>(p.rows) * kDv)
+                           : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          total += w[u];
-          acc.x += w[u] * v[u].x;
-          acc.y += w[u] * v[u].y;
-          acc.z += w[u] * v[u].z;
-          acc.w += w[u] * v[u].w;
-        }
+      for (int u = 0; u < kUnroll; ++u) {
+        acc.x += w[u] * v[u].x;
+        acc.y += w[u] * v[u].y;
+        acc.z += w[u] * v[u].z;
+        acc.w += w[u] * v[u].w;
       }
     }
-    const float inv = total > 0.f ? 1.f / total : 0.f;
-    const int32_t s = row / p.h_q, h = row % p.h_q;
-    T* out = static_cast<T*>(p.out) + request * p.out_batch_stride + s * p.out_seq_stride + h * p.out_head_stride;
-    store4(out + column * 4, make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv));
-    if (column == 0 && p.lse != nullptr)
-      p.lse[request * p.lse_batch_stride + h * p.lse_head_stride + s * p.lse_seq_stride] =
-          total > 0.f ? (m + log2f(total)) * p.lse_out_scale : INFINITY;
+    if (group > 0) group_sum[group - 1][column] = acc;
+    __syncthreads();
+    if (group == 0) {
+#pragma unroll
+      for (int g = 0; g < kStateGroups - 1; ++g) {
+        const float4 other = group_sum[g][column];
+        acc.x += other.x;
+        acc.y += other.y;
+        acc.z += other.z;
+        acc.w += other.w;
+      }
+      const float inv = total > 0.f ? 1.f / total : 0.f;
+      const int32_t s = row / p.h_q, h = row % p.h_q;
+      T* out = static_cast<T*>(p.out) + request * p.out_batch_stride + s * p.out_seq_stride + h * p.out_head_stride;
+      store4(out + column * 4, make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv));
+      if (column == 0 && p.lse != nullptr)
+        p.lse[request * p.lse_batch_stride + h * p.lse_head_stride + s * p.lse_seq_stride] =
+            total > 0.f ? (m + log2f(total)) * p.lse_out_scale : INFINITY;
+    }
+    __syncthreads();  // group_sum and weight are reused by the next item
   }
 }
 

@@ -16,6 +16,7 @@ struct KernelConfig {
   static constexpr int kBoxCols = 64;                   // TMA box / swizzle atom width (128 bytes)
   static constexpr int kBoxes = kDqk / kBoxCols;        // 9 boxes per page row block
   static constexpr int kVBoxes = kDv / kBoxCols;        // the first 8 boxes are also V
+  static constexpr int kStages = 2;                     // whole pages in flight / in use
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kVTiles = kVBoxes / kConsumerWarpgroups;  // m64 tiles of Oᵀ per consumer warpgroup
   static constexpr int kThreads = 128 * (kConsumerWarpgroups + 1);

@@ -51,8 +51,8 @@ struct Consumer {
 
   __device__ void run() {
     zero_q_padding();
+    hopper::PipelineState<Cfg::kStages> stage;
     uint32_t q_phase = 0, parity = 0;
-    uint32_t page_seq = 0;  // pages consumed so far by this CTA: box b of page n is ring use 9n + b
 
     for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
       if (seg.pages == 0) {
@@ -78,28 +78,26 @@ struct Consumer {
       const int32_t fully_visible_end = (p.causal ? seg.seqlen - p.s_q : seg.seqlen - 1) + 1;
 
       for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
+        hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);
         if (p.tune_flags & kTuneSkipMath) {
-          for (int b = 0; b < Cfg::kBoxes; ++b) {
-            const auto box = box_position<Cfg>(page_seq, b);
-            hopper::mbarrier_wait(&smem.full[box.index()], box.phase());
-            if (lane == 0) hopper::mbarrier_arrive(&smem.empty[box.index()]);
-          }
           if (k == seg.page_end - 1 && lane == 0) hopper::mbarrier_arrive(&smem.q_empty);
-          ++page_seq;
+          if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
+          stage.advance();
           continue;
         }
         float s[kSRegs];
-        compute_scores(page_seq, s);
+        compute_scores(stage.index, s);
         if (k == seg.page_end - 1 && lane == 0) hopper::mbarrier_arrive(&smem.q_empty);
         scale_and_mask(s, k, limit, (k + 1) * Cfg::kPageTokens > fully_visible_end);
         float alpha[kCols];
         softmax.update(s, alpha, smem.column_partial[parity][wg], barrier_id(NamedBarrier::kColumnMaxWritten, wg));
         publish_p(s, alpha);
         if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
-          zero_v_tail(page_seq, seg.seqlen % Cfg::kPageTokens);
+          zero_v_tail(stage.index, seg.seqlen % Cfg::kPageTokens);
         rescale_o();
-        accumulate_o(page_seq);
-        ++page_seq;
+        accumulate_o(stage.index);
+        if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
+        stage.advance();
         parity ^= 1;
       }
       store_segment<Cfg>(p, smem, seg, o, softmax, smem.column_partial[parity][wg], wg, warp, lane);
@@ -121,28 +119,22 @@ struct Consumer {
     hopper::named_barrier_sync(barrier_id(NamedBarrier::kQPadZeroed, wg), 128);
   }
 
-  // Sᵀ = K · Qᵀ over d = 576: box b of the page holds d ∈ [64b, 64b + 64); its 4 k16 steps are issued as
-  // soon as it lands, while the later boxes are still loading. The RoPE box is free once this completes.
-  __device__ __forceinline__ void compute_scores(uint32_t page_seq, float (&s)[kSRegs]) {
+  // Sᵀ = K · Qᵀ over d = 576: 36 k16 steps; box b of the page holds d ∈ [64b, 64b + 64).
+  __device__ __forceinline__ void compute_scores(int stage, float (&s)[kSRegs]) {
 #pragma unroll
     for (int i = 0; i < kSRegs; ++i) s[i] = 0.f;
     hopper::wgmma_fence();
 #pragma unroll
-    for (int b = 0; b < Cfg::kBoxes; ++b) {
-      const auto box = box_position<Cfg>(page_seq, b);
-      hopper::mbarrier_wait(&smem.full[box.index()], box.phase());
-      const uint64_t a = hopper::make_sw128_desc(smem.kv[box.index()]);
-      const uint64_t q = hopper::make_sw128_desc(smem.q[b] + col0 * Cfg::kBoxCols);
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk)
-        hopper::wgmma<kHalfN, T, hopper::Major::kK, hopper::Major::kK>(s, hopper::desc_advance(a, kk * 32),
-                                                                       hopper::desc_advance(q, kk * 32),
-                                                                       b > 0 || kk > 0 ? 1 : 0);
+    for (int ks = 0; ks < Cfg::kQkSteps; ++ks) {
+      const int box = ks / 4, k_bytes = (ks % 4) * 32;
+      const uint64_t a = hopper::desc_advance(hopper::make_sw128_desc(smem.kv[stage][box]), k_bytes);
+      const uint64_t b =
+          hopper::desc_advance(hopper::make_sw128_desc(smem.q[box] + col0 * Cfg::kBoxCols), k_bytes);
+      hopper::wgmma<kHalfN, T, hopper::Major::kK, hopper::Major::kK>(s, a, b, ks > 0 ? 1 : 0);
     }
     hopper::wgmma_commit();
     hopper::wgmma_wait<0>();
     hopper::fence_accumulator(s);
-    if (lane == 0) hopper::mbarrier_arrive(&smem.empty[box_position<Cfg>(page_seq, Cfg::kBoxes - 1).index()]);
   }
 
   __device__ __forceinline__ void scale_and_mask(float (&s)[kSRegs], int32_t page, const int32_t (&limit)[kCols],
@@ -178,13 +170,12 @@ struct Consumer {
   }
 
   // P is 0 past seqlen but V there may be NaN (0 · NaN = NaN): zero those V rows of this warpgroup's boxes.
-  __device__ void zero_v_tail(uint32_t page_seq, int valid_rows) {
+  __device__ void zero_v_tail(int stage, int valid_rows) {
     const int rows = Cfg::kPageTokens - valid_rows;
     const int chunks = Cfg::kVTiles * rows * 8;
     for (int idx = threadIdx.x % 128; idx < chunks; idx += 128) {
       const int box = wg * Cfg::kVTiles + idx / (rows * 8), rem = idx % (rows * 8);
-      auto* row = reinterpret_cast<uint8_t*>(smem.kv[box_position<Cfg>(page_seq, box).index()]) +
-                  (valid_rows + rem / 8) * hopper::kSwizzleRowBytes;
+      auto* row = reinterpret_cast<uint8_t*>(smem.kv[stage][box]) + (valid_rows + rem / 8) * hopper::kSwizzleRowBytes;
       *reinterpret_cast<uint4*>(row + (rem % 8) * 16) = make_uint4(0, 0, 0, 0);
     }
     hopper::fence_proxy_async_smem();
@@ -206,12 +197,11 @@ struct Consumer {
   }
 
   // Oᵀ += Vᵀ · Pᵀ: A = V box read MN-major (d contiguous), 16 kv rows (2 swizzle atoms) per k step.
-  // Afterwards this warp is done with boxes 0..7 of the page (its Sᵀ read them too).
-  __device__ __forceinline__ void accumulate_o(uint32_t page_seq) {
+  __device__ __forceinline__ void accumulate_o(int stage) {
     hopper::wgmma_fence();
 #pragma unroll
     for (int t = 0; t < Cfg::kVTiles; ++t) {
-      const uint64_t a = hopper::make_sw128_desc(smem.kv[box_position<Cfg>(page_seq, wg * Cfg::kVTiles + t).index()]);
+      const uint64_t a = hopper::make_sw128_desc(smem.kv[stage][wg * Cfg::kVTiles + t]);
       const uint64_t b = hopper::make_sw128_desc(smem.p);
 #pragma unroll
       for (int ks = 0; ks < Cfg::kPvSteps; ++ks) {
@@ -223,11 +213,6 @@ struct Consumer {
     hopper::wgmma_wait<0>();
 #pragma unroll
     for (int t = 0; t < Cfg::kVTiles; ++t) hopper::fence_accumulator(o[t]);
-    if (lane == 0) {
-#pragma unroll
-      for (int b = 0; b < Cfg::kVBoxes; ++b)
-        hopper::mbarrier_arrive(&smem.empty[box_position<Cfg>(page_seq, b).index()]);
-    }
   }
 };
 

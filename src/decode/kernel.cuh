@@ -23,14 +23,13 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1)
                        const __grid_constant__ CUtensorMap kv_map,  // kv [pages, 64, 576], box 64 × 64
                        const __grid_constant__ KernelParams params) {
   static_assert(sizeof(SharedStorage<Cfg>) <= kMaxDynamicSmem, "shared memory over the 227 KiB limit");
-  static_assert(sizeof(SharedStorage<Cfg>) == SmemBudget<Cfg>::bytes(SharedStorage<Cfg>::kSlots));
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   auto& smem = *reinterpret_cast<SharedStorage<Cfg>*>(smem_raw);
   // The 128B-swizzle atoms (TMA boxes, wgmma operands) must start on 1024-byte boundaries.
   if ((static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) & 1023u) != 0) __trap();
 
   if (threadIdx.x == 0) {
-    for (int s = 0; s < SharedStorage<Cfg>::kSlots; ++s) {
+    for (int s = 0; s < Cfg::kStages; ++s) {
       hopper::mbarrier_init(&smem.full[s], 1);
       hopper::mbarrier_init(&smem.empty[s], 4 * Cfg::kConsumerWarpgroups);
     }

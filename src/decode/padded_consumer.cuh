@@ -42,8 +42,8 @@ struct PaddedConsumer {
 
   __device__ void run() {
     zero_q_padding();
+    hopper::PipelineState<Cfg::kStages> stage;
     uint32_t q_phase = 0;
-    uint32_t page_seq = 0;
     for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
       if (seg.pages == 0) {
         write_empty_request<T>(p, seg.request, wg * 128 + thread, 256);
@@ -59,14 +59,11 @@ struct PaddedConsumer {
         for (int i = 0; i < kRegs; ++i) o[t][i] = 0.f;
 
       for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
-        for (int b = 0; b < Cfg::kBoxes; ++b) {
-          const auto box = box_position<Cfg>(page_seq, b);
-          hopper::mbarrier_wait(&smem.full[box.index()], box.phase());
-        }
+        hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);
         hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), 256);
         if (wg == 0) {
           float s[kRegs];
-          compute_scores(page_seq, s);
+          compute_scores(stage.index, s);
           if (k == seg.page_end - 1) {
             // Warpgroup 1 never reads Q: it arrives for the whole CTA's count here.
             if (lane == 0) {
@@ -78,16 +75,11 @@ struct PaddedConsumer {
         }
         hopper::fence_proxy_async_smem();
         hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), 256);
-        // S is complete (warpgroup 0 waited for it before PReady): every warp is done with the RoPE box.
-        if (lane == 0) hopper::mbarrier_arrive(&smem.empty[box_position<Cfg>(page_seq, Cfg::kBoxes - 1).index()]);
         if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
-          zero_v_tail(page_seq, seg.seqlen % Cfg::kPageTokens);
-        rescale_and_accumulate(page_seq);
-        if (lane == 0) {
-          for (int b = 0; b < Cfg::kVBoxes; ++b)
-            hopper::mbarrier_arrive(&smem.empty[box_position<Cfg>(page_seq, b).index()]);
-        }
-        ++page_seq;
+          zero_v_tail(stage.index, seg.seqlen % Cfg::kPageTokens);
+        rescale_and_accumulate(stage.index);
+        if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
+        stage.advance();
       }
       epilogue(seg);
     });
@@ -105,7 +97,7 @@ struct PaddedConsumer {
   }
 
   // S = Q · Kᵀ: A = Q box (64 query rows, K-major), B = K box (64 kv rows, K-major).
-  __device__ __forceinline__ void compute_scores(uint32_t page_seq, float (&s)[kRegs]) {
+  __device__ __forceinline__ void compute_scores(int stage, float (&s)[kRegs]) {
 #pragma unroll
     for (int i = 0; i < kRegs; ++i) s[i] = 0.f;
     hopper::wgmma_fence();
@@ -113,8 +105,7 @@ struct PaddedConsumer {
     for (int ks = 0; ks < Cfg::kQkSteps; ++ks) {
       const int box = ks / 4, k_bytes = (ks % 4) * 32;
       const uint64_t a = hopper::desc_advance(hopper::make_sw128_desc(smem.q[box]), k_bytes);
-      const uint64_t b =
-          hopper::desc_advance(hopper::make_sw128_desc(smem.kv[box_position<Cfg>(page_seq, box).index()]), k_bytes);
+      const uint64_t b = hopper::desc_advance(hopper::make_sw128_desc(smem.kv[stage][box]), k_bytes);
       hopper::wgmma<64, T, hopper::Major::kK, hopper::Major::kK>(s, a, b, ks > 0 ? 1 : 0);
     }
     hopper::wgmma_commit();
@@ -162,12 +153,11 @@ struct PaddedConsumer {
     }
   }
 
-  __device__ void zero_v_tail(uint32_t page_seq, int valid_rows) {
+  __device__ void zero_v_tail(int stage, int valid_rows) {
     const int rows = Cfg::kPageTokens - valid_rows;
     for (int idx = thread; idx < Cfg::kVTiles * rows * 8; idx += 128) {
       const int box = wg * Cfg::kVTiles + idx / (rows * 8), rem = idx % (rows * 8);
-      auto* row = reinterpret_cast<uint8_t*>(smem.kv[box_position<Cfg>(page_seq, box).index()]) +
-                  (valid_rows + rem / 8) * hopper::kSwizzleRowBytes;
+      auto* row = reinterpret_cast<uint8_t*>(smem.kv[stage][box]) + (valid_rows + rem / 8) * hopper::kSwizzleRowBytes;
       *reinterpret_cast<uint4*>(row + (rem % 8) * 16) = make_uint4(0, 0, 0, 0);
     }
     hopper::fence_proxy_async_smem();
@@ -175,7 +165,7 @@ struct PaddedConsumer {
   }
 
   // O = O · alpha (per query row) + P · V: A = P (K-major), B = V box (kv × d, d contiguous: MN-major).
-  __device__ __forceinline__ void rescale_and_accumulate(uint32_t page_seq) {
+  __device__ __forceinline__ void rescale_and_accumulate(int stage) {
     const int r = 16 * warp + lane / 4;
     const float a0 = smem.alpha[r], a1 = smem.alpha[r + 8];
 #pragma unroll
@@ -186,7 +176,7 @@ struct PaddedConsumer {
     const uint64_t a = hopper::make_sw128_desc(smem.p);
 #pragma unroll
     for (int t = 0; t < Cfg::kVTiles; ++t) {
-      const uint64_t b = hopper::make_sw128_desc(smem.kv[box_position<Cfg>(page_seq, wg * Cfg::kVTiles + t).index()]);
+      const uint64_t b = hopper::make_sw128_desc(smem.kv[stage][wg * Cfg::kVTiles + t]);
 #pragma unroll
       for (int ks = 0; ks < Cfg::kPvSteps; ++ks)
         hopper::wgmma<64, T, hopper::Major::kK, hopper::Major::kMN>(

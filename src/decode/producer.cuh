@@ -1,6 +1,5 @@
 // Producer warp: reads page ids from the block table (32 at a time, one per lane) and streams each page of
-// the CTA's segments into the box ring (9 TMA boxes of 64×64 per page, each freed on its own); loads Q
-// once per segment.
+// the CTA's segments into the stage ring with 9 TMA boxes; loads Q once per segment.
 #pragma once
 
 #include <cuda.h>
@@ -17,7 +16,7 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
                                          const CUtensorMap* kv_map) {
   using namespace etap::hopper;
   const int lane = threadIdx.x % 32;
-  uint32_t page_seq = 0;  // pages streamed so far by this CTA: box b of page n is ring use 9n + b
+  PipelineState<Cfg::kStages> stage;
   uint32_t q_phase = 0;
   const uint32_t q_bytes = Cfg::kBoxes * Cfg::kBoxCols * p.rows * sizeof(typename Cfg::Element);
 
@@ -56,18 +55,16 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
           ahead < 32 ? __shfl_sync(0xffffffffu, current, ahead) : __shfl_sync(0xffffffffu, next, ahead - 32);
       if (lane == 0) {
         if (prefetch > 0 && k + prefetch < seg.page_end) prefetch_page(ahead_page);
-        for (int b = 0; b < Cfg::kBoxes; ++b) {
-          const auto slot = box_position<Cfg>(page_seq, b);
-          mbarrier_wait(&smem.empty[slot.index()], slot.producer_phase());
-          if (p.tune_flags & kTuneSkipLoads) {
-            mbarrier_arrive(&smem.full[slot.index()]);
-          } else {
-            mbarrier_arrive_expect_tx(&smem.full[slot.index()], Cfg::kBoxBytes);
-            tma_load_3d(smem.kv[slot.index()], kv_map, b * Cfg::kBoxCols, 0, page, &smem.full[slot.index()]);
-          }
+        mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
+        if (p.tune_flags & kTuneSkipLoads) {
+          mbarrier_arrive(&smem.full[stage.index]);
+        } else {
+          mbarrier_arrive_expect_tx(&smem.full[stage.index], Cfg::kPageBytes);
+          for (int b = 0; b < Cfg::kBoxes; ++b)
+            tma_load_3d(smem.kv[stage.index][b], kv_map, b * Cfg::kBoxCols, 0, page, &smem.full[stage.index]);
         }
       }
-      ++page_seq;
+      stage.advance();
     }
   });
 }

@@ -46,14 +46,4 @@ struct PipelineState {
   __device__ __forceinline__ uint32_t producer_phase() const { return phase ^ 1; }
 };
 
-// The n-th use of a ring of kSlots buffers: which buffer, and the parity of that use. Lets a consumer
-// address any element of the ring (e.g. box b of page k is use 9k + b) without sequential advancing.
-template <int kSlots>
-struct RingPosition {
-  uint32_t seq;
-  __device__ __forceinline__ int index() const { return static_cast<int>(seq % kSlots); }
-  __device__ __forceinline__ uint32_t phase() const { return (seq / kSlots) & 1u; }
-  __device__ __forceinline__ uint32_t producer_phase() const { return phase() ^ 1u; }
-};
-
 }  // namespace etap::hopper
