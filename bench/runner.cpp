@@ -106,7 +106,7 @@ ShapeKey shape_of(const BenchConfig& c) {
 
 struct Reference {
   testing::HostData host;
-  std::vector<double> out, lse;
+  std::vector<double> out, lse, weighted_abs;
 };
 
 Reference make_reference(const BenchConfig& c, uint64_t seed) {
@@ -118,8 +118,8 @@ Reference make_reference(const BenchConfig& c, uint64_t seed) {
   spec.causal = c.causal;
   spec.dtype = config_dtype(c);
   spec.seed = seed;
-  Reference r{testing::make_problem(spec), {}, {}};
-  reference::decode(r.host.view(), r.out, r.lse, LseBase::kNatural);
+  Reference r{testing::make_problem(spec), {}, {}, {}};
+  reference::decode(r.host.view(), r.out, r.lse, LseBase::kNatural, 0, &r.weighted_abs);
   return r;
 }
 
@@ -139,7 +139,7 @@ CallStatus check(Implementation& impl, const Reference& ref, const Options& opti
   std::vector<float> lse(static_cast<size_t>(p.batch) * p.h_q * p.s_q);
   ETAP_BENCH_CUDA(cudaMemcpy(out.data(), dev.d_out, out.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost));
   ETAP_BENCH_CUDA(cudaMemcpy(lse.data(), dev.d_lse, lse.size() * sizeof(float), cudaMemcpyDeviceToHost));
-  const testing::Comparison c = testing::compare(out, p.out_dtype, lse, ref.out, ref.lse);
+  const testing::Comparison c = testing::compare(out, p.out_dtype, lse, ref.out, ref.lse, ref.weighted_abs);
   return {c.pass ? Outcome::kOk : Outcome::kFailed, c.describe()};
 }
 

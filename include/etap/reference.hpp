@@ -32,8 +32,11 @@ struct HostProblem {
 // out: [batch, s_q, h_q, d_v]; lse: [batch, h_q, s_q] in `base` (+inf for rows that see no key).
 // threads = 0 uses all hardware threads. Never reads a cache slot at or past a request's seqlen, nor a
 // block-table entry past its last used page.
+// weighted_abs (optional, same layout as out): Σ_i p_i·|v_ic| with p_i the exact softmax weights of the row
+// (0 for rows that see no key). It is ≥ |out| and scales the error of a kernel that rounds p_i to 16 bits
+// before P·V, which does not shrink when out cancels to near 0 (testing::compare's bound).
 void decode(const HostProblem& problem, std::vector<double>& out, std::vector<double>& lse,
-            LseBase base = LseBase::kNatural, int threads = 0);
+            LseBase base = LseBase::kNatural, int threads = 0, std::vector<double>* weighted_abs = nullptr);
 
 // LSE-weighted merge of partial states for one set of rows (CPU version of etap::merge_states).
 // o_states: [num_states, rows, dim]; lse_states: [num_states, rows] in `base`; ±inf = empty state.

@@ -123,8 +123,9 @@ struct Row {
 };
 
 // One work item: up to kRowsPerItem query rows of one request that share one kv head.
+// weighted_abs: null, or [batch, s_q, h_q, d_v] for Σ w·|v| / Σ w.
 void decode_rows(const HostProblem& hp, int32_t b, int32_t kv_head, int32_t row_begin, int32_t row_end,
-                 LseBase base, double* out, double* lse) {
+                 LseBase base, double* out, double* lse, double* weighted_abs) {
   const DecodeProblem& p = hp.problem;
   const int32_t heads_per_kv = p.h_q / p.h_kv;
   const int64_t n = usable_seqlen(hp, b);
@@ -144,8 +145,8 @@ void decode_rows(const HostProblem& hp, int32_t b, int32_t kv_head, int32_t row_
   }
   const auto nr = static_cast<int64_t>(rows.size());
 
-  auto out_row = [&](const Row& row) {
-    return out + ((b * int64_t{p.s_q} + row.token) * p.h_q + row.head) * d_v;
+  auto row_offset = [&](const Row& row) {
+    return ((b * int64_t{p.s_q} + row.token) * p.h_q + row.head) * d_v;
   };
   auto lse_at = [&](const Row& row) -> double& {
     return lse[(b * int64_t{p.h_q} + row.head) * p.s_q + row.token];
@@ -197,8 +198,9 @@ void decode_rows(const HostProblem& hp, int32_t b, int32_t kv_head, int32_t row_
     }
   }
 
-  // Pass 2: O = Σ w · v, v = the first d_v columns of the same cache row.
-  std::vector<double> acc(nr * d_v, 0.0);  // [nr, d_v]
+  // Pass 2: O = Σ w · v, v = the first d_v columns of the same cache row (and Σ w · |v| when asked).
+  std::vector<double> acc(nr * d_v, 0.0);                         // [nr, d_v]
+  std::vector<double> acc_abs(weighted_abs ? nr * d_v : 0, 0.0);  // [nr, d_v]
   for (int64_t t0 = 0; t0 < max_visible; t0 += kKeyBlock) {
     const int64_t count = std::min<int64_t>(kKeyBlock, max_visible - t0);
     load_block(t0, count, d_v);
@@ -208,18 +210,26 @@ void decode_rows(const HostProblem& hp, int32_t b, int32_t kv_head, int32_t row_
         const double w = logits[r * max_visible + t];
         const double* v = block.data() + (t - t0) * d_qk;
         for (int32_t c = 0; c < d_v; ++c) a[c] += w * v[c];
+        if (weighted_abs) {
+          double* a_abs = acc_abs.data() + r * d_v;
+          for (int32_t c = 0; c < d_v; ++c) a_abs[c] += w * std::abs(v[c]);
+        }
       }
     }
   }
 
   for (int64_t r = 0; r < nr; ++r) {
-    double* o = out_row(rows[r]);
+    double* o = out + row_offset(rows[r]);
+    double* o_abs = weighted_abs ? weighted_abs + row_offset(rows[r]) : nullptr;
     if (rows[r].visible == 0) {
       std::fill(o, o + d_v, 0.0);
+      if (o_abs) std::fill(o_abs, o_abs + d_v, 0.0);
       lse_at(rows[r]) = kInf;
       continue;
     }
     for (int32_t c = 0; c < d_v; ++c) o[c] = acc[r * d_v + c] / row_sum[r];
+    if (o_abs)
+      for (int32_t c = 0; c < d_v; ++c) o_abs[c] = acc_abs[r * d_v + c] / row_sum[r];
     const double lse_natural = row_max[r] + std::log(row_sum[r]);
     lse_at(rows[r]) = base == LseBase::kNatural ? lse_natural : lse_natural * std::numbers::log2e;
   }
@@ -293,10 +303,11 @@ uint16_t float_to_half_bits(float value, DType dtype) {
 }
 
 void decode(const HostProblem& problem, std::vector<double>& out, std::vector<double>& lse, LseBase base,
-            int threads) {
+            int threads, std::vector<double>* weighted_abs) {
   check_problem(problem);
   const DecodeProblem& p = problem.problem;
   out.assign(static_cast<std::size_t>(p.batch) * p.s_q * p.h_q * p.d_v, 0.0);
+  if (weighted_abs) weighted_abs->assign(out.size(), 0.0);
   lse.assign(static_cast<std::size_t>(p.batch) * p.h_q * p.s_q, kInf);
 
   const int32_t rows = p.s_q * (p.h_q / p.h_kv);
@@ -308,7 +319,7 @@ void decode(const HostProblem& problem, std::vector<double>& out, std::vector<do
     const auto b = static_cast<int32_t>(item / chunks / p.h_kv);
     const int32_t row_begin = chunk * kRowsPerItem;
     decode_rows(problem, b, kv_head, row_begin, std::min(rows, row_begin + kRowsPerItem), base, out.data(),
-                lse.data());
+                lse.data(), weighted_abs ? weighted_abs->data() : nullptr);
   });
 }
 

@@ -222,14 +222,16 @@ TEST(VarlenSeqlens, AtLeastOneAndDeterministic) {
 // ---------------------------------------------------------------------------------------------------------
 // compare()
 
+// weighted_abs = |ref| everywhere: as for rows that see a single key.
 struct CompareFixture : ::testing::Test {
-  std::vector<double> ref_out, ref_lse;
+  std::vector<double> ref_out, ref_lse, weighted_abs;
   std::vector<uint16_t> bits;
   std::vector<float> lse;
   void SetUp() override {
     const int n = 4096;
     ref_out.resize(n);
     for (int i = 0; i < n; ++i) ref_out[i] = 0.3 * std::sin(0.37 * i);
+    weighted_abs = abs_of(ref_out);
     ref_lse = {1.5, kInf, -0.25, 7.0};
     bits = round(ref_out, DType::kBF16);
     lse.assign(ref_lse.begin(), ref_lse.end());
@@ -240,70 +242,97 @@ struct CompareFixture : ::testing::Test {
       r[i] = reference::float_to_half_bits(static_cast<float>(v[i]), dtype);
     return r;
   }
+  static std::vector<double> abs_of(const std::vector<double>& v) {
+    std::vector<double> a(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) a[i] = std::abs(v[i]);
+    return a;
+  }
+  testing::Comparison run() const {
+    return testing::compare(bits, DType::kBF16, lse, ref_out, ref_lse, weighted_abs);
+  }
 };
 
 TEST_F(CompareFixture, RoundedReferencePasses) {
-  const auto c = testing::compare(bits, DType::kBF16, lse, ref_out, ref_lse);
+  const auto c = run();
   EXPECT_TRUE(c.pass) << c.describe();
   EXPECT_GT(c.max_abs, 0.0);
   EXPECT_LE(c.max_abs, 0.3 / 256);
   EXPECT_LT(c.cos_diff, 1e-5);
+  EXPECT_GT(c.worst_ratio, 0.0);
+  EXPECT_LE(c.worst_ratio, 0.5);  // one bf16 rounding is at most half of u·2|ref|
   EXPECT_EQ(c.nonfinite, 0);
   EXPECT_EQ(c.lse_mismatch_inf, 0);
 }
 
 TEST_F(CompareFixture, OneElementOffFails) {
   bits[100] = reference::float_to_bf16(static_cast<float>(ref_out[100] + 0.05));
-  const auto c = testing::compare(bits, DType::kBF16, lse, ref_out, ref_lse);
+  const auto c = run();
   EXPECT_FALSE(c.pass) << c.describe();
   EXPECT_NEAR(c.max_abs, 0.05, 0.01);
+  EXPECT_GT(c.worst_ratio, 1.0);
+}
+
+TEST_F(CompareFixture, LargerWeightedAbsWidensTheBound) {
+  // The same 3% error fails where the row saw one key (A = |ref|) and passes where out cancelled from
+  // large values (A = 10·|ref|).
+  const std::size_t i = 100;
+  bits[i] = reference::float_to_bf16(static_cast<float>(ref_out[i] * 1.03));
+  EXPECT_FALSE(run().pass) << run().describe();
+  weighted_abs[i] = 10 * std::abs(ref_out[i]);
+  EXPECT_TRUE(run().pass) << run().describe();
+}
+
+TEST(Compare, ElementBoundFollowsTheDtype) {
+  EXPECT_DOUBLE_EQ(testing::element_bound(DType::kBF16, -0.5, 1.5), 2.0 / 128 + 1e-6);
+  EXPECT_DOUBLE_EQ(testing::element_bound(DType::kFP16, 0.5, 1.5), 2.0 / 1024 + 1e-6);
+  EXPECT_DOUBLE_EQ(testing::element_bound(DType::kBF16, 0.0, 0.0), 1e-6);
 }
 
 TEST_F(CompareFixture, NaNOutputIsNonfinite) {
   bits[7] = 0x7FC0;
-  const auto c = testing::compare(bits, DType::kBF16, lse, ref_out, ref_lse);
+  const auto c = run();
   EXPECT_FALSE(c.pass);
   EXPECT_EQ(c.nonfinite, 1);
 }
 
 TEST_F(CompareFixture, UnwrittenPoisonIsNonfinite) {
   std::fill(bits.begin() + 64, bits.begin() + 128, uint16_t{0xFFFF});
-  const auto c = testing::compare(bits, DType::kBF16, lse, ref_out, ref_lse);
+  const auto c = run();
   EXPECT_FALSE(c.pass);
   EXPECT_EQ(c.nonfinite, 64);
 }
 
 TEST_F(CompareFixture, LseInfinityMismatchFails) {
   lse[1] = 3.0f;  // the reference row is empty
-  auto c = testing::compare(bits, DType::kBF16, lse, ref_out, ref_lse);
+  auto c = run();
   EXPECT_FALSE(c.pass);
   EXPECT_EQ(c.lse_mismatch_inf, 1);
   lse[1] = INFINITY;
   lse[0] = INFINITY;  // the reference row is not empty
-  c = testing::compare(bits, DType::kBF16, lse, ref_out, ref_lse);
+  c = run();
   EXPECT_FALSE(c.pass);
   EXPECT_EQ(c.lse_mismatch_inf, 1);
 }
 
 TEST_F(CompareFixture, LseRelativeErrorBound) {
   lse[3] = static_cast<float>(7.0 * (1 + 4.0 / 65536));
-  auto c = testing::compare(bits, DType::kBF16, lse, ref_out, ref_lse);
+  auto c = run();
   EXPECT_TRUE(c.pass) << c.describe();
   lse[3] = static_cast<float>(7.0 * (1 + 16.0 / 65536));
-  c = testing::compare(bits, DType::kBF16, lse, ref_out, ref_lse);
+  c = run();
   EXPECT_FALSE(c.pass) << c.describe();
   EXPECT_NEAR(c.lse_max_rel, 16.0 / 65536, 1e-6);
 }
 
 TEST_F(CompareFixture, NaNLseFails) {
   lse[2] = NAN;
-  const auto c = testing::compare(bits, DType::kBF16, lse, ref_out, ref_lse);
+  const auto c = run();
   EXPECT_FALSE(c.pass);
   EXPECT_EQ(c.nonfinite, 1);
 }
 
 TEST_F(CompareFixture, EmptyLseIsNotChecked) {
-  const auto c = testing::compare(bits, DType::kBF16, {}, ref_out, ref_lse);
+  const auto c = testing::compare(bits, DType::kBF16, {}, ref_out, ref_lse, weighted_abs);
   EXPECT_TRUE(c.pass) << c.describe();
 }
 
@@ -314,32 +343,37 @@ TEST_F(CompareFixture, Fp16BoundsAreTighter) {
     ref[i] *= 10;
     shifted[i] = ref[i] * (1 + 1.0 / 400);
   }
-  const auto bf16 = testing::compare(round(shifted, DType::kBF16), DType::kBF16, lse, ref, ref_lse);
-  const auto fp16 = testing::compare(round(shifted, DType::kFP16), DType::kFP16, lse, ref, ref_lse);
+  const auto a = abs_of(ref);
+  const auto bf16 = testing::compare(round(shifted, DType::kBF16), DType::kBF16, lse, ref, ref_lse, a);
+  const auto fp16 = testing::compare(round(shifted, DType::kFP16), DType::kFP16, lse, ref, ref_lse, a);
   EXPECT_TRUE(bf16.pass) << bf16.describe();
   EXPECT_FALSE(fp16.pass) << fp16.describe();
-  const auto exact = testing::compare(round(ref, DType::kFP16), DType::kFP16, lse, ref, ref_lse);
+  const auto exact = testing::compare(round(ref, DType::kFP16), DType::kFP16, lse, ref, ref_lse, a);
   EXPECT_TRUE(exact.pass) << exact.describe();
 }
 
 TEST_F(CompareFixture, SizeMismatchThrows) {
   bits.pop_back();
-  EXPECT_THROW(testing::compare(bits, DType::kBF16, lse, ref_out, ref_lse), std::invalid_argument);
+  EXPECT_THROW(run(), std::invalid_argument);
+  bits.push_back(0);
+  weighted_abs.pop_back();
+  EXPECT_THROW(run(), std::invalid_argument);
 }
 
 TEST_F(CompareFixture, DescribeNamesEveryNumber) {
-  const std::string s = testing::compare(bits, DType::kBF16, lse, ref_out, ref_lse).describe();
+  const std::string s = run().describe();
   for (const char* key :
-       {"PASS", "max_abs=", "rel_fro=", "rmse=", "cos_diff=", "lse_max_rel=", "nonfinite=0"})
+       {"PASS", "max_abs=", "rel_fro=", "rmse=", "cos_diff=", "lse_max_rel=", "worst_ratio=", "nonfinite=0"})
     EXPECT_NE(s.find(key), std::string::npos) << s;
 }
 
 TEST(Compare, ZeroReferenceSkipsCosine) {
   const std::vector<double> ref(64, 0.0), ref_lse(1, kInf);
   const std::vector<uint16_t> out(64, 0);
-  const auto c = testing::compare(out, DType::kBF16, {INFINITY}, ref, ref_lse);
+  const auto c = testing::compare(out, DType::kBF16, {INFINITY}, ref, ref_lse, ref);
   EXPECT_TRUE(c.pass) << c.describe();
   EXPECT_EQ(c.cos_diff, 0.0);
+  EXPECT_EQ(c.worst_ratio, 0.0);
 }
 
 }  // namespace

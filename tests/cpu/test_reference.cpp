@@ -111,9 +111,11 @@ TEST(Conversions, HalfBitsDispatchOnDtype) {
 // Decode
 
 // Straightforward loops over the same conventions, to check the blocked, threaded reference.
-void naive_decode(const reference::HostProblem& hp, std::vector<double>& out, std::vector<double>& lse) {
+void naive_decode(const reference::HostProblem& hp, std::vector<double>& out, std::vector<double>& lse,
+                  std::vector<double>* weighted_abs = nullptr) {
   const DecodeProblem& p = hp.problem;
   out.assign(static_cast<std::size_t>(p.batch) * p.s_q * p.h_q * p.d_v, 0.0);
+  if (weighted_abs) weighted_abs->assign(out.size(), 0.0);
   lse.assign(static_cast<std::size_t>(p.batch) * p.h_q * p.s_q, kInf);
   auto val = [&](uint16_t bits) {
     return static_cast<double>(reference::half_bits_to_float(bits, p.kv_dtype));
@@ -142,6 +144,11 @@ void naive_decode(const reference::HostProblem& hp, std::vector<double>& out, st
         double* o = out.data() + ((static_cast<int64_t>(b) * p.s_q + i) * p.h_q + h) * p.d_v;
         for (int t = 0; t < visible; ++t)
           for (int c = 0; c < p.d_v; ++c) o[c] += s[t] / sum * val(k[t][c]);
+        if (weighted_abs) {
+          double* a = weighted_abs->data() + (o - out.data());
+          for (int t = 0; t < visible; ++t)
+            for (int c = 0; c < p.d_v; ++c) a[c] += s[t] / sum * std::abs(val(k[t][c]));
+        }
         lse[(static_cast<int64_t>(b) * p.h_q + h) * p.s_q + i] = m + std::log(sum);
       }
     }
@@ -419,6 +426,52 @@ TEST(ReferenceDecode, LargeLogitsStayFinite) {
   for (double x : out) ASSERT_TRUE(std::isfinite(x));
   for (double x : lse) ASSERT_TRUE(std::isfinite(x));
   EXPECT_GT(*std::max_element(lse.begin(), lse.end()), 709.0);
+}
+
+// weighted_abs = Σ p·|v|: what testing::compare scales the kernel's rounding error by.
+TEST(ReferenceDecode, WeightedAbsMatchesNaiveAndBoundsOut) {
+  testing::ProblemSpec spec;
+  spec.batch = 4;
+  spec.s_q = 3;
+  spec.h_q = 8;
+  spec.h_kv = 2;
+  spec.d_qk = 80;
+  spec.d_v = 64;
+  spec.page_size = 16;
+  spec.seqlens = {0, 1, 17, 50};
+  spec.causal = true;
+  spec.input_std = 1.5f;
+  spec.seed = 13;
+  const auto data = testing::make_problem(spec);
+  std::vector<double> out, lse, weighted_abs, plain_out, plain_lse, naive_out, naive_lse, naive_abs;
+  reference::decode(data.view(), out, lse, LseBase::kNatural, 3, &weighted_abs);
+  reference::decode(data.view(), plain_out, plain_lse);
+  naive_decode(data.view(), naive_out, naive_lse, &naive_abs);
+  // Asking for it changes nothing else.
+  EXPECT_EQ(out, plain_out);
+  EXPECT_EQ(lse, plain_lse);
+  expect_close(weighted_abs, naive_abs, 1e-12);
+  ASSERT_EQ(weighted_abs.size(), out.size());
+  int strictly_larger = 0;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    ASSERT_GE(weighted_abs[i], std::abs(out[i]) * (1 - 1e-14)) << "at " << i;
+    strictly_larger += weighted_abs[i] > std::abs(out[i]) * (1 + 1e-6);
+  }
+  EXPECT_GT(strictly_larger, 0);  // rows with several keys and mixed signs cancel
+  // Rows that see no key (request 0, and causal tokens of request 1 before its key): 0.
+  for (int i = 0; i < spec.s_q; ++i)
+    for (int h = 0; h < spec.h_q; ++h)
+      for (int c = 0; c < spec.d_v; ++c) ASSERT_EQ(out_row(data, weighted_abs, 0, i, h)[c], 0.0);
+}
+
+TEST(ReferenceDecode, WeightedAbsOfOneKeyIsAbsOut) {
+  auto spec = small_spec();
+  spec.seqlen_fixed = 1;
+  const auto data = testing::make_problem(spec);
+  std::vector<double> out, lse, weighted_abs;
+  reference::decode(data.view(), out, lse, LseBase::kBase2, 0, &weighted_abs);
+  ASSERT_EQ(weighted_abs.size(), out.size());
+  for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(weighted_abs[i], std::abs(out[i])) << "at " << i;
 }
 
 TEST(ReferenceDecode, OutOfRangePageIdThrows) {

@@ -1,0 +1,103 @@
+// What the conformance sweep of `etap check` covers (the sweep itself runs on the GPU).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <tuple>
+
+#include "testing/conformance.hpp"
+
+namespace etap {
+namespace {
+
+using testing::ConformanceConfig;
+
+constexpr int64_t kReferenceCap = int64_t{64} * 4096 * 16;
+constexpr std::size_t kMaxConfigsAboveCap = 12;
+constexpr std::size_t kMaxQuickConfigs = 24;
+
+int64_t reference_work(const ConformanceConfig& c) {
+  return int64_t{c.batch} * c.seqlen * c.rows();
+}
+
+TEST(ConformanceSweep, NamesAreUniqueAndShapesSupported) {
+  for (bool quick : {false, true}) {
+    std::set<std::string> names;
+    for (const auto& c : testing::conformance_sweep(quick)) {
+      EXPECT_TRUE(names.insert(c.name()).second) << "duplicate config " << c.name();
+      EXPECT_LE(c.rows(), 64) << c.name();
+      EXPECT_TRUE(c.s_q == 1 || c.s_q == 2 || c.s_q == 4) << c.name();
+      EXPECT_TRUE(c.dtype == DType::kBF16 || c.dtype == DType::kFP16) << c.name();
+    }
+  }
+}
+
+TEST(ConformanceSweep, FullSweepCoversTheIssueGrid) {
+  const auto configs = testing::conformance_sweep(false);
+  std::set<std::tuple<int32_t, int32_t, int32_t, int32_t, DType, bool>> points;
+  for (const auto& c : configs) points.emplace(c.batch, c.seqlen, c.h_q, c.s_q, c.dtype, c.varlen);
+  for (int32_t b : {1, 2, 7, 64})
+    for (int32_t s_k : {1, 17, 63, 64, 65, 1000, 4096, 65536})
+      for (auto [h_q, s_q] :
+           {std::pair{8, 1}, {16, 1}, {32, 1}, {64, 1}, {8, 2}, {16, 2}, {32, 2}, {8, 4}, {16, 4}})
+        for (DType dtype : {DType::kBF16, DType::kFP16})
+          for (bool varlen : {false, true}) {
+            if (varlen && b == 1) continue;
+            if (int64_t{b} * s_k * h_q * s_q > kReferenceCap) continue;
+            EXPECT_TRUE(points.count({b, s_k, h_q, s_q, dtype, varlen}))
+                << "missing b=" << b << " s_k=" << s_k << " h_q=" << h_q << " s_q=" << s_q;
+          }
+}
+
+TEST(ConformanceSweep, FullSweepStaysWithinTheReferenceBudget) {
+  const auto configs = testing::conformance_sweep(false);
+  const auto above = std::count_if(configs.begin(), configs.end(),
+                                   [](const auto& c) { return reference_work(c) > kReferenceCap; });
+  EXPECT_LE(static_cast<std::size_t>(above), kMaxConfigsAboveCap);
+  auto has = [&](auto predicate) { return std::any_of(configs.begin(), configs.end(), predicate); };
+  EXPECT_TRUE(has([](const auto& c) { return c.batch == 1 && c.seqlen == 65536 && c.rows() == 64; }));
+  EXPECT_TRUE(has([](const auto& c) { return c.batch == 2 && c.seqlen == 65536 && c.rows() == 64; }));
+  EXPECT_TRUE(has([](const auto& c) { return c.batch == 64 && c.seqlen == 4096 && c.rows() == 64; }));
+}
+
+TEST(ConformanceSweep, BothSweepsCoverTheSpecialCases) {
+  for (bool quick : {false, true}) {
+    const auto configs = testing::conformance_sweep(quick);
+    auto has = [&](auto predicate) { return std::any_of(configs.begin(), configs.end(), predicate); };
+    for (int32_t rows : {8, 16, 32, 64})
+      EXPECT_TRUE(has([rows](const auto& c) { return c.rows() == rows; })) << "R=" << rows;
+    EXPECT_TRUE(has([](const auto& c) { return c.varlen && c.batch > 1; })) << "varlen with empty requests";
+    EXPECT_TRUE(has([](const auto& c) { return c.all_empty; }));
+    EXPECT_TRUE(has([](const auto& c) { return c.s_q > 1 && c.causal; }));
+    EXPECT_TRUE(has([](const auto& c) { return c.s_q > 1 && !c.causal; }));
+    EXPECT_TRUE(has([](const auto& c) { return c.causal && c.seqlen < c.s_q; }));
+    EXPECT_TRUE(has([](const auto& c) { return c.dtype == DType::kFP16; }));
+    EXPECT_TRUE(has([](const auto& c) { return c.lse_base == LseBase::kBase2; }));
+    EXPECT_TRUE(has([](const auto& c) { return c.input_std > 1.f; }));
+    EXPECT_TRUE(has([](const auto& c) { return c.num_sms == 1; }));
+    EXPECT_TRUE(has([](const auto& c) { return c.batch == 1 && c.seqlen == 65536; }));
+    for (int32_t s_k : {1, 17, 63, 64, 65})
+      EXPECT_TRUE(has([s_k](const auto& c) { return c.seqlen == s_k; })) << "tail s_k=" << s_k;
+  }
+  EXPECT_LE(testing::conformance_sweep(true).size(), kMaxQuickConfigs);
+}
+
+TEST(ConformanceSweep, NameSaysWhatRuns) {
+  ConformanceConfig c;
+  c.batch = 7;
+  c.seqlen = 1000;
+  c.varlen = true;
+  c.h_q = 16;
+  c.s_q = 2;
+  c.causal = true;
+  EXPECT_EQ(c.name(), "b7 sk1000 varlen h16 sq2 causal bf16");
+  c.dtype = DType::kFP16;
+  c.lse_base = LseBase::kBase2;
+  c.causal = false;
+  c.num_sms = 3;
+  EXPECT_EQ(c.name(), "b7 sk1000 varlen h16 sq2 noncausal fp16 lse2 sms3");
+}
+
+}  // namespace
+}  // namespace etap
