@@ -52,9 +52,9 @@ fi
 if has sanitize; then
   for tool in memcheck racecheck synccheck; do
     for cfg in "--batch 3 --seqlen 200 --h-q 16 --s-q 1" "--batch 2 --seqlen 77 --h-q 8 --s-q 4 --causal" \
-               "--batch 1 --seqlen 4096 --h-q 32 --s-q 2 --causal"; do
+               "--batch 2 --seqlen 1000 --h-q 32 --s-q 2 --causal --dtype fp16"; do
       log="$OUT/sanitize-$tool.log"
-      compute-sanitizer --tool $tool --error-exitcode 9 $ETAP run $cfg --iters 1 >>"$log" 2>&1
+      compute-sanitizer --tool $tool --error-exitcode 9 $ETAP run $cfg --iters 1 --warmup 0 >>"$log" 2>&1
       rc=$?
       note "$tool" "$([ $rc = 0 ] && echo ok || echo FAIL)" "$cfg: $(grep -Eo '(ERROR SUMMARY|RACECHECK SUMMARY): .*' "$log" | tail -1)"
     done

@@ -3,6 +3,7 @@
 
 #include <etap/etap.hpp>
 
+#include <cstdlib>
 #include <string>
 
 #include "decode/kernel.cuh"
@@ -46,6 +47,8 @@ inline cudaError_t make_tensor_maps(const DecodeArgs& args, int box_cols, int bo
   kv.box[0] = box_cols;
   kv.box[1] = box_tokens;
   kv.box[2] = 1;
+  if (const char* v = std::getenv("ETAP_TUNE_L2_PROMOTION"); v != nullptr && v[0] != '\0')
+    kv.l2_promotion_bytes = std::atoi(v);
   return hopper::encode_tensor_map(kv, kv_map, &error);
 }
 

@@ -47,6 +47,7 @@ namespace etap::decoding {
 // Timing-study knobs read from the environment (docs/PERF.md, "experiments"); unset in normal use.
 //   ETAP_TUNE_FIXED_COST, ETAP_TUNE_MIN_WORK  → PlanParams
 //   ETAP_TUNE_PREFETCH, ETAP_TUNE_FLAGS       → KernelParams
+//   ETAP_TUNE_L2_PROMOTION (0/64/128/256)    → the KV tensor map
 void apply_tuning_overrides(PlanParams& params);
 
 }  // namespace etap::decoding

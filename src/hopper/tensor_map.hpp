@@ -21,6 +21,7 @@ struct TensorMapSpec {
   uint64_t strides_bytes[4] = {};
   uint32_t box[5] = {};
   TmaElement element = TmaElement::k16Bit;
+  int l2_promotion_bytes = 256;  // 0, 64, 128 or 256: L2 fetch granularity of the map's requests
 };
 
 // Encodes `spec` into `map`; on failure returns cudaErrorInvalidValue and describes why in *error.
