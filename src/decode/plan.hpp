@@ -61,9 +61,12 @@ ETAP_HD PlanParams plan_params(int32_t num_sms, int32_t h_kv, int32_t rows) {
   int32_t parts = num_sms / (h_kv > 0 ? h_kv : 1) / (row_tiles > 0 ? row_tiles : 1);
   if (parts < 1) parts = 1;
   if (parts > kMaxParts) parts = kMaxParts;
-  // Per-split overhead in page units: the Q load and epilogue, plus the fp32 partial (rows × 2 KiB) that is
-  // written and read back by the combine.
-  return {parts, 2 + rows / 32};
+  // Per-segment overhead in page units (Q load, epilogue, partial result). Measured on an H200
+  // (docs/PERF.md): 2 + R/32 left parts unbalanced at R = 64 (82.5 → 76.3 µs with less); 1 is the
+  // smallest value the empty-request ownership rule allows. W ≥ 2 keeps one-page splits (and a
+  // 128-way combine) away from b = 1 (21.9 → 19.9 µs at 8K).
+  (void)rows;
+  return {parts, 1, 2};
 }
 
 // Pages of a request: seqlen clamped to [0, max_pages · page_size] (checked mode reports violations).

@@ -127,9 +127,10 @@ TEST(PlanParams, PartsFromSmsHeadsAndRowTiles) {
   EXPECT_EQ(plan_params(1, 4, 256).num_parts, 1);
 }
 
-TEST(PlanParams, FixedCostGrowsWithRows) {
-  EXPECT_EQ(plan_params(132, 1, 16).fixed_cost, 2);
-  EXPECT_EQ(plan_params(132, 1, 64).fixed_cost, 4);
+TEST(PlanParams, MeasuredFixedCostAndMinimumWork) {
+  EXPECT_EQ(plan_params(132, 1, 16).fixed_cost, 1);
+  EXPECT_EQ(plan_params(132, 1, 16).min_work, 2);
+  EXPECT_EQ(plan_params(132, 1, 64).fixed_cost, 1);
 }
 
 TEST(PlanPolicy, RequestPagesRoundsUpAndClamps) {
