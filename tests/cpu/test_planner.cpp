@@ -51,7 +51,7 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
   ASSERT_EQ(h.fixed_cost, fixed);
   ASSERT_EQ(h.total_cost, total);
   ASSERT_EQ(plan[layout.cost_prefix() + batch], total);
-  ASSERT_EQ(h.work_per_part, work_per_part(total, params.num_parts));
+  ASSERT_EQ(h.work_per_part, work_per_part(total, params.num_parts, params.min_work));
   const int32_t w = h.work_per_part;
 
   // Coverage: every page of every request exactly once, every request (empty ones too) in one or more parts,
