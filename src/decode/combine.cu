@@ -59,7 +59,7 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
   __shared__ float scratch[32];
   hopper::wait_prerequisite_grids();
   const PlanHeader& header = *reinterpret_cast<const PlanHeader*>(p.plan);
-  const PlanLayout layout{header.batch, header.num_parts};
+  const PlanLayout layout{p.batch, p.num_parts};  // from the launch: no wait for the header
   const int items = header.num_split_requests * p.rows;
   const int column = threadIdx.x % kColumnVectors, group = threadIdx.x / kColumnVectors;
 
@@ -70,6 +70,16 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
     const int64_t slot = p.plan[layout.slot_offset() + request];
     const float* lse = p.partial_lse + slot * p.rows + row;  // state stride: rows
     const float* o = p.partial_o + (slot * p.rows + row) * kDv + column * 4;  // state stride: rows · 512
+
+    // The first states' partial O are loaded before the weights are known, so that their latency overlaps
+    // the lse reductions (the decode kernel writes every split's partial, zeros for rows without keys).
+    const int64_t o_stride = static_cast<int64_t>(p.rows) * kDv;
+    float4 first[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int s = group + u * kStateGroups;
+      first[u] = s < states ? *reinterpret_cast<const float4*>(o + s * o_stride) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
 
     // A split that saw no key of this row has lse −inf: weight 0.
     float m = -INFINITY;
@@ -91,8 +101,8 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
       for (int u = 0; u < kUnroll; ++u) {
         const int s = s0 + u * kStateGroups;
         w[u] = s < states ? weight[s] : 0.f;
-        v[u] = w[u] != 0.f ? *reinterpret_cast<const float4*>(o + s * static_cast<int64_t>(p.rows) * kDv)
-                           : make_float4(0.f, 0.f, 0.f, 0.f);
+        if (s0 == group) v[u] = first[u];
+        else v[u] = w[u] != 0.f ? *reinterpret_cast<const float4*>(o + s * o_stride) : make_float4(0.f, 0.f, 0.f, 0.f);
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {

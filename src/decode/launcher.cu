@@ -33,6 +33,7 @@ KernelParams make_params(const DecodeArgs& args, const int32_t* plan, void* work
   p.h_q = pb.h_q;
   p.rows = pb.rows();
   p.max_pages = pb.max_pages_per_seq;
+  p.num_parts = num_parts;
   p.scale_log2 = args.softmax_scale * std::numbers::log2e_v<float>;
   p.lse_out_scale = args.lse_base == LseBase::kNatural ? std::numbers::ln2_v<float> : 1.f;
   p.causal = args.causal ? 1 : 0;
