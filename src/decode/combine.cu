@@ -16,6 +16,7 @@ constexpr int kThreads = 512;
 constexpr int kColumnVectors = kDv / 4;               // float4 columns of a row
 constexpr int kStateGroups = kThreads / kColumnVectors;  // threads sharing one column split the states
 constexpr int kUnroll = 8;                            // independent loads in flight per thread
+constexpr int kDirectStates = 16;                     // max splits for the reduction-free path
 constexpr int kMaxStates = 1024;                      // splits of one request ≤ parts ≤ kMaxParts
 static_assert(kMaxStates >= kMaxParts);
 
@@ -49,9 +50,58 @@ __device__ void store4(T* dst, float4 v) {
   }
 }
 
-// Persistent over (split request, query row) items; a block merges one row: its threads split the
-// 128 float4 columns and, in kStateGroups groups, the states, with kUnroll loads in flight each. The
-// number of split requests is known only on the device, hence the loop instead of a grid per item.
+// Writes one float4 column of a merged row (normalised) and, from column 0, its lse in the requested base.
+template <typename T>
+__device__ void store_row(const KernelParams& p, int32_t request, int32_t row, int column, float4 acc, float total,
+                          float max_log2) {
+  const float inv = total > 0.f ? 1.f / total : 0.f;
+  const int32_t s = row / p.h_q, h = row % p.h_q;
+  T* out = static_cast<T*>(p.out) + request * p.out_batch_stride + s * p.out_seq_stride + h * p.out_head_stride;
+  store4(out + column * 4, make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv));
+  if (column == 0 && p.lse != nullptr)
+    p.lse[request * p.lse_batch_stride + h * p.lse_head_stride + s * p.lse_seq_stride] =
+        total > 0.f ? (max_log2 + log2f(total)) * p.lse_out_scale : INFINITY;
+}
+
+// One thread per float4 column of a row merges the row's (≤ kDirectStates) states by itself: all loads
+// are issued at once and the weights need no reduction, so the dependent chain is plan → lse/o → store.
+template <typename T>
+__device__ void merge_direct(const KernelParams& p, int32_t request, int32_t row, int32_t states, int64_t slot,
+                             int column) {
+  const float* lse = p.partial_lse + slot * p.rows + row;                   // state stride: rows
+  const float* o = p.partial_o + (slot * p.rows + row) * kDv + column * 4;  // state stride: rows · 512
+  const int64_t o_stride = static_cast<int64_t>(p.rows) * kDv;
+  float l[kDirectStates];
+  float4 v[kDirectStates];
+#pragma unroll
+  for (int s = 0; s < kDirectStates; ++s) {
+    l[s] = s < states ? lse[s * p.rows] : -INFINITY;
+    v[s] = s < states ? *reinterpret_cast<const float4*>(o + s * o_stride) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  float m = -INFINITY;
+#pragma unroll
+  for (int s = 0; s < kDirectStates; ++s) m = fmaxf(m, l[s]);
+  float total = 0.f;
+  float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+  if (m != -INFINITY) {
+#pragma unroll
+    for (int s = 0; s < kDirectStates; ++s) {
+      const float w = exp2f(l[s] - m);  // 0 for an empty split (lse −inf)
+      total += w;
+      acc.x += w * v[s].x;
+      acc.y += w * v[s].y;
+      acc.z += w * v[s].z;
+      acc.w += w * v[s].w;
+    }
+  }
+  store_row<T>(p, request, row, column, acc, total, m);
+}
+
+// Persistent over work items; the number of split requests is known only on the device, hence the loop
+// instead of a grid per item. When no request has more than kDirectStates splits (header.max_splits), an
+// item is (split request, 4 query rows) and merge_direct runs with one row per 128 threads. Otherwise an
+// item is one row and the block's threads split its 128 float4 columns and, in kStateGroups groups, the
+// states, with kUnroll loads in flight each.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant__ KernelParams p) {
   __shared__ float weight[kMaxStates];
@@ -60,9 +110,22 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
   hopper::wait_prerequisite_grids();
   const PlanHeader& header = *reinterpret_cast<const PlanHeader*>(p.plan);
   const PlanLayout layout{p.batch, p.num_parts};  // from the launch: no wait for the header
-  const int items = header.num_split_requests * p.rows;
   const int column = threadIdx.x % kColumnVectors, group = threadIdx.x / kColumnVectors;
 
+  if (header.max_splits <= kDirectStates) {
+    const int row_groups = (p.rows + kStateGroups - 1) / kStateGroups;
+    const int items = header.num_split_requests * row_groups;
+    for (int item = blockIdx.x; item < items; item += gridDim.x) {
+      const int32_t row = (item % row_groups) * kStateGroups + group;
+      if (row >= p.rows) continue;
+      const int32_t request = p.plan[layout.split_requests() + item / row_groups];
+      merge_direct<T>(p, request, row, p.plan[layout.num_splits() + request],
+                      p.plan[layout.slot_offset() + request], column);
+    }
+    return;
+  }
+
+  const int items = header.num_split_requests * p.rows;
   for (int item = blockIdx.x; item < items; item += gridDim.x) {
     const int32_t request = p.plan[layout.split_requests() + item / p.rows];
     const int32_t row = item % p.rows;
@@ -123,13 +186,7 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
         acc.z += other.z;
         acc.w += other.w;
       }
-      const float inv = total > 0.f ? 1.f / total : 0.f;
-      const int32_t s = row / p.h_q, h = row % p.h_q;
-      T* out = static_cast<T*>(p.out) + request * p.out_batch_stride + s * p.out_seq_stride + h * p.out_head_stride;
-      store4(out + column * 4, make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv));
-      if (column == 0 && p.lse != nullptr)
-        p.lse[request * p.lse_batch_stride + h * p.lse_head_stride + s * p.lse_seq_stride] =
-            total > 0.f ? (m + log2f(total)) * p.lse_out_scale : INFINITY;
+      store_row<T>(p, request, row, column, acc, total, m);
     }
     __syncthreads();  // group_sum and weight are reused by the next item
   }

@@ -28,7 +28,8 @@ struct PlanHeader {
   int32_t fixed_cost;         // F
   int32_t num_split_requests; // requests with num_splits > 1
   int32_t total_cost;
-  int32_t reserved[2];
+  int32_t max_splits;          // most splits of one request (1 when none is split): picks the combine's path
+  int32_t reserved;
 };
 static_assert(sizeof(PlanHeader) == 32);
 

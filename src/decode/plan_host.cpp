@@ -33,7 +33,7 @@ std::vector<int32_t> build_plan_host(const int32_t* seqlens, int32_t batch, int3
   std::vector<int32_t> begin(static_cast<std::size_t>(params.num_parts), std::numeric_limits<int32_t>::max());
   std::vector<int32_t> end(static_cast<std::size_t>(params.num_parts), -1);
   std::fill_n(split_requests, params.num_parts, -1);
-  int32_t slots = 0, split_count = 0;
+  int32_t slots = 0, split_count = 0, max_splits = 1;
   for (int32_t i = 0; i < batch; ++i) {
     const PartSpan span = request_parts(prefix[i], pages[i], fixed, w);
     const int32_t splits = span.last - span.first + 1;
@@ -41,6 +41,7 @@ std::vector<int32_t> build_plan_host(const int32_t* seqlens, int32_t batch, int3
     num_splits[i] = splits;
     slot_offset[i] = slots;
     if (splits > 1) {
+      max_splits = std::max(max_splits, splits);
       slots += splits;
       split_requests[split_count++] = i;
     }
@@ -54,8 +55,8 @@ std::vector<int32_t> build_plan_host(const int32_t* seqlens, int32_t batch, int3
     plan[layout.part_req_end() + p] = end[p];
   }
 
-  const PlanHeader header{batch, params.num_parts, w, fixed, split_count, static_cast<int32_t>(total),
-                          {0, 0}};
+  const PlanHeader header{batch,         params.num_parts, w, fixed, split_count, static_cast<int32_t>(total),
+                          max_splits, 0};
   std::memcpy(plan.data(), &header, sizeof(header));
   return plan;
 }

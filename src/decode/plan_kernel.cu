@@ -72,6 +72,9 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
 
   // Part spans; partial slots and the split-request list in request order. Each thread reads back only the
   // prefix entries it wrote itself above.
+  __shared__ int32_t max_splits;
+  if (threadIdx.x == 0) max_splits = 1;
+  __syncthreads();
   int64_t split_carry = 0;
   for (int32_t base = 0; base < batch; base += kPlanThreads) {
     const int32_t i = base + threadIdx.x;
@@ -82,6 +85,7 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
       splits = span.last - span.first + 1;
       first_part[i] = span.first;
       num_splits[i] = splits;
+      if (splits > 1) atomicMax(&max_splits, splits);
     }
     const bool split = splits > 1;
     const int64_t mine = split ? (int64_t{1} << kSplitCountShift) | splits : 0;
@@ -96,9 +100,10 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
   const int32_t split_count = static_cast<int32_t>(split_carry >> kSplitCountShift);
   for (int32_t j = split_count + threadIdx.x; j < params.num_parts; j += kPlanThreads) split_requests[j] = -1;
 
+  __syncthreads();  // max_splits is complete
   if (threadIdx.x == 0) {
     prefix[batch] = total;
-    const PlanHeader header{batch, params.num_parts, w, fixed, split_count, total, {0, 0}};
+    const PlanHeader header{batch, params.num_parts, w, fixed, split_count, total, max_splits, 0};
     const int32_t* words = reinterpret_cast<const int32_t*>(&header);
     for (int k = 0; k < static_cast<int>(sizeof(PlanHeader) / sizeof(int32_t)); ++k) plan[k] = words[k];
   }

@@ -85,6 +85,7 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
     EXPECT_LE(work, int64_t{w} + fixed) << "part " << p;
   }
   int64_t slots = 0;
+  int32_t max_splits = 1;
   std::vector<int32_t> split_list;
   for (int32_t i = 0; i < batch; ++i) {
     const int32_t splits = plan[layout.num_splits() + i];
@@ -99,6 +100,7 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
     if (splits > 1) {
       slots += splits;
       split_list.push_back(i);
+      max_splits = std::max(max_splits, splits);
     }
   }
   EXPECT_LE(slots, 2 * int64_t{params.num_parts - 1});
@@ -108,7 +110,7 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
     const int32_t expected = k < h.num_split_requests ? split_list[k] : -1;
     EXPECT_EQ(plan[layout.split_requests() + k], expected) << "split_requests[" << k << "]";
   }
-  EXPECT_EQ(plan[6], 0);
+  EXPECT_EQ(h.max_splits, max_splits);
   EXPECT_EQ(plan[7], 0);
 }
 
