@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "cpu/test_util.hpp"
 #include "decode/launch.hpp"
 #include "decode/plan.hpp"
 
@@ -16,21 +17,14 @@ namespace {
 
 constexpr int kNumSms = 132;
 
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
+using ::etap::test::Contains;
+using ::etap::test::fake_address;
 
 bool has_cuda_device() {
   int count = 0;
   const bool found = cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
   cudaGetLastError();
   return found;
-}
-
-template <typename T>
-T* fake_address(std::uintptr_t address) {
-  return reinterpret_cast<T*>(address);
 }
 
 DecodeProblem mla_problem(int32_t batch = 4, int32_t s_q = 1, int32_t h_q = 16) {

@@ -7,19 +7,14 @@
 #include <string>
 #include <thread>
 
+#include "cpu/test_util.hpp"
+
 namespace {
 
 constexpr int32_t kNumSms = 132;
 
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
-
-template <typename T>
-T* fake_address(std::uintptr_t address) {
-  return reinterpret_cast<T*>(address);
-}
+using ::etap::test::Contains;
+using ::etap::test::fake_address;
 
 etap_problem c_problem(int32_t batch = 4, int32_t s_q = 1, int32_t h_q = 16) {
   etap_problem p = etap_default_problem();

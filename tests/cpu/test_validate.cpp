@@ -8,18 +8,13 @@
 #include <limits>
 #include <string>
 
+#include "cpu/test_util.hpp"
+
 namespace etap {
 namespace {
 
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
-
-template <typename T>
-T* fake_address(std::uintptr_t address) {
-  return reinterpret_cast<T*>(address);
-}
+using ::etap::test::Contains;
+using ::etap::test::fake_address;
 
 class Validate : public ::testing::Test {
  protected:
