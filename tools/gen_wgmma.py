@@ -2,7 +2,8 @@
 """Generates src/hopper/wgmma_ops.cuh: one wrapper per wgmma.mma_async shape the kernels use.
 
 Inline PTX needs the accumulator registers spelled out, so each N gets its own operand list. Run from the
-repository root: python3 tools/gen_wgmma.py > src/hopper/wgmma_ops.cuh"""
+repository root:
+    python3 tools/gen_wgmma.py | clang-format --assume-filename=wgmma_ops.cuh > src/hopper/wgmma_ops.cuh"""
 import sys
 
 SHAPES_N = [8, 16, 24, 32, 48, 64]

@@ -132,16 +132,16 @@ Status decode(const DecodeArgs& args, const void* plan_buffer, std::size_t plan_
 struct MergeArgs {
   int32_t num_states = 0;
   int32_t rows = 0;
-  int32_t dim = 0;                      // multiple of 4
-  const float* o_states = nullptr;      // [num_states, rows, dim], each state normalised (O / l)
+  int32_t dim = 0;                  // multiple of 4
+  const float* o_states = nullptr;  // [num_states, rows, dim], each state normalised (O / l)
   int64_t o_state_stride = 0, o_row_stride = 0;
-  const float* lse_states = nullptr;    // [num_states, rows]
+  const float* lse_states = nullptr;  // [num_states, rows]
   int64_t lse_state_stride = 0;
   LseBase lse_base = LseBase::kNatural;  // base of lse_states and lse_out
-  void* out = nullptr;                  // [rows, dim], dtype out_dtype (kBF16, kFP16 or kFP32)
+  void* out = nullptr;                   // [rows, dim], dtype out_dtype (kBF16, kFP16 or kFP32)
   DType out_dtype = DType::kFP32;
   int64_t out_row_stride = 0;
-  float* lse_out = nullptr;             // [rows]; may be null
+  float* lse_out = nullptr;  // [rows]; may be null
 };
 
 Status merge_states(const MergeArgs& args, cudaStream_t stream);

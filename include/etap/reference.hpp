@@ -3,9 +3,8 @@
 // `etap check` and users compare the GPU kernel against.
 #pragma once
 
-#include <etap/etap.hpp>
-
 #include <cstdint>
+#include <etap/etap.hpp>
 #include <vector>
 
 namespace etap::reference {
@@ -21,10 +20,10 @@ uint16_t float_to_half_bits(float value, DType dtype);
 // A decode problem in host memory, dense layouts (the strides of make_dense_args).
 struct HostProblem {
   DecodeProblem problem;
-  const uint16_t* q = nullptr;            // [batch, s_q, h_q, d_qk] bits of problem.q_dtype
-  const uint16_t* kv_cache = nullptr;     // [num_pages, page_size, h_kv, d_qk] bits of problem.kv_dtype
-  const int32_t* block_table = nullptr;   // [batch, max_pages_per_seq]
-  const int32_t* seqlens = nullptr;       // [batch]
+  const uint16_t* q = nullptr;           // [batch, s_q, h_q, d_qk] bits of problem.q_dtype
+  const uint16_t* kv_cache = nullptr;    // [num_pages, page_size, h_kv, d_qk] bits of problem.kv_dtype
+  const int32_t* block_table = nullptr;  // [batch, max_pages_per_seq]
+  const int32_t* seqlens = nullptr;      // [batch]
   double softmax_scale = 0.0;
   bool causal = false;
 };

@@ -7,11 +7,11 @@ namespace etap::decoding {
 
 enum class NamedBarrier : uint32_t {
   kColumnMaxWritten = 1,  // + warpgroup: a consumer warpgroup's partial column maxima (or sums) are in smem
-  kPFree = 3,             // both consumer warpgroups finished the previous Oᵀ += Vᵀ·Pᵀ: Pᵀ/alpha reusable
-  kPReady = 4,            // Pᵀ and alpha of this page are in smem and visible to the async proxy
-  kTailZeroed = 5,        // + warpgroup: V rows past seqlen are zeroed in this warpgroup's V boxes
-  kRowSumReady = 7,       // final softmax denominators of all columns are in smem
-  kQPadZeroed = 8,        // + warpgroup: padding rows of Q are zero
+  kPFree = 3,        // both consumer warpgroups finished the previous Oᵀ += Vᵀ·Pᵀ: Pᵀ/alpha reusable
+  kPReady = 4,       // Pᵀ and alpha of this page are in smem and visible to the async proxy
+  kTailZeroed = 5,   // + warpgroup: V rows past seqlen are zeroed in this warpgroup's V boxes
+  kRowSumReady = 7,  // final softmax denominators of all columns are in smem
+  kQPadZeroed = 8,   // + warpgroup: padding rows of Q are zero
 };
 
 __host__ __device__ constexpr uint32_t barrier_id(NamedBarrier b, int warpgroup = 0) {

@@ -1,10 +1,9 @@
-#include "decode/combine.cuh"
-
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cmath>
 
+#include "decode/combine.cuh"
 #include "decode/plan.hpp"
 #include "hopper/fence.cuh"
 
@@ -13,11 +12,11 @@ namespace {
 
 constexpr int kDv = 512;
 constexpr int kThreads = 512;
-constexpr int kColumnVectors = kDv / 4;               // float4 columns of a row
+constexpr int kColumnVectors = kDv / 4;                  // float4 columns of a row
 constexpr int kStateGroups = kThreads / kColumnVectors;  // threads sharing one column split the states
-constexpr int kUnroll = 8;                            // independent loads in flight per thread
-constexpr int kDirectStates = 16;                     // max splits for the reduction-free path
-constexpr int kMaxStates = 1024;                      // splits of one request ≤ parts ≤ kMaxParts
+constexpr int kUnroll = 8;                               // independent loads in flight per thread
+constexpr int kDirectStates = 16;                        // max splits for the reduction-free path
+constexpr int kMaxStates = 1024;                         // splits of one request ≤ parts ≤ kMaxParts
 static_assert(kMaxStates >= kMaxParts);
 
 __device__ float block_reduce(float v, bool is_max, float* scratch) {
@@ -52,11 +51,12 @@ __device__ void store4(T* dst, float4 v) {
 
 // Writes one float4 column of a merged row (normalised) and, from column 0, its lse in the requested base.
 template <typename T>
-__device__ void store_row(const KernelParams& p, int32_t request, int32_t row, int column, float4 acc, float total,
-                          float max_log2) {
+__device__ void store_row(const KernelParams& p, int32_t request, int32_t row, int column, float4 acc,
+                          float total, float max_log2) {
   const float inv = total > 0.f ? 1.f / total : 0.f;
   const int32_t s = row / p.h_q, h = row % p.h_q;
-  T* out = static_cast<T*>(p.out) + request * p.out_batch_stride + s * p.out_seq_stride + h * p.out_head_stride;
+  T* out =
+      static_cast<T*>(p.out) + request * p.out_batch_stride + s * p.out_seq_stride + h * p.out_head_stride;
   store4(out + column * 4, make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv));
   if (column == 0 && p.lse != nullptr)
     p.lse[request * p.lse_batch_stride + h * p.lse_head_stride + s * p.lse_seq_stride] =
@@ -66,8 +66,8 @@ __device__ void store_row(const KernelParams& p, int32_t request, int32_t row, i
 // One thread per float4 column of a row merges the row's (≤ kDirectStates) states by itself: all loads
 // are issued at once and the weights need no reduction, so the dependent chain is plan → lse/o → store.
 template <typename T>
-__device__ void merge_direct(const KernelParams& p, int32_t request, int32_t row, int32_t states, int64_t slot,
-                             int column) {
+__device__ void merge_direct(const KernelParams& p, int32_t request, int32_t row, int32_t states,
+                             int64_t slot, int column) {
   const float* lse = p.partial_lse + slot * p.rows + row;                   // state stride: rows
   const float* o = p.partial_o + (slot * p.rows + row) * kDv + column * 4;  // state stride: rows · 512
   const int64_t o_stride = static_cast<int64_t>(p.rows) * kDv;
@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
     const int32_t row = item % p.rows;
     const int32_t states = p.plan[layout.num_splits() + request];
     const int64_t slot = p.plan[layout.slot_offset() + request];
-    const float* lse = p.partial_lse + slot * p.rows + row;  // state stride: rows
+    const float* lse = p.partial_lse + slot * p.rows + row;                   // state stride: rows
     const float* o = p.partial_o + (slot * p.rows + row) * kDv + column * 4;  // state stride: rows · 512
 
     // The first states' partial O are loaded before the weights are known, so that their latency overlaps
@@ -141,7 +141,8 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int s = group + u * kStateGroups;
-      first[u] = s < states ? *reinterpret_cast<const float4*>(o + s * o_stride) : make_float4(0.f, 0.f, 0.f, 0.f);
+      first[u] =
+          s < states ? *reinterpret_cast<const float4*>(o + s * o_stride) : make_float4(0.f, 0.f, 0.f, 0.f);
     }
 
     // A split that saw no key of this row has lse −inf: weight 0.
@@ -164,8 +165,11 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
       for (int u = 0; u < kUnroll; ++u) {
         const int s = s0 + u * kStateGroups;
         w[u] = s < states ? weight[s] : 0.f;
-        if (s0 == group) v[u] = first[u];
-        else v[u] = w[u] != 0.f ? *reinterpret_cast<const float4*>(o + s * o_stride) : make_float4(0.f, 0.f, 0.f, 0.f);
+        if (s0 == group)
+          v[u] = first[u];
+        else
+          v[u] = w[u] != 0.f ? *reinterpret_cast<const float4*>(o + s * o_stride)
+                             : make_float4(0.f, 0.f, 0.f, 0.f);
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
@@ -205,7 +209,8 @@ cudaError_t launch_combine(const DecodeArgs& args, const KernelParams& params, i
   attribute.val.programmaticStreamSerializationAllowed = 1;
   config.attrs = &attribute;
   config.numAttrs = 1;
-  if (args.problem.out_dtype == DType::kBF16) return cudaLaunchKernelEx(&config, combine_kernel<__nv_bfloat16>, params);
+  if (args.problem.out_dtype == DType::kBF16)
+    return cudaLaunchKernelEx(&config, combine_kernel<__nv_bfloat16>, params);
   return cudaLaunchKernelEx(&config, combine_kernel<__half>, params);
 }
 

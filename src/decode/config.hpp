@@ -9,19 +9,19 @@ template <int kN_, typename T>
 struct KernelConfig {
   using Element = T;  // __nv_bfloat16 or __half (q, kv, out, Pᵀ)
 
-  static constexpr int kN = kN_;        // query rows per CTA: R rounded up to a multiple of 16
-  static constexpr int kHalfN = kN / 2; // Sᵀ columns (query rows) owned by each consumer warpgroup
+  static constexpr int kN = kN_;          // query rows per CTA: R rounded up to a multiple of 16
+  static constexpr int kHalfN = kN / 2;   // Sᵀ columns (query rows) owned by each consumer warpgroup
   static constexpr int kPageTokens = 64;  // one page = one wgmma M tile
   static constexpr int kDqk = 576, kDv = 512;
-  static constexpr int kBoxCols = 64;                   // TMA box / swizzle atom width (128 bytes)
-  static constexpr int kBoxes = kDqk / kBoxCols;        // 9 boxes per page row block
-  static constexpr int kVBoxes = kDv / kBoxCols;        // the first 8 boxes are also V
-  static constexpr int kStages = 2;                     // whole pages in flight / in use
+  static constexpr int kBoxCols = 64;             // TMA box / swizzle atom width (128 bytes)
+  static constexpr int kBoxes = kDqk / kBoxCols;  // 9 boxes per page row block
+  static constexpr int kVBoxes = kDv / kBoxCols;  // the first 8 boxes are also V
+  static constexpr int kStages = 2;               // whole pages in flight / in use
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kVTiles = kVBoxes / kConsumerWarpgroups;  // m64 tiles of Oᵀ per consumer warpgroup
   static constexpr int kThreads = 128 * (kConsumerWarpgroups + 1);
   static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
-  static constexpr int kQkSteps = kDqk / 16;   // k16 steps of Sᵀ = K·Qᵀ
+  static constexpr int kQkSteps = kDqk / 16;         // k16 steps of Sᵀ = K·Qᵀ
   static constexpr int kPvSteps = kPageTokens / 16;  // k16 steps of Oᵀ += Vᵀ·Pᵀ
   static constexpr uint32_t kBoxBytes = kPageTokens * kBoxCols * sizeof(T);
   static constexpr uint32_t kPageBytes = kBoxes * kBoxBytes;

@@ -33,8 +33,8 @@ struct Consumer {
 
   const KernelParams& p;
   SharedStorage<Cfg>& smem;
-  const int wg;     // consumer warpgroup: owns Sᵀ columns [wg·N/2, (wg+1)·N/2) and d_v rows [wg·256, +256)
-  const int warp;   // within the warpgroup
+  const int wg;  // consumer warpgroup: owns Sᵀ columns [wg·N/2, (wg+1)·N/2) and d_v rows [wg·256, +256)
+  const int warp;  // within the warpgroup
   const int lane;
   const int col0;
 
@@ -90,7 +90,8 @@ struct Consumer {
         if (k == seg.page_end - 1 && lane == 0) hopper::mbarrier_arrive(&smem.q_empty);
         scale_and_mask(s, k, limit, (k + 1) * Cfg::kPageTokens > fully_visible_end);
         float alpha[kCols];
-        softmax.update(s, alpha, smem.column_partial[parity][wg], barrier_id(NamedBarrier::kColumnMaxWritten, wg));
+        softmax.update(s, alpha, smem.column_partial[parity][wg],
+                       barrier_id(NamedBarrier::kColumnMaxWritten, wg));
         publish_p(s, alpha);
         if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
           zero_v_tail(stage.index, seg.seqlen % Cfg::kPageTokens);
@@ -137,8 +138,8 @@ struct Consumer {
     hopper::fence_accumulator(s);
   }
 
-  __device__ __forceinline__ void scale_and_mask(float (&s)[kSRegs], int32_t page, const int32_t (&limit)[kCols],
-                                                 bool needs_mask) {
+  __device__ __forceinline__ void scale_and_mask(float (&s)[kSRegs], int32_t page,
+                                                 const int32_t (&limit)[kCols], bool needs_mask) {
     if (needs_mask) {
 #pragma unroll
       for (int i = 0; i < kSRegs; ++i) {
@@ -175,7 +176,8 @@ struct Consumer {
     const int chunks = Cfg::kVTiles * rows * 8;
     for (int idx = threadIdx.x % 128; idx < chunks; idx += 128) {
       const int box = wg * Cfg::kVTiles + idx / (rows * 8), rem = idx % (rows * 8);
-      auto* row = reinterpret_cast<uint8_t*>(smem.kv[stage][box]) + (valid_rows + rem / 8) * hopper::kSwizzleRowBytes;
+      auto* row =
+          reinterpret_cast<uint8_t*>(smem.kv[stage][box]) + (valid_rows + rem / 8) * hopper::kSwizzleRowBytes;
       *reinterpret_cast<uint4*>(row + (rem % 8) * 16) = make_uint4(0, 0, 0, 0);
     }
     hopper::fence_proxy_async_smem();
@@ -206,7 +208,8 @@ struct Consumer {
 #pragma unroll
       for (int ks = 0; ks < Cfg::kPvSteps; ++ks) {
         hopper::wgmma<kN, T, hopper::Major::kMN, hopper::Major::kK>(
-            o[t], hopper::desc_advance(a, ks * 16 * hopper::kSwizzleRowBytes), hopper::desc_advance(b, ks * 32), 1);
+            o[t], hopper::desc_advance(a, ks * 16 * hopper::kSwizzleRowBytes),
+            hopper::desc_advance(b, ks * 32), 1);
       }
     }
     hopper::wgmma_commit();

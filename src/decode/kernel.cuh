@@ -18,10 +18,10 @@ namespace etap::decoding {
 
 // ConsumerT: Consumer (ETAP, the product) or PaddedConsumer (the benchmark's non-transposed baseline).
 template <class Cfg, template <class> class ConsumerT>
-__global__ void __launch_bounds__(Cfg::kThreads, 1)
-    etap_decode_kernel(const __grid_constant__ CUtensorMap q_map,   // q  [batch, s_q, h_q, 576], box 64 × h_q × s_q
-                       const __grid_constant__ CUtensorMap kv_map,  // kv [pages, 64, 576], box 64 × 64
-                       const __grid_constant__ KernelParams params) {
+__global__ void __launch_bounds__(Cfg::kThreads, 1) etap_decode_kernel(
+    const __grid_constant__ CUtensorMap q_map,   // q  [batch, s_q, h_q, 576], box 64 × h_q × s_q
+    const __grid_constant__ CUtensorMap kv_map,  // kv [pages, 64, 576], box 64 × 64
+    const __grid_constant__ KernelParams params) {
   static_assert(sizeof(SharedStorage<Cfg>) <= kMaxDynamicSmem, "shared memory over the 227 KiB limit");
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   auto& smem = *reinterpret_cast<SharedStorage<Cfg>*>(smem_raw);

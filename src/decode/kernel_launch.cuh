@@ -1,9 +1,8 @@
 // Host side of one kernel instantiation: tensor maps, shared-memory opt-in, launch.
 #pragma once
 
-#include <etap/etap.hpp>
-
 #include <cstdlib>
+#include <etap/etap.hpp>
 #include <string>
 
 #include "decode/kernel.cuh"
@@ -57,7 +56,8 @@ cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& param
                                cudaStream_t stream) {
   using Cfg = KernelConfig<kN, T>;
   CUtensorMap q_map, kv_map;
-  if (cudaError_t e = make_tensor_maps(args, Cfg::kBoxCols, Cfg::kPageTokens, &q_map, &kv_map); e != cudaSuccess)
+  if (cudaError_t e = make_tensor_maps(args, Cfg::kBoxCols, Cfg::kPageTokens, &q_map, &kv_map);
+      e != cudaSuccess)
     return e;
   constexpr int smem_bytes = sizeof(SharedStorage<Cfg>);
   auto kernel = etap_decode_kernel<Cfg, ConsumerT>;

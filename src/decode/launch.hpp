@@ -1,9 +1,8 @@
 // Internal entry points of the decode path, called by the public API (src/api) after validation.
 #pragma once
 
-#include <etap/etap.hpp>
-
 #include <cstdint>
+#include <etap/etap.hpp>
 
 #include "decode/plan.hpp"
 
@@ -13,7 +12,7 @@ namespace etap::decoding {
 // Slots: requests split over s ≥ 2 parts use Σ s ≤ 2(P − 1) slots (plan.hpp), so 2P slots always suffice.
 struct WorkspaceLayout {
   int64_t slots = 0, rows = 0, d_v = 0;
-  static constexpr int64_t kCheckOffset = 0;     // int32[4]: checked-mode verdict
+  static constexpr int64_t kCheckOffset = 0;      // int32[4]: checked-mode verdict
   static constexpr int64_t kPartialOffset = 256;  // fp32 [slots, rows, d_v] partial O (normalised)
   int64_t lse_offset() const { return kPartialOffset + slots * rows * d_v * 4; }  // fp32 [slots, rows], log2
   int64_t bytes() const { return lse_offset() + slots * rows * 4; }

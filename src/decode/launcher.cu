@@ -59,11 +59,16 @@ cudaError_t launch_for_rows(const DecodeArgs& args, const KernelParams& params, 
                             cudaStream_t stream) {
   const int n = (params.rows + 15) / 16 * 16;
   switch (n) {
-    case 16: return launch_etap_kernel<16, T>(args, params, num_parts, stream);
-    case 32: return launch_etap_kernel<32, T>(args, params, num_parts, stream);
-    case 48: return launch_etap_kernel<48, T>(args, params, num_parts, stream);
-    case 64: return launch_etap_kernel<64, T>(args, params, num_parts, stream);
-    default: return cudaErrorNotSupported;
+    case 16:
+      return launch_etap_kernel<16, T>(args, params, num_parts, stream);
+    case 32:
+      return launch_etap_kernel<32, T>(args, params, num_parts, stream);
+    case 48:
+      return launch_etap_kernel<48, T>(args, params, num_parts, stream);
+    case 64:
+      return launch_etap_kernel<64, T>(args, params, num_parts, stream);
+    default:
+      return cudaErrorNotSupported;
   }
 }
 
@@ -84,8 +89,8 @@ cudaError_t launch_decode(const DecodeArgs& args, const int32_t* plan, PlanParam
   return launch_combine(args, kp, params.num_parts, stream);
 }
 
-cudaError_t launch_decode_padded(const DecodeArgs& args, const int32_t* plan, PlanParams params, void* workspace,
-                                 cudaStream_t stream) {
+cudaError_t launch_decode_padded(const DecodeArgs& args, const int32_t* plan, PlanParams params,
+                                 void* workspace, cudaStream_t stream) {
   const KernelParams kp = make_params(args, plan, workspace, params.num_parts);
   const cudaError_t e =
       args.problem.q_dtype == DType::kBF16

@@ -37,7 +37,11 @@ struct PaddedConsumer {
   float row_max[2], row_sum[2];  // rows r and r + 8 of this thread (warpgroup 0 only)
 
   __device__ PaddedConsumer(const KernelParams& params, SharedStorage<Cfg>& storage, int warpgroup)
-      : p(params), smem(storage), wg(warpgroup), warp((threadIdx.x % 128) / 32), lane(threadIdx.x % 32),
+      : p(params),
+        smem(storage),
+        wg(warpgroup),
+        warp((threadIdx.x % 128) / 32),
+        lane(threadIdx.x % 32),
         thread(threadIdx.x % 128) {}
 
   __device__ void run() {
@@ -120,8 +124,9 @@ struct PaddedConsumer {
     for (int i = 0; i < kRegs; ++i) {
       const auto rc = hopper::accumulator_coord(thread, i);  // row = query row, col = kv
       const int half = (i / 2) % 2;
-      const int32_t limit =
-          rc.row >= p.rows ? -1 : p.causal ? seg.seqlen - p.s_q + rc.row / p.h_q : seg.seqlen - 1;
+      const int32_t limit = rc.row >= p.rows ? -1
+                            : p.causal       ? seg.seqlen - p.s_q + rc.row / p.h_q
+                                             : seg.seqlen - 1;
       const int32_t token = page * Cfg::kPageTokens + rc.col;
       s[i] = token <= limit ? s[i] * p.scale_log2 : -INFINITY;
       m[half] = fmaxf(m[half], s[i]);
@@ -157,7 +162,8 @@ struct PaddedConsumer {
     const int rows = Cfg::kPageTokens - valid_rows;
     for (int idx = thread; idx < Cfg::kVTiles * rows * 8; idx += 128) {
       const int box = wg * Cfg::kVTiles + idx / (rows * 8), rem = idx % (rows * 8);
-      auto* row = reinterpret_cast<uint8_t*>(smem.kv[stage][box]) + (valid_rows + rem / 8) * hopper::kSwizzleRowBytes;
+      auto* row =
+          reinterpret_cast<uint8_t*>(smem.kv[stage][box]) + (valid_rows + rem / 8) * hopper::kSwizzleRowBytes;
       *reinterpret_cast<uint4*>(row + (rem % 8) * 16) = make_uint4(0, 0, 0, 0);
     }
     hopper::fence_proxy_async_smem();
@@ -180,7 +186,8 @@ struct PaddedConsumer {
 #pragma unroll
       for (int ks = 0; ks < Cfg::kPvSteps; ++ks)
         hopper::wgmma<64, T, hopper::Major::kK, hopper::Major::kMN>(
-            o[t], hopper::desc_advance(a, ks * 32), hopper::desc_advance(b, ks * 16 * hopper::kSwizzleRowBytes), 1);
+            o[t], hopper::desc_advance(a, ks * 32),
+            hopper::desc_advance(b, ks * 16 * hopper::kSwizzleRowBytes), 1);
     }
     hopper::wgmma_commit();
     hopper::wgmma_wait<0>();
@@ -203,8 +210,10 @@ struct PaddedConsumer {
           smem.row_sum[row] = row_sum[h];
           if (row < p.rows) {
             const float lse2 = row_sum[h] > 0.f ? row_max[h] + log2f(row_sum[h]) : -INFINITY;
-            if (split) p.partial_lse[static_cast<int64_t>(seg.slot) * p.rows + row] = lse2;
-            else if (p.lse) *lse_ptr(p, seg.request, row) = row_sum[h] > 0.f ? lse2 * p.lse_out_scale : INFINITY;
+            if (split)
+              p.partial_lse[static_cast<int64_t>(seg.slot) * p.rows + row] = lse2;
+            else if (p.lse)
+              *lse_ptr(p, seg.request, row) = row_sum[h] > 0.f ? lse2 * p.lse_out_scale : INFINITY;
           }
         }
       }

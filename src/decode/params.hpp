@@ -18,7 +18,7 @@ struct KernelParams {
   const int32_t* block_table;  // [batch, max_pages]
   int64_t block_table_stride;
   int32_t batch, s_q, h_q, rows, max_pages;
-  int32_t num_parts;  // of the plan (its layout), = gridDim.x of the decode kernel
+  int32_t num_parts;    // of the plan (its layout), = gridDim.x of the decode kernel
   float scale_log2;     // softmax_scale · log2(e): logits are kept in log2 units
   float lse_out_scale;  // log2 → requested base: ln 2 (natural) or 1 (base 2)
   int32_t causal;

@@ -23,12 +23,12 @@ namespace etap::decoding {
 // Layout of the plan buffer (int32 words), written by the plan kernel, read by decode and combine.
 struct PlanHeader {
   int32_t batch;
-  int32_t num_parts;          // P: CTAs of the decode grid
-  int32_t work_per_part;      // W
-  int32_t fixed_cost;         // F
-  int32_t num_split_requests; // requests with num_splits > 1
+  int32_t num_parts;           // P: CTAs of the decode grid
+  int32_t work_per_part;       // W
+  int32_t fixed_cost;          // F
+  int32_t num_split_requests;  // requests with num_splits > 1
   int32_t total_cost;
-  int32_t max_splits;          // most splits of one request (1 when none is split): picks the combine's path
+  int32_t max_splits;  // most splits of one request (1 when none is split): picks the combine's path
   int32_t reserved;
 };
 static_assert(sizeof(PlanHeader) == 32);
@@ -36,13 +36,17 @@ static_assert(sizeof(PlanHeader) == 32);
 // Offsets (in int32 words) of the arrays that follow the header.
 struct PlanLayout {
   int32_t batch, num_parts;
-  ETAP_HD int64_t part_req_begin() const { return 8; }                          // [P] first request touched
-  ETAP_HD int64_t part_req_end() const { return part_req_begin() + num_parts; } // [P] last request (inclusive); < begin: idle part
-  ETAP_HD int64_t cost_prefix() const { return part_req_end() + num_parts; }    // [batch + 1] C_i
-  ETAP_HD int64_t first_part() const { return cost_prefix() + batch + 1; }      // [batch]
-  ETAP_HD int64_t num_splits() const { return first_part() + batch; }           // [batch]
-  ETAP_HD int64_t slot_offset() const { return num_splits() + batch; }          // [batch] first partial slot (split requests only)
-  ETAP_HD int64_t split_requests() const { return slot_offset() + batch; }      // [P] ids of split requests
+  ETAP_HD int64_t part_req_begin() const { return 8; }  // [P] first request touched
+  ETAP_HD int64_t part_req_end() const {
+    return part_req_begin() + num_parts;
+  }  // [P] last request (inclusive); < begin: idle part
+  ETAP_HD int64_t cost_prefix() const { return part_req_end() + num_parts; }  // [batch + 1] C_i
+  ETAP_HD int64_t first_part() const { return cost_prefix() + batch + 1; }    // [batch]
+  ETAP_HD int64_t num_splits() const { return first_part() + batch; }         // [batch]
+  ETAP_HD int64_t slot_offset() const {
+    return num_splits() + batch;
+  }  // [batch] first partial slot (split requests only)
+  ETAP_HD int64_t split_requests() const { return slot_offset() + batch; }  // [P] ids of split requests
   ETAP_HD int64_t words() const { return split_requests() + num_parts; }
   ETAP_HD int64_t bytes() const { return words() * 4; }
 };

@@ -55,8 +55,8 @@ std::vector<int32_t> build_plan_host(const int32_t* seqlens, int32_t batch, int3
     plan[layout.part_req_end() + p] = end[p];
   }
 
-  const PlanHeader header{batch,         params.num_parts, w, fixed, split_count, static_cast<int32_t>(total),
-                          max_splits, 0};
+  const PlanHeader header{
+      batch, params.num_parts, w, fixed, split_count, static_cast<int32_t>(total), max_splits, 0};
   std::memcpy(plan.data(), &header, sizeof(header));
   return plan;
 }

@@ -12,8 +12,8 @@
 namespace etap::decoding {
 
 template <class Cfg>
-__device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cfg>& smem, const CUtensorMap* q_map,
-                                         const CUtensorMap* kv_map) {
+__device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cfg>& smem,
+                                         const CUtensorMap* q_map, const CUtensorMap* kv_map) {
   using namespace etap::hopper;
   const int lane = threadIdx.x % 32;
   PipelineState<Cfg::kStages> stage;

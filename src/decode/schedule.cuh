@@ -15,7 +15,7 @@ struct Segment {
   int32_t pages;                 // pages of the whole request
   int32_t seqlen;                // clamped to [0, pages · 64]
   int32_t split_index, num_splits;
-  int32_t slot;                  // partial-result slot when num_splits > 1
+  int32_t slot;  // partial-result slot when num_splits > 1
 };
 
 template <class Fn>
@@ -36,7 +36,7 @@ __device__ __forceinline__ void for_each_segment(const KernelParams& p, int part
     const int32_t first_part = p.plan[layout.first_part() + i];
     const int32_t splits = p.plan[layout.num_splits() + i];
     fn(Segment{i, range.begin, range.end, pages, seqlen, part - first_part, splits,
-                p.plan[layout.slot_offset() + i] + (part - first_part)});
+               p.plan[layout.slot_offset() + i] + (part - first_part)});
   }
 }
 

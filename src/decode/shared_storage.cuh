@@ -22,8 +22,8 @@ struct SharedStorage {
   // [parity][warpgroup][warp][column]: per-warp column maxima (double-buffered by page parity); the
   // epilogue reuses it for the per-warp column sums.
   float column_partial[2][Cfg::kConsumerWarpgroups][4][Cfg::kHalfN];
-  float alpha[Cfg::kN];    // rescale of Oᵀ columns for the current page
-  float row_sum[Cfg::kN];  // softmax denominators of the segment (epilogue)
+  float alpha[Cfg::kN];          // rescale of Oᵀ columns for the current page
+  float row_sum[Cfg::kN];        // softmax denominators of the segment (epilogue)
   uint64_t full[Cfg::kStages];   // TMA landed a page (transaction count)
   uint64_t empty[Cfg::kStages];  // the 8 consumer warps released a page
   uint64_t q_full;               // TMA landed the segment's Q

@@ -11,8 +11,12 @@ namespace etap::decoding {
 
 // Accumulator register i of an m64nN fragment holds column 8·(i/4) + 2·(lane%4) + (i%2): each thread
 // holds kCols = N/4 distinct columns, slot c = 2·(i/4) + (i%2), two kv rows per slot.
-__device__ __forceinline__ constexpr int column_slot(int i) { return 2 * (i / 4) + (i % 2); }
-__device__ __forceinline__ int slot_column(int slot, int lane) { return 8 * (slot / 2) + 2 * (lane % 4) + slot % 2; }
+__device__ __forceinline__ constexpr int column_slot(int i) {
+  return 2 * (i / 4) + (i % 2);
+}
+__device__ __forceinline__ int slot_column(int slot, int lane) {
+  return 8 * (slot / 2) + 2 * (lane % 4) + slot % 2;
+}
 
 template <int kHalfN>
 struct ColumnSoftmax {
@@ -54,7 +58,8 @@ struct ColumnSoftmax {
 #pragma unroll
     for (int c = 0; c < kCols; ++c) {
       const int col = slot_column(c, lane);
-      const float page_max = fmaxf(fmaxf(partial[0][col], partial[1][col]), fmaxf(partial[2][col], partial[3][col]));
+      const float page_max =
+          fmaxf(fmaxf(partial[0][col], partial[1][col]), fmaxf(partial[2][col], partial[3][col]));
       const float new_max = fmaxf(max[c], page_max);
       // A column that has seen no key yet keeps max = −inf; subtract 0 then so that exp2 gives 0, not NaN.
       const float base = new_max == -INFINITY ? 0.f : new_max;

@@ -2,9 +2,8 @@
 // arrival-counted "empty" barriers released by consumers, plus the stage/phase arithmetic.
 #pragma once
 
-#include <cuda/ptx>
-
 #include <cstdint>
+#include <cuda/ptx>
 
 namespace etap::hopper {
 
@@ -14,7 +13,9 @@ __device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t arrivals) 
 }
 
 // fence.mbarrier_init.release.cluster — makes initialised barriers visible to the async proxy (TMA).
-__device__ __forceinline__ void fence_barrier_init() { cuda::ptx::fence_mbarrier_init(cuda::ptx::sem_release, cuda::ptx::scope_cluster); }
+__device__ __forceinline__ void fence_barrier_init() {
+  cuda::ptx::fence_mbarrier_init(cuda::ptx::sem_release, cuda::ptx::scope_cluster);
+}
 
 // mbarrier.try_wait.parity in a loop: returns once the phase with parity `phase` has completed.
 __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t phase) {
@@ -23,11 +24,14 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t phase) {
 }
 
 // mbarrier.arrive.release.cta.shared::cta.b64
-__device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) { (void)cuda::ptx::mbarrier_arrive(bar); }
+__device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
+  (void)cuda::ptx::mbarrier_arrive(bar);
+}
 
 // mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 — one arrival plus `bytes` of pending transactions.
 __device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
-  (void)cuda::ptx::mbarrier_arrive_expect_tx(cuda::ptx::sem_release, cuda::ptx::scope_cta, cuda::ptx::space_shared, bar, bytes);
+  (void)cuda::ptx::mbarrier_arrive_expect_tx(cuda::ptx::sem_release, cuda::ptx::scope_cta,
+                                             cuda::ptx::space_shared, bar, bytes);
 }
 
 // Position in a ring of kStages buffers: which buffer, and the parity of its current use.

@@ -8,7 +8,8 @@ namespace etap::hopper {
 // Swizzle modes as encoded in bits 62–63.
 enum class Swizzle : uint64_t { kNone = 0, k128B = 1, k64B = 2, k32B = 3 };
 
-// 128-byte swizzle: a 1024-byte atom of 8 rows × 128 bytes; 16-byte chunk c of row r lives at chunk c ^ (r % 8).
+// 128-byte swizzle: a 1024-byte atom of 8 rows × 128 bytes; 16-byte chunk c of row r lives at chunk c ^ (r %
+// 8).
 inline constexpr int kSwizzleAtomBytes = 1024;
 inline constexpr int kSwizzleRowBytes = 128;
 
@@ -43,7 +44,9 @@ __device__ __forceinline__ uint64_t make_sw128_desc(const void* smem) {
 }
 
 // Moves a descriptor's start address by `bytes` (multiple of 16; no carry out of 14 bits for smem < 256 KiB).
-__device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) { return desc + (bytes >> 4); }
+__device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) {
+  return desc + (bytes >> 4);
+}
 
 // Byte offset of element (row, col16) — col in 16-bit elements, < 64 — inside a 128B-swizzled tile whose
 // rows are 128 bytes; the tile starts on a 1024-byte boundary.

@@ -28,16 +28,16 @@ cudaError_t encode_tensor_map(const TensorMapSpec& spec, CUtensorMap* map, std::
   cuuint32_t element_strides[5] = {1, 1, 1, 1, 1};
   const CUtensorMapDataType type =
       spec.element == TmaElement::k16Bit ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_UINT8;
-  const CUtensorMapL2promotion promotion = spec.l2_promotion_bytes >= 256   ? CU_TENSOR_MAP_L2_PROMOTION_L2_256B
-                                           : spec.l2_promotion_bytes >= 128 ? CU_TENSOR_MAP_L2_PROMOTION_L2_128B
-                                           : spec.l2_promotion_bytes >= 64  ? CU_TENSOR_MAP_L2_PROMOTION_L2_64B
-                                                                            : CU_TENSOR_MAP_L2_PROMOTION_NONE;
-  const CUresult r = encode(map, type, static_cast<cuuint32_t>(spec.rank), const_cast<void*>(spec.base),
-                            reinterpret_cast<const cuuint64_t*>(spec.dims),
-                            reinterpret_cast<const cuuint64_t*>(spec.strides_bytes),
-                            reinterpret_cast<const cuuint32_t*>(spec.box), element_strides,
-                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                            promotion, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const CUtensorMapL2promotion promotion = spec.l2_promotion_bytes >= 256 ? CU_TENSOR_MAP_L2_PROMOTION_L2_256B
+                                           : spec.l2_promotion_bytes >= 128
+                                               ? CU_TENSOR_MAP_L2_PROMOTION_L2_128B
+                                           : spec.l2_promotion_bytes >= 64 ? CU_TENSOR_MAP_L2_PROMOTION_L2_64B
+                                                                           : CU_TENSOR_MAP_L2_PROMOTION_NONE;
+  const CUresult r = encode(
+      map, type, static_cast<cuuint32_t>(spec.rank), const_cast<void*>(spec.base),
+      reinterpret_cast<const cuuint64_t*>(spec.dims), reinterpret_cast<const cuuint64_t*>(spec.strides_bytes),
+      reinterpret_cast<const cuuint32_t*>(spec.box), element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+      CU_TENSOR_MAP_SWIZZLE_128B, promotion, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) {
     if (error) *error = "cuTensorMapEncodeTiled failed with CUresult " + std::to_string(static_cast<int>(r));
     return cudaErrorInvalidValue;

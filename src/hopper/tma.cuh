@@ -5,9 +5,8 @@
 
 #include <cuda.h>
 
-#include <cuda/ptx>
-
 #include <cstdint>
+#include <cuda/ptx>
 
 namespace etap::hopper {
 
@@ -15,14 +14,16 @@ namespace etap::hopper {
 __device__ __forceinline__ void tma_load_3d(void* smem_dst, const CUtensorMap* map, int32_t c0, int32_t c1,
                                             int32_t c2, uint64_t* bar) {
   const int32_t coords[3] = {c0, c1, c2};
-  cuda::ptx::cp_async_bulk_tensor(cuda::ptx::space_cluster, cuda::ptx::space_global, smem_dst, map, coords, bar);
+  cuda::ptx::cp_async_bulk_tensor(cuda::ptx::space_cluster, cuda::ptx::space_global, smem_dst, map, coords,
+                                  bar);
 }
 
 // cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
 __device__ __forceinline__ void tma_load_4d(void* smem_dst, const CUtensorMap* map, int32_t c0, int32_t c1,
                                             int32_t c2, int32_t c3, uint64_t* bar) {
   const int32_t coords[4] = {c0, c1, c2, c3};
-  cuda::ptx::cp_async_bulk_tensor(cuda::ptx::space_cluster, cuda::ptx::space_global, smem_dst, map, coords, bar);
+  cuda::ptx::cp_async_bulk_tensor(cuda::ptx::space_cluster, cuda::ptx::space_global, smem_dst, map, coords,
+                                  bar);
 }
 
 // cp.async.bulk.prefetch.tensor.3d.L2.global.tile — pulls a box into L2 without a shared-memory

@@ -15,10 +15,14 @@ namespace etap::hopper {
 enum class Major : int { kK = 0, kMN = 1 };
 
 // wgmma.fence.sync.aligned — orders prior register writes to accumulators before the next wgmma.
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
 
 // wgmma.commit_group.sync.aligned — closes the group of wgmmas issued so far.
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
 
 // wgmma.wait_group.sync.aligned N — waits until at most N groups are pending.
 template <int kPending>
@@ -40,24 +44,36 @@ __device__ __forceinline__ void wgmma(float (&d)[kN / 2], uint64_t desc_a, uint6
   constexpr bool bf16 = std::is_same_v<T, __nv_bfloat16>;
   static_assert(bf16 || std::is_same_v<T, __half>, "wgmma: T must be bf16 or fp16");
   if constexpr (kN == 8) {
-    if constexpr (bf16) detail::wgmma_m64n8k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
-    else detail::wgmma_m64n8k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
+    if constexpr (bf16)
+      detail::wgmma_m64n8k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
+    else
+      detail::wgmma_m64n8k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
   } else if constexpr (kN == 16) {
-    if constexpr (bf16) detail::wgmma_m64n16k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
-    else detail::wgmma_m64n16k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
+    if constexpr (bf16)
+      detail::wgmma_m64n16k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
+    else
+      detail::wgmma_m64n16k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
   } else if constexpr (kN == 24) {
-    if constexpr (bf16) detail::wgmma_m64n24k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
-    else detail::wgmma_m64n24k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
+    if constexpr (bf16)
+      detail::wgmma_m64n24k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
+    else
+      detail::wgmma_m64n24k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
   } else if constexpr (kN == 32) {
-    if constexpr (bf16) detail::wgmma_m64n32k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
-    else detail::wgmma_m64n32k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
+    if constexpr (bf16)
+      detail::wgmma_m64n32k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
+    else
+      detail::wgmma_m64n32k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
   } else if constexpr (kN == 48) {
-    if constexpr (bf16) detail::wgmma_m64n48k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
-    else detail::wgmma_m64n48k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
+    if constexpr (bf16)
+      detail::wgmma_m64n48k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
+    else
+      detail::wgmma_m64n48k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
   } else {
     static_assert(kN == 64, "wgmma: N not generated (tools/gen_wgmma.py)");
-    if constexpr (bf16) detail::wgmma_m64n64k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
-    else detail::wgmma_m64n64k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
+    if constexpr (bf16)
+      detail::wgmma_m64n64k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
+    else
+      detail::wgmma_m64n64k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
   }
 }
 

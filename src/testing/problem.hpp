@@ -3,10 +3,9 @@
 // order), in host memory, plus a device mirror.
 #pragma once
 
+#include <cstdint>
 #include <etap/etap.hpp>
 #include <etap/reference.hpp>
-
-#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -17,15 +16,15 @@ struct ProblemSpec {
   int32_t d_qk = 576, d_v = 512, page_size = 64;
   std::vector<int32_t> seqlens;  // one per request; if empty, every request gets seqlen_fixed
   int32_t seqlen_fixed = 0;
-  DType dtype = DType::kBF16;    // q, kv and out
-  float input_std = 0.25f;       // N(0, std) for q and kv
+  DType dtype = DType::kBF16;                 // q, kv and out
+  float input_std = 0.25f;                    // N(0, std) for q and kv
   double softmax_scale = 0.1352337788608801;  // DeepSeek-V3
   bool causal = false;
   uint64_t seed = 1;
-  bool shuffle_pages = true;     // random page order
-  int32_t spare_pages = 1;       // NaN-filled pages no request owns
+  bool shuffle_pages = true;        // random page order
+  int32_t spare_pages = 1;          // NaN-filled pages no request owns
   int32_t extra_table_columns = 1;  // unused block-table columns (kPaddingPageId)
-  bool poison = true;            // NaN in unowned slots
+  bool poison = true;               // NaN in unowned slots
 };
 
 // Seqlens drawn from N(mean, mean/2), clipped to >= 1, fixed seed (the benchmark's varlen sweep).
@@ -77,9 +76,9 @@ double element_bound(DType dtype, double ref, double weighted_abs);
 // reference has one. max_abs, rel_fro, rmse and cos_diff are the numbers FlashMLA reports.
 struct Comparison {
   double max_abs = 0, rel_fro = 0, rmse = 0, cos_diff = 0, lse_max_rel = 0;
-  double worst_ratio = 0;       // max over elements of |out − ref| / element_bound (≤ 1 passes)
-  int64_t nonfinite = 0;        // NaN/Inf in out (always a failure)
-  int64_t lse_mismatch_inf = 0; // rows where exactly one of kernel/ref lse is +inf
+  double worst_ratio = 0;        // max over elements of |out − ref| / element_bound (≤ 1 passes)
+  int64_t nonfinite = 0;         // NaN/Inf in out (always a failure)
+  int64_t lse_mismatch_inf = 0;  // rows where exactly one of kernel/ref lse is +inf
   bool pass = false;
   std::string describe() const;
 };

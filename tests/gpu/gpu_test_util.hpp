@@ -23,10 +23,10 @@ inline std::string gpu_skip_reason() {
   return {};
 }
 
-#define ETAP_REQUIRE_SM90()                                          \
-  do {                                                               \
+#define ETAP_REQUIRE_SM90()                                               \
+  do {                                                                    \
     const std::string etap_skip_reason = ::etap::test::gpu_skip_reason(); \
-    if (!etap_skip_reason.empty()) GTEST_SKIP() << etap_skip_reason; \
+    if (!etap_skip_reason.empty()) GTEST_SKIP() << etap_skip_reason;      \
   } while (0)
 
 #define ETAP_CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << cudaGetErrorString(cudaGetLastError())

@@ -63,7 +63,8 @@ struct alignas(1024) TmaTile {
 };
 
 // Loads box (col, row, page) of a [pages, 64, 576] tensor and writes it back un-swizzled.
-__global__ void tma_roundtrip_kernel(const __grid_constant__ CUtensorMap map, int col, int page, __nv_bfloat16* out) {
+__global__ void tma_roundtrip_kernel(const __grid_constant__ CUtensorMap map, int col, int page,
+                                     __nv_bfloat16* out) {
   extern __shared__ __align__(1024) uint8_t raw[];
   auto& tile = *reinterpret_cast<TmaTile*>(raw);
   if (threadIdx.x == 0) {
@@ -111,7 +112,8 @@ TEST(Hopper, TmaLoadsSwizzledBoxOfPagedTensor) {
       const auto got = out.download(kTile * kTile);
       for (int r = 0; r < kTile; ++r)
         for (int c = 0; c < kTile; ++c)
-          ASSERT_EQ(to_float(got[r * kTile + c]), to_float(host[(size_t(page) * kTile + r) * kCols + col + c]))
+          ASSERT_EQ(to_float(got[r * kTile + c]),
+                    to_float(host[(size_t(page) * kTile + r) * kCols + col + c]))
               << "page " << page << " col " << col << " r " << r << " c " << c;
     }
   }
@@ -231,7 +233,8 @@ void check_wgmma() {
         const float av = kMajorA == Major::kK ? to_float(a[m * kTile + k]) : to_float(a[k * kTile + m]);
         ref += double(av) * to_float(b[n * kTile + k]);
       }
-      ASSERT_NEAR(got[m * kN + n], ref, 1e-3 * (1 + std::fabs(ref))) << "N=" << kN << " m=" << m << " n=" << n;
+      ASSERT_NEAR(got[m * kN + n], ref, 1e-3 * (1 + std::fabs(ref)))
+          << "N=" << kN << " m=" << m << " n=" << n;
     }
   }
 }
