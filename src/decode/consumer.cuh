@@ -15,6 +15,7 @@
 #include "decode/schedule.cuh"
 #include "decode/shared_storage.cuh"
 #include "decode/softmax.cuh"
+#include "decode/tail.cuh"
 #include "hopper/barrier.cuh"
 #include "hopper/fence.cuh"
 #include "hopper/pipeline.cuh"
@@ -94,7 +95,7 @@ struct Consumer {
                        barrier_id(NamedBarrier::kColumnMaxWritten, wg));
         publish_p(s, alpha);
         if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
-          zero_v_tail(stage.index, seg.seqlen % Cfg::kPageTokens);
+          zero_v_tail<Cfg>(smem, stage.index, wg, seg.seqlen % Cfg::kPageTokens);
         rescale_o();
         accumulate_o(stage.index);
         if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
@@ -168,20 +169,6 @@ struct Consumer {
     }
     hopper::fence_proxy_async_smem();
     hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), 256);
-  }
-
-  // P is 0 past seqlen but V there may be NaN (0 · NaN = NaN): zero those V rows of this warpgroup's boxes.
-  __device__ void zero_v_tail(int stage, int valid_rows) {
-    const int rows = Cfg::kPageTokens - valid_rows;
-    const int chunks = Cfg::kVTiles * rows * 8;
-    for (int idx = threadIdx.x % 128; idx < chunks; idx += 128) {
-      const int box = wg * Cfg::kVTiles + idx / (rows * 8), rem = idx % (rows * 8);
-      auto* row =
-          reinterpret_cast<uint8_t*>(smem.kv[stage][box]) + (valid_rows + rem / 8) * hopper::kSwizzleRowBytes;
-      *reinterpret_cast<uint4*>(row + (rem % 8) * 16) = make_uint4(0, 0, 0, 0);
-    }
-    hopper::fence_proxy_async_smem();
-    hopper::named_barrier_sync(barrier_id(NamedBarrier::kTailZeroed, wg), 128);
   }
 
   __device__ __forceinline__ void rescale_o() {

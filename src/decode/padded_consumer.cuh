@@ -15,6 +15,7 @@
 #include "decode/epilogue.cuh"
 #include "decode/schedule.cuh"
 #include "decode/shared_storage.cuh"
+#include "decode/tail.cuh"
 #include "hopper/barrier.cuh"
 #include "hopper/fence.cuh"
 #include "hopper/pipeline.cuh"
@@ -80,7 +81,7 @@ struct PaddedConsumer {
         hopper::fence_proxy_async_smem();
         hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), 256);
         if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
-          zero_v_tail(stage.index, seg.seqlen % Cfg::kPageTokens);
+          zero_v_tail<Cfg>(smem, stage.index, wg, seg.seqlen % Cfg::kPageTokens);
         rescale_and_accumulate(stage.index);
         if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
         stage.advance();
@@ -156,18 +157,6 @@ struct PaddedConsumer {
       smem.alpha[r] = alpha[0];
       smem.alpha[r + 8] = alpha[1];
     }
-  }
-
-  __device__ void zero_v_tail(int stage, int valid_rows) {
-    const int rows = Cfg::kPageTokens - valid_rows;
-    for (int idx = thread; idx < Cfg::kVTiles * rows * 8; idx += 128) {
-      const int box = wg * Cfg::kVTiles + idx / (rows * 8), rem = idx % (rows * 8);
-      auto* row =
-          reinterpret_cast<uint8_t*>(smem.kv[stage][box]) + (valid_rows + rem / 8) * hopper::kSwizzleRowBytes;
-      *reinterpret_cast<uint4*>(row + (rem % 8) * 16) = make_uint4(0, 0, 0, 0);
-    }
-    hopper::fence_proxy_async_smem();
-    hopper::named_barrier_sync(barrier_id(NamedBarrier::kTailZeroed, wg), 128);
   }
 
   // O = O · alpha (per query row) + P · V: A = P (K-major), B = V box (kv × d, d contiguous: MN-major).
