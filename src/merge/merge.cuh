@@ -1,4 +1,5 @@
-// Device building block of every LSE-weighted merge: the split-KV combine and etap::merge_states.
+// Device building block of etap::merge_states: a warp-cooperative LSE-weighted merge of one row (the decode
+// path has its own combine kernel, src/decode/combine.cu, tuned for its plan).
 #pragma once
 
 #include <cuda_bf16.h>
