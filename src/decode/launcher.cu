@@ -2,6 +2,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <numbers>
 
@@ -75,8 +76,9 @@ cudaError_t launch_for_rows(const DecodeArgs& args, const KernelParams& params, 
 }  // namespace
 
 void apply_tuning_overrides(PlanParams& params) {
-  params.fixed_cost = env_int("ETAP_TUNE_FIXED_COST", params.fixed_cost);
-  params.min_work = env_int("ETAP_TUNE_MIN_WORK", params.min_work);
+  // F ≥ 1: an empty request is owned by the part holding its last fixed-cost position (plan.hpp).
+  params.fixed_cost = std::max(1, env_int("ETAP_TUNE_FIXED_COST", params.fixed_cost));
+  params.min_work = std::max(1, env_int("ETAP_TUNE_MIN_WORK", params.min_work));
 }
 
 cudaError_t launch_decode(const DecodeArgs& args, const int32_t* plan, PlanParams params, void* workspace,
