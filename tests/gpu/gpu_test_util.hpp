@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <string>
 
 namespace etap::test {
@@ -22,6 +23,17 @@ inline std::string gpu_skip_reason() {
            std::to_string(prop.minor);
   return {};
 }
+
+// Owns one device allocation (null when cudaMalloc failed).
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  explicit DeviceBuffer(std::size_t bytes) {
+    if (cudaMalloc(&ptr, bytes) != cudaSuccess) ptr = nullptr;
+  }
+  ~DeviceBuffer() { cudaFree(ptr); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
 
 #define ETAP_REQUIRE_SM90()                                               \
   do {                                                                    \

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/test_util.hpp"
 #include "decode/launch.hpp"
 #include "gpu/gpu_test_util.hpp"
 
@@ -20,20 +21,9 @@ constexpr int32_t kMaxPages = 4;
 constexpr int32_t kNumPages = 10;
 constexpr std::size_t kStandInBytes = 256;
 
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
+using ::etap::test::Contains;
 
-struct DeviceBuffer {
-  void* ptr = nullptr;
-  explicit DeviceBuffer(std::size_t bytes) {
-    if (cudaMalloc(&ptr, bytes) != cudaSuccess) ptr = nullptr;
-  }
-  ~DeviceBuffer() { cudaFree(ptr); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
+using ::etap::test::DeviceBuffer;
 
 // A 4-request problem whose seqlens need 2, 4, 0 and 2 pages; unused block-table columns hold the padding id.
 class CheckedMode : public ::testing::Test {

@@ -18,16 +18,7 @@ constexpr int kNumSms = 132;
 constexpr int kPoisonByte = 0x7f;  // every plan word must be overwritten
 constexpr std::size_t kStandInBytes = 256;
 
-// Owns one device allocation.
-struct DeviceBuffer {
-  void* ptr = nullptr;
-  explicit DeviceBuffer(std::size_t bytes) {
-    if (cudaMalloc(&ptr, bytes) != cudaSuccess) ptr = nullptr;
-  }
-  ~DeviceBuffer() { cudaFree(ptr); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
+using ::etap::test::DeviceBuffer;
 
 struct PlanCase {
   std::vector<int32_t> seqlens;
