@@ -59,8 +59,7 @@ Status buffer_sizes(const DecodeProblem& problem, const Options& options, Buffer
   ETAP_RETURN_IF_ERROR(check_problem(problem));
   int num_sms = 0;
   ETAP_RETURN_IF_ERROR(resolve_num_sms(options, &num_sms));
-  decoding::PlanParams params = decoding::plan_params(num_sms, problem.h_kv, problem.rows());
-  decoding::apply_tuning_overrides(params);
+  const decoding::PlanParams params = decoding::plan_params(num_sms, problem.h_kv, problem.rows());
   sizes->params = params;
   sizes->plan_bytes = static_cast<std::size_t>(decoding::PlanLayout{problem.batch, params.num_parts}.bytes());
   sizes->workspace_bytes =

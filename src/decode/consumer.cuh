@@ -80,12 +80,6 @@ struct Consumer {
 
       for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
         hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);
-        if (p.tune_flags & kTuneSkipMath) {
-          if (k == seg.page_end - 1 && lane == 0) hopper::mbarrier_arrive(&smem.q_empty);
-          if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
-          stage.advance();
-          continue;
-        }
         float s[kSRegs];
         compute_scores(stage.index, s);
         if (k == seg.page_end - 1 && lane == 0) hopper::mbarrier_arrive(&smem.q_empty);

@@ -1,7 +1,6 @@
 // Host side of one kernel instantiation: tensor maps, shared-memory opt-in, launch.
 #pragma once
 
-#include <cstdlib>
 #include <etap/etap.hpp>
 #include <string>
 
@@ -13,6 +12,10 @@ namespace etap::decoding {
 template <int kN, typename T, template <class> class ConsumerT = Consumer>
 cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                cudaStream_t stream);
+
+// L2 fetch granularity of the KV map: a 64×64 box reads 128 bytes of each 1152-byte cache row. Measured on an
+// H200 (docs/PERF.md v5, b = 16, 64K tokens): 312 µs with 256 B, 295 µs with 128 B, 296 µs with none.
+inline constexpr int kKvL2PromotionBytes = 128;
 
 // Tensor maps of q and the KV cache (built per call: they depend on the caller's pointers).
 inline cudaError_t make_tensor_maps(const DecodeArgs& args, int box_cols, int box_tokens, CUtensorMap* q_map,
@@ -46,8 +49,7 @@ inline cudaError_t make_tensor_maps(const DecodeArgs& args, int box_cols, int bo
   kv.box[0] = box_cols;
   kv.box[1] = box_tokens;
   kv.box[2] = 1;
-  if (const char* v = std::getenv("ETAP_TUNE_L2_PROMOTION"); v != nullptr && v[0] != '\0')
-    kv.l2_promotion_bytes = std::atoi(v);
+  kv.l2_promotion_bytes = kKvL2PromotionBytes;
   return hopper::encode_tensor_map(kv, kv_map, &error);
 }
 

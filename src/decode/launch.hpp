@@ -40,13 +40,3 @@ cudaError_t launch_decode_padded(const DecodeArgs& args, const int32_t* plan, Pl
 Status run_checks(const DecodeArgs& args, void* workspace, cudaStream_t stream);
 
 }  // namespace etap::decoding
-
-namespace etap::decoding {
-
-// Timing-study knobs read from the environment (docs/PERF.md, "experiments"); unset in normal use.
-//   ETAP_TUNE_FIXED_COST, ETAP_TUNE_MIN_WORK  → PlanParams
-//   ETAP_TUNE_PREFETCH, ETAP_TUNE_FLAGS       → KernelParams
-//   ETAP_TUNE_L2_PROMOTION (0/64/128/256)    → the KV tensor map
-void apply_tuning_overrides(PlanParams& params);
-
-}  // namespace etap::decoding

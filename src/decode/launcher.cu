@@ -2,8 +2,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <algorithm>
-#include <cstdlib>
 #include <numbers>
 
 #include "decode/combine.cuh"
@@ -12,13 +10,6 @@
 
 namespace etap::decoding {
 namespace {
-
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && v[0] != '\0' ? std::atoi(v) : fallback;
-}
-
-constexpr int kDefaultPrefetchPages = 0;
 
 KernelParams make_params(const DecodeArgs& args, const int32_t* plan, void* workspace, int32_t num_parts) {
   const DecodeProblem& pb = args.problem;
@@ -46,10 +37,6 @@ KernelParams make_params(const DecodeArgs& args, const int32_t* plan, void* work
   p.lse_batch_stride = args.lse_batch_stride;
   p.lse_head_stride = args.lse_head_stride;
   p.lse_seq_stride = args.lse_seq_stride;
-  p.prefetch_pages = env_int("ETAP_TUNE_PREFETCH", kDefaultPrefetchPages);
-  if (p.prefetch_pages < 0) p.prefetch_pages = 0;
-  if (p.prefetch_pages > 32) p.prefetch_pages = 32;
-  p.tune_flags = env_int("ETAP_TUNE_FLAGS", 0);
   p.partial_o = reinterpret_cast<float*>(bytes + WorkspaceLayout::kPartialOffset);
   p.partial_lse = reinterpret_cast<float*>(bytes + ws.lse_offset());
   return p;
@@ -75,19 +62,13 @@ cudaError_t launch_for_rows(const DecodeArgs& args, const KernelParams& params, 
 
 }  // namespace
 
-void apply_tuning_overrides(PlanParams& params) {
-  // F ≥ 1: an empty request is owned by the part holding its last fixed-cost position (plan.hpp).
-  params.fixed_cost = std::max(1, env_int("ETAP_TUNE_FIXED_COST", params.fixed_cost));
-  params.min_work = std::max(1, env_int("ETAP_TUNE_MIN_WORK", params.min_work));
-}
-
 cudaError_t launch_decode(const DecodeArgs& args, const int32_t* plan, PlanParams params, void* workspace,
                           cudaStream_t stream) {
   const KernelParams kp = make_params(args, plan, workspace, params.num_parts);
   const cudaError_t e = args.problem.q_dtype == DType::kBF16
                             ? launch_for_rows<__nv_bfloat16>(args, kp, params.num_parts, stream)
                             : launch_for_rows<__half>(args, kp, params.num_parts, stream);
-  if (e != cudaSuccess || (kp.tune_flags & kTuneSkipCombine)) return e;
+  if (e != cudaSuccess) return e;
   return launch_combine(args, kp, params.num_parts, stream);
 }
 

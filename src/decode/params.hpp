@@ -5,13 +5,6 @@
 
 namespace etap::decoding {
 
-// Experiment switches for timing studies (docs/PERF.md): they break the results on purpose.
-enum TuneFlags : int32_t {
-  kTuneSkipMath = 1,     // consumers only wait for and release pages: the memory pipeline alone
-  kTuneSkipLoads = 2,    // the producer signals pages without loading them: the math alone
-  kTuneSkipCombine = 4,  // no combine launch: the decode kernel alone
-};
-
 struct KernelParams {
   const int32_t* plan;         // plan.hpp layout (PlanHeader + arrays)
   const int32_t* seqlens;      // [batch]
@@ -27,9 +20,6 @@ struct KernelParams {
   int64_t out_batch_stride, out_seq_stride, out_head_stride;
   float* lse;  // [batch, h_q, s_q] or null
   int64_t lse_batch_stride, lse_head_stride, lse_seq_stride;
-
-  int32_t prefetch_pages;  // L2 prefetch distance of the producer (pages)
-  int32_t tune_flags;      // TuneFlags: timing experiments only, never set in production
 
   float* partial_o;    // [slots, rows, 512] normalised partial O of split requests
   float* partial_lse;  // [slots, rows] log2; −inf for a row that saw no key in its split

@@ -61,17 +61,20 @@ struct PlanParams {
 // Upper bound on parts (and so on the splits of one request, which the combine kernel holds in smem).
 inline constexpr int32_t kMaxParts = 1024;
 
+// F, the per-segment overhead in page units (Q load, epilogue, partial result). Measured on an H200
+// (docs/PERF.md v6): 2 + R/32 left parts unbalanced at R = 64, 8K (82.5 → 76.3 µs with less); 1 is the
+// smallest value the empty-request ownership rule allows.
+inline constexpr int32_t kFixedCost = 1;
+// Floor of W: keeps one-page splits and a 128-way combine away from b = 1 (docs/PERF.md v6, H200, 8K:
+// 21.9 → 19.9 µs).
+inline constexpr int32_t kMinWork = 2;
+
 ETAP_HD PlanParams plan_params(int32_t num_sms, int32_t h_kv, int32_t rows) {
   const int32_t row_tiles = (rows + 63) / 64;
   int32_t parts = num_sms / (h_kv > 0 ? h_kv : 1) / (row_tiles > 0 ? row_tiles : 1);
   if (parts < 1) parts = 1;
   if (parts > kMaxParts) parts = kMaxParts;
-  // Per-segment overhead in page units (Q load, epilogue, partial result). Measured on an H200
-  // (docs/PERF.md): 2 + R/32 left parts unbalanced at R = 64 (82.5 → 76.3 µs with less); 1 is the
-  // smallest value the empty-request ownership rule allows. W ≥ 2 keeps one-page splits (and a
-  // 128-way combine) away from b = 1 (21.9 → 19.9 µs at 8K).
-  (void)rows;
-  return {parts, 1, 2};
+  return {parts, kFixedCost, kMinWork};
 }
 
 // Pages of a request: seqlen clamped to [0, max_pages · page_size] (checked mode reports violations).

@@ -31,18 +31,10 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
     q_phase ^= 1;
 
     // Page ids, one per lane: `current` holds pages [base, base + 32), `next` the 32 after them, so that
-    // the L2 prefetch can run p.prefetch_pages ahead across a batch boundary.
+    // the block-table read of the next batch of ids is in flight while this one is streamed.
     const int32_t* table_row = p.block_table + seg.request * p.block_table_stride;
     auto load_ids = [&](int32_t first) { return first + lane < seg.page_end ? table_row[first + lane] : 0; };
     int32_t current = load_ids(seg.page_begin), next = load_ids(seg.page_begin + 32);
-    auto prefetch_page = [&](int32_t page) {
-      for (int b = 0; b < Cfg::kBoxes; ++b) tma_prefetch_3d(kv_map, b * Cfg::kBoxCols, 0, page);
-    };
-    const int32_t prefetch = p.prefetch_pages;  // ≤ 32
-    for (int d = 0; d < prefetch && seg.page_begin + d < seg.page_end; ++d) {
-      const int32_t page = __shfl_sync(0xffffffffu, current, d);
-      if (lane == 0) prefetch_page(page);
-    }
     for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
       const int32_t j = (k - seg.page_begin) % 32;
       if (j == 0 && k != seg.page_begin) {
@@ -50,19 +42,11 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
         next = load_ids(k + 32);
       }
       const int32_t page = __shfl_sync(0xffffffffu, current, j);
-      const int32_t ahead = j + prefetch;  // warp-uniform
-      const int32_t ahead_page =
-          ahead < 32 ? __shfl_sync(0xffffffffu, current, ahead) : __shfl_sync(0xffffffffu, next, ahead - 32);
       if (lane == 0) {
-        if (prefetch > 0 && k + prefetch < seg.page_end) prefetch_page(ahead_page);
         mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
-        if (p.tune_flags & kTuneSkipLoads) {
-          mbarrier_arrive(&smem.full[stage.index]);
-        } else {
-          mbarrier_arrive_expect_tx(&smem.full[stage.index], Cfg::kPageBytes);
-          for (int b = 0; b < Cfg::kBoxes; ++b)
-            tma_load_3d(smem.kv[stage.index][b], kv_map, b * Cfg::kBoxCols, 0, page, &smem.full[stage.index]);
-        }
+        mbarrier_arrive_expect_tx(&smem.full[stage.index], Cfg::kPageBytes);
+        for (int b = 0; b < Cfg::kBoxes; ++b)
+          tma_load_3d(smem.kv[stage.index][b], kv_map, b * Cfg::kBoxCols, 0, page, &smem.full[stage.index]);
       }
       stage.advance();
     }

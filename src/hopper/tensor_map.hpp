@@ -21,9 +21,7 @@ struct TensorMapSpec {
   uint64_t strides_bytes[4] = {};
   uint32_t box[5] = {};
   TmaElement element = TmaElement::k16Bit;
-  // 0, 64, 128 or 256: L2 fetch granularity of the map's requests. A 64×64 box reads 128 bytes of each
-  // 1152-byte cache row; 256-byte promotion cost 6% of bandwidth at 64K tokens on an H200 (docs/PERF.md).
-  int l2_promotion_bytes = 128;
+  int l2_promotion_bytes = 128;  // 0, 64, 128 or 256: L2 fetch granularity of the map's requests
 };
 
 // Encodes `spec` into `map`; on failure returns cudaErrorInvalidValue and describes why in *error.
