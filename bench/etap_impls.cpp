@@ -1,9 +1,9 @@
 // etap::decode and the padded baseline: both plan with etap::plan into the same plan buffer and workspace.
 #include <etap/etap.hpp>
 
+#include "baselines/padded.hpp"
 #include "cuda_util.hpp"
-#include "decode/launch.hpp"
-#include "decode/plan.hpp"
+#include "decode/plan/plan.hpp"
 #include "implementation.hpp"
 
 namespace etap::bench {
@@ -68,7 +68,7 @@ class PaddedDecode : public EtapDecode {
   }
   CallStatus call(const DecodeArgs& args, cudaStream_t stream) override {
     const cudaError_t e =
-        decoding::launch_decode_padded(args, plan_.get<const int32_t>(), params_, workspace_.get(), stream);
+        launch_decode_padded(args, plan_.get<const int32_t>(), params_, workspace_.get(), stream);
     if (e == cudaErrorNotSupported) return {Outcome::kNotAvailable, "launch_decode_padded is not built"};
     if (e != cudaSuccess) return {Outcome::kError, cudaGetErrorString(e)};
     return {};

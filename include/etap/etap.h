@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "export.h" /* quoted: this header compiles without an include path (plain C test) */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -101,31 +103,33 @@ typedef struct etap_merge_args {
 } etap_merge_args;
 
 /* Defaults of etap::DecodeProblem (MLA shape, bf16, s_q = 1, h_kv = 1) and etap::Options (all zero). */
-etap_problem etap_default_problem(void);
-etap_options etap_default_options(void);
+ETAP_API etap_problem etap_default_problem(void);
+ETAP_API etap_options etap_default_options(void);
 
 /* Fills `args` with `problem`, the pointers and the strides of contiguous tensors. */
-void etap_make_dense_args(const etap_problem* problem, const void* q, const void* kv_cache,
-                          const int32_t* block_table, const int32_t* seqlens, void* out, float* lse,
-                          float softmax_scale, int32_t causal, int32_t lse_base, etap_decode_args* args);
+ETAP_API void etap_make_dense_args(const etap_problem* problem, const void* q, const void* kv_cache,
+                                   const int32_t* block_table, const int32_t* seqlens, void* out, float* lse,
+                                   float softmax_scale, int32_t causal, int32_t lse_base,
+                                   etap_decode_args* args);
 
 /* Sizes of the caller-owned buffers; `options` may be NULL (defaults). 0 when the problem is invalid or
  * unsupported, or when num_sms = 0 and no device can be queried (etap_last_error says which). */
-size_t etap_plan_bytes(const etap_problem* problem, const etap_options* options);
-size_t etap_workspace_bytes(const etap_problem* problem, const etap_options* options);
+ETAP_API size_t etap_plan_bytes(const etap_problem* problem, const etap_options* options);
+ETAP_API size_t etap_workspace_bytes(const etap_problem* problem, const etap_options* options);
 
-etap_status etap_validate(const etap_decode_args* args);
-etap_status etap_plan(const etap_decode_args* args, void* plan_buffer, size_t plan_buffer_bytes, void* stream,
-                      const etap_options* options);
-etap_status etap_decode(const etap_decode_args* args, const void* plan_buffer, size_t plan_buffer_bytes,
-                        void* workspace, size_t workspace_bytes, void* stream, const etap_options* options);
-etap_status etap_merge_states(const etap_merge_args* args, void* stream);
-etap_status etap_check_device(int device);
+ETAP_API etap_status etap_validate(const etap_decode_args* args);
+ETAP_API etap_status etap_plan(const etap_decode_args* args, void* plan_buffer, size_t plan_buffer_bytes,
+                               void* stream, const etap_options* options);
+ETAP_API etap_status etap_decode(const etap_decode_args* args, const void* plan_buffer,
+                                 size_t plan_buffer_bytes, void* workspace, size_t workspace_bytes,
+                                 void* stream, const etap_options* options);
+ETAP_API etap_status etap_merge_states(const etap_merge_args* args, void* stream);
+ETAP_API etap_status etap_check_device(int device);
 
 /* Name of a status ("invalid argument"), never NULL. */
-const char* etap_status_string(etap_status status);
+ETAP_API const char* etap_status_string(etap_status status);
 /* Message of the last failing call on this thread ("" if none); valid until the next failing call. */
-const char* etap_last_error(void);
+ETAP_API const char* etap_last_error(void);
 
 #ifdef __cplusplus
 } /* extern "C" */

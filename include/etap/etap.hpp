@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cuda_runtime_api.h>
+#include <etap/export.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -44,9 +45,9 @@ class Status {
   std::string message_;
 };
 
-const char* to_string(StatusCode code);
-const char* to_string(DType dtype);
-std::size_t dtype_bytes(DType dtype);
+ETAP_API const char* to_string(StatusCode code);
+ETAP_API const char* to_string(DType dtype);
+ETAP_API std::size_t dtype_bytes(DType dtype);
 
 // Unused block-table entries may hold any value; FlashMLA's padding id, documented for callers.
 inline constexpr int32_t kPaddingPageId = 2147480000;
@@ -97,9 +98,9 @@ struct DecodeArgs {
   LseBase lse_base = LseBase::kNatural;
 };
 
-DecodeArgs make_dense_args(const DecodeProblem& problem, const void* q, const void* kv_cache,
-                           const int32_t* block_table, const int32_t* seqlens, void* out, float* lse,
-                           float softmax_scale, bool causal, LseBase lse_base = LseBase::kNatural);
+ETAP_API DecodeArgs make_dense_args(const DecodeProblem& problem, const void* q, const void* kv_cache,
+                                    const int32_t* block_table, const int32_t* seqlens, void* out, float* lse,
+                                    float softmax_scale, bool causal, LseBase lse_base = LseBase::kNatural);
 
 struct Options {
   int num_sms = 0;  // SMs the schedule spreads over; 0 = all SMs of the current device
@@ -112,19 +113,20 @@ struct Options {
 // Sizes of the caller-owned buffers. Both depend only on the problem shape and the SM count. They return 0
 // when the problem fails validation or when options.num_sms = 0 and the current device's SM count cannot be
 // queried (no device): pass num_sms explicitly to size buffers on a machine without a GPU.
-std::size_t plan_bytes(const DecodeProblem& problem, const Options& options = {});
-std::size_t workspace_bytes(const DecodeProblem& problem, const Options& options = {});
+ETAP_API std::size_t plan_bytes(const DecodeProblem& problem, const Options& options = {});
+ETAP_API std::size_t workspace_bytes(const DecodeProblem& problem, const Options& options = {});
 
 // Validates args (shapes, dtypes, strides, alignment) without touching device memory.
-Status validate(const DecodeArgs& args);
+ETAP_API Status validate(const DecodeArgs& args);
 
 // Step 1: split-KV schedule from device seqlens, computed on the GPU into plan_buffer.
-Status plan(const DecodeArgs& args, void* plan_buffer, std::size_t plan_buffer_bytes, cudaStream_t stream,
-            const Options& options = {});
+ETAP_API Status plan(const DecodeArgs& args, void* plan_buffer, std::size_t plan_buffer_bytes,
+                     cudaStream_t stream, const Options& options = {});
 
 // Step 2: attention. plan_buffer must come from plan() with the same problem and options.
-Status decode(const DecodeArgs& args, const void* plan_buffer, std::size_t plan_buffer_bytes, void* workspace,
-              std::size_t workspace_size, cudaStream_t stream, const Options& options = {});
+ETAP_API Status decode(const DecodeArgs& args, const void* plan_buffer, std::size_t plan_buffer_bytes,
+                       void* workspace, std::size_t workspace_size, cudaStream_t stream,
+                       const Options& options = {});
 
 // Merge of partial attention states (LSE-weighted), e.g. across GPUs of a context-parallel group or
 // prefix/suffix (cascade) attention. An lse of ±inf marks an empty state (no keys): it gets weight 0.
@@ -144,9 +146,9 @@ struct MergeArgs {
   float* lse_out = nullptr;  // [rows]; may be null
 };
 
-Status merge_states(const MergeArgs& args, cudaStream_t stream);
+ETAP_API Status merge_states(const MergeArgs& args, cudaStream_t stream);
 
 // Device capability check: "etap needs compute capability 9.0; found 8.6".
-Status check_device(int device);
+ETAP_API Status check_device(int device);
 
 }  // namespace etap

@@ -3,6 +3,8 @@
 // `etap check` and users compare the GPU kernel against.
 #pragma once
 
+#include <etap/export.h>
+
 #include <cstdint>
 #include <etap/etap.hpp>
 #include <vector>
@@ -10,12 +12,12 @@
 namespace etap::reference {
 
 // 16-bit float bits <-> float (round to nearest even), for host-side data preparation.
-float bf16_to_float(uint16_t bits);
-uint16_t float_to_bf16(float value);
-float fp16_to_float(uint16_t bits);
-uint16_t float_to_fp16(float value);
-float half_bits_to_float(uint16_t bits, DType dtype);  // dtype kBF16 or kFP16
-uint16_t float_to_half_bits(float value, DType dtype);
+ETAP_API float bf16_to_float(uint16_t bits);
+ETAP_API uint16_t float_to_bf16(float value);
+ETAP_API float fp16_to_float(uint16_t bits);
+ETAP_API uint16_t float_to_fp16(float value);
+ETAP_API float half_bits_to_float(uint16_t bits, DType dtype);  // dtype kBF16 or kFP16
+ETAP_API uint16_t float_to_half_bits(float value, DType dtype);
 
 // A decode problem in host memory, dense layouts (the strides of make_dense_args).
 struct HostProblem {
@@ -34,12 +36,13 @@ struct HostProblem {
 // weighted_abs (optional, same layout as out): Σ_i p_i·|v_ic| with p_i the exact softmax weights of the row
 // (0 for rows that see no key). It is ≥ |out| and scales the error of a kernel that rounds p_i to 16 bits
 // before P·V, which does not shrink when out cancels to near 0 (testing::compare's bound).
-void decode(const HostProblem& problem, std::vector<double>& out, std::vector<double>& lse,
-            LseBase base = LseBase::kNatural, int threads = 0, std::vector<double>* weighted_abs = nullptr);
+ETAP_API void decode(const HostProblem& problem, std::vector<double>& out, std::vector<double>& lse,
+                     LseBase base = LseBase::kNatural, int threads = 0,
+                     std::vector<double>* weighted_abs = nullptr);
 
 // LSE-weighted merge of partial states for one set of rows (CPU version of etap::merge_states).
 // o_states: [num_states, rows, dim]; lse_states: [num_states, rows] in `base`; ±inf = empty state.
-void merge_states(int num_states, int rows, int dim, const double* o_states, const double* lse_states,
-                  LseBase base, double* out, double* lse_out);
+ETAP_API void merge_states(int num_states, int rows, int dim, const double* o_states,
+                           const double* lse_states, LseBase base, double* out, double* lse_out);
 
 }  // namespace etap::reference

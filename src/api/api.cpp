@@ -4,7 +4,8 @@
 #include <cstring>
 
 #include "api/api_internal.hpp"
-#include "decode/launch.hpp"
+#include "decode/checked/checked.hpp"
+#include "decode/launch/launch.hpp"
 
 namespace etap {
 namespace {

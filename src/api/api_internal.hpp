@@ -3,26 +3,14 @@
 
 #include <cstddef>
 #include <etap/etap.hpp>
-#include <sstream>
 #include <string>
 
-#include "decode/plan.hpp"
-
-#define ETAP_RETURN_IF_ERROR(expr)               \
-  do {                                           \
-    ::etap::Status etap_status_ = (expr);        \
-    if (!etap_status_.ok()) return etap_status_; \
-  } while (0)
+#include "common/status.hpp"
+#include "decode/plan/plan.hpp"
 
 namespace etap::api {
 
-// Concatenates the streamed form of each part: str("h_q (", h_q, ") must be ...").
-template <typename... Parts>
-std::string str(const Parts&... parts) {
-  std::ostringstream out;
-  (out << ... << parts);
-  return out.str();
-}
+using common::str;
 
 // Shapes, dtypes and supported configurations of a problem, independent of any pointer or stride.
 Status check_problem(const DecodeProblem& problem);

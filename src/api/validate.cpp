@@ -7,15 +7,16 @@
 #include <limits>
 
 #include "api/api_internal.hpp"
+#include "common/constants.hpp"
 
 namespace etap {
 namespace {
 
 using api::str;
 
-constexpr int32_t kSupportedDqk = 576;
-constexpr int32_t kSupportedDv = 512;
-constexpr int32_t kSupportedPageSize = 64;
+constexpr int32_t kSupportedDqk = mla::kDqk;
+constexpr int32_t kSupportedDv = mla::kDv;
+constexpr int32_t kSupportedPageSize = mla::kPageSize;
 constexpr int32_t kSupportedHkv = 1;
 constexpr int64_t kMaxSq = 64;
 constexpr int64_t kMaxRows = 64;  // R = s_q·h_q/h_kv: one row tile of the kernel
@@ -26,6 +27,7 @@ constexpr int64_t kMaxStrideBytes = int64_t{1} << 40;  // cuTensorMapEncodeTiled
 // The schedule places every request on a 32-bit cost line: pages plus a fixed cost of at most this much.
 constexpr int64_t kMaxCostPerRequestOverhead = 64;
 constexpr int64_t kCostLineLimit = int64_t{1} << 31;
+static_assert(decoding::kFixedCost <= kMaxCostPerRequestOverhead, "the cost-line bound assumes a small F");
 constexpr const char* kStrideHint = "strides are in elements; etap::make_dense_args fills dense strides";
 
 Status invalid(std::string message) {

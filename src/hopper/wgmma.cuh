@@ -7,9 +7,14 @@
 
 #include <cstdint>
 
+#include "common/constants.hpp"
 #include "hopper/wgmma_ops.cuh"
 
 namespace etap::hopper {
+
+// A warpgroup: the 4 consecutive warps that issue one wgmma together.
+inline constexpr int kWarpgroupWarps = 4;
+inline constexpr int kWarpgroupThreads = kWarpgroupWarps * kWarpSize;
 
 // Operand majorness, the immediate imm-trans-{a,b} of wgmma: K-major (K contiguous) or MN-major.
 enum class Major : int { kK = 0, kMN = 1 };
@@ -83,7 +88,7 @@ struct AccumulatorCoord {
   int row, col;
 };
 __device__ __forceinline__ AccumulatorCoord accumulator_coord(int thread_in_warpgroup, int i) {
-  const int warp = thread_in_warpgroup / 32, lane = thread_in_warpgroup % 32;
+  const int warp = thread_in_warpgroup / kWarpSize, lane = thread_in_warpgroup % kWarpSize;
   return {16 * warp + lane / 4 + 8 * ((i / 2) % 2), 8 * (i / 4) + 2 * (lane % 4) + (i % 2)};
 }
 

@@ -12,9 +12,9 @@ constexpr int kWarpsPerBlock = 8;
 constexpr int kAlignBytes = 16;
 
 template <typename OutT>
-__global__ void __launch_bounds__(kWarpsPerBlock* merge::kWarpSize)
+__global__ void __launch_bounds__(kWarpsPerBlock* kWarpSize)
     merge_states_kernel(const MergeArgs args, float lse_to_log2, float log2_to_out) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / merge::kWarpSize;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize;
   if (row >= args.rows) return;  // warp-uniform
   merge::merge_row_warp<OutT>(
       args.o_states + row * args.o_row_stride, args.o_state_stride, args.lse_states + row,
@@ -68,10 +68,10 @@ Status merge_states(const MergeArgs& args, cudaStream_t stream) {
   if (args.rows == 0) return Status::Ok();
 
   const bool natural = args.lse_base == LseBase::kNatural;
-  const float lse_to_log2 = natural ? merge::kLog2e : 1.f;
-  const float log2_to_out = natural ? merge::kLn2 : 1.f;
+  const float lse_to_log2 = natural ? kLog2e : 1.f;
+  const float log2_to_out = natural ? kLn2 : 1.f;
   const dim3 grid(static_cast<unsigned>((args.rows + kWarpsPerBlock - 1) / kWarpsPerBlock));
-  const dim3 block(kWarpsPerBlock * merge::kWarpSize);
+  const dim3 block(kWarpsPerBlock * kWarpSize);
   switch (args.out_dtype) {
     case DType::kBF16:
       merge_states_kernel<__nv_bfloat16><<<grid, block, 0, stream>>>(args, lse_to_log2, log2_to_out);

@@ -2,18 +2,13 @@
 // path has its own combine kernel, src/decode/combine.cu, tuned for its plan).
 #pragma once
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <cstdint>
-#include <type_traits>
+
+#include "common/constants.hpp"
+#include "common/store.cuh"
 
 namespace etap::merge {
 
-inline constexpr float kLog2e = 1.4426950408889634f;
-inline constexpr float kLn2 = 0.6931471805599453f;
-inline constexpr int kWarpSize = 32;
-inline constexpr unsigned kFullWarp = 0xFFFFFFFFu;
 inline constexpr int kVector = 4;                         // floats per float4 load
 inline constexpr int kWarpColumns = kWarpSize * kVector;  // columns one warp covers per step
 
@@ -21,34 +16,18 @@ namespace detail {
 
 __device__ __forceinline__ float warp_max(float v) {
   for (int offset = kWarpSize / 2; offset > 0; offset /= 2)
-    v = fmaxf(v, __shfl_xor_sync(kFullWarp, v, offset));
+    v = fmaxf(v, __shfl_xor_sync(kFullWarpMask, v, offset));
   return v;
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullWarp, v, offset);
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullWarpMask, v, offset);
   return v;
 }
 
 // Unnormalised weight 2^(lse − max) of one state; an empty state (lse ±inf) weighs 0.
 __device__ __forceinline__ float state_weight(float lse_log2, float max_log2) {
   return isinf(lse_log2) ? 0.f : exp2f(lse_log2 - max_log2);
-}
-
-template <typename OutT>
-__device__ __forceinline__ void store4(OutT* dst, float4 v) {
-  if constexpr (std::is_same_v<OutT, float>) {
-    *reinterpret_cast<float4*>(dst) = v;
-  } else if constexpr (std::is_same_v<OutT, __nv_bfloat16>) {
-    const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
-    *reinterpret_cast<uint2*>(dst) =
-        make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
-  } else {
-    static_assert(std::is_same_v<OutT, __half>, "OutT must be __nv_bfloat16, __half or float");
-    const __half2 lo = __floats2half2_rn(v.x, v.y), hi = __floats2half2_rn(v.z, v.w);
-    *reinterpret_cast<uint2*>(dst) =
-        make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
-  }
 }
 
 }  // namespace detail
@@ -74,8 +53,7 @@ __device__ void merge_row_warp(const float* o, int64_t o_state_stride, const flo
   max_log2 = detail::warp_max(max_log2);
 
   if (max_log2 == -INFINITY) {  // every state empty
-    for (int c = lane * kVector; c < dim; c += kWarpColumns)
-      detail::store4(out + c, make_float4(0.f, 0.f, 0.f, 0.f));
+    for (int c = lane * kVector; c < dim; c += kWarpColumns) store4(out + c, make_float4(0.f, 0.f, 0.f, 0.f));
     if (lse_out && lane == 0) *lse_out = INFINITY;
     return;
   }
@@ -98,7 +76,7 @@ __device__ void merge_row_warp(const float* o, int64_t o_state_stride, const flo
                               : 0.f;
       const int group = min(kWarpSize, num_states - s0);
       for (int j = 0; j < group; ++j) {
-        const float w = __shfl_sync(kFullWarp, my_weight, j);
+        const float w = __shfl_sync(kFullWarpMask, my_weight, j);
         // An empty state's o may be garbage (never written): skip it rather than multiply by 0.
         if (w == 0.f || !active) continue;
         const float4 v = *reinterpret_cast<const float4*>(o + (s0 + j) * o_state_stride + c);
@@ -109,8 +87,7 @@ __device__ void merge_row_warp(const float* o, int64_t o_state_stride, const flo
       }
     }
     if (active)
-      detail::store4(out + c,
-                     make_float4(acc.x * inv_sum, acc.y * inv_sum, acc.z * inv_sum, acc.w * inv_sum));
+      store4(out + c, make_float4(acc.x * inv_sum, acc.y * inv_sum, acc.z * inv_sum, acc.w * inv_sum));
   }
   if (lse_out && lane == 0) *lse_out = (max_log2 + log2f(sum)) * log2_to_out;
 }

@@ -9,8 +9,8 @@
 #include <string>
 
 #include "cpu/test_util.hpp"
-#include "decode/launch.hpp"
-#include "decode/plan.hpp"
+#include "decode/launch/launch.hpp"
+#include "decode/plan/plan.hpp"
 
 namespace etap {
 namespace {

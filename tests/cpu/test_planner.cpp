@@ -8,12 +8,16 @@
 #include <random>
 #include <vector>
 
-#include "decode/launch.hpp"
-#include "decode/plan.hpp"
-#include "decode/plan_host.hpp"
+#include "decode/launch/launch.hpp"
+#include "decode/plan/plan.hpp"
+#include "testing/plan_host.hpp"
 
 namespace etap::decoding {
 namespace {
+
+using testing::build_plan_host;
+using testing::part_segments;
+using testing::PartSegment;
 
 constexpr int32_t kPageSize = 64;
 constexpr int32_t kNoClamp = 1 << 20;  // max_pages large enough not to clamp
@@ -53,6 +57,8 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
   ASSERT_EQ(plan[layout.cost_prefix() + batch], total);
   ASSERT_EQ(h.work_per_part, work_per_part(total, params.num_parts, params.min_work));
   const int32_t w = h.work_per_part;
+  EXPECT_GE(w, params.min_work);
+  EXPECT_GE(int64_t{w} * params.num_parts, total) << "the parts must cover the whole cost line";
 
   // Coverage: every page of every request exactly once, every request (empty ones too) in one or more parts,
   // its segments in consecutive parts with consecutive split indices and consecutive page ranges.
@@ -61,12 +67,12 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
   std::vector<int32_t> segments_seen(batch, 0), next_page(batch, 0);
   for (int32_t p = 0; p < params.num_parts; ++p) {
     int64_t work = 0;
-    const std::vector<Segment> segments = part_segments(plan, p);
+    const std::vector<PartSegment> segments = part_segments(plan, p);
     if (segments.empty()) {
       EXPECT_EQ(plan[layout.part_req_begin() + p], 0) << "idle part " << p;
       EXPECT_EQ(plan[layout.part_req_end() + p], -1) << "idle part " << p;
     }
-    for (const Segment& s : segments) {
+    for (const PartSegment& s : segments) {
       const int32_t i = s.request;
       ASSERT_GE(i, 0);
       ASSERT_LT(i, batch);
@@ -96,6 +102,9 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
     EXPECT_EQ(plan[layout.slot_offset() + i], slots) << "request " << i;
     if (pages[i] == 0) {
       EXPECT_EQ(splits, 1) << "empty request " << i;
+      // Ownership rule: the part holding the request's last fixed-cost position.
+      EXPECT_EQ(plan[layout.first_part() + i], (plan[layout.cost_prefix() + i] + fixed - 1) / w)
+          << "empty request " << i;
     }
     if (splits > 1) {
       slots += splits;
@@ -129,10 +138,15 @@ TEST(PlanParams, PartsFromSmsHeadsAndRowTiles) {
   EXPECT_EQ(plan_params(1, 4, 256).num_parts, 1);
 }
 
-TEST(PlanParams, MeasuredFixedCostAndMinimumWork) {
-  EXPECT_EQ(plan_params(132, 1, 16).fixed_cost, 1);
-  EXPECT_EQ(plan_params(132, 1, 16).min_work, 2);
-  EXPECT_EQ(plan_params(132, 1, 64).fixed_cost, 1);
+// The tuned values themselves are measurements (plan.hpp); what the planner relies on is tested here.
+TEST(PlanParams, UseTheNamedConstantsWithinTheirBounds) {
+  static_assert(kFixedCost >= 1, "the empty-request ownership rule needs F >= 1");
+  static_assert(kMinWork >= 1, "W >= 1 keeps every part's interval non-empty");
+  for (const int32_t rows : {1, 16, 33, 64}) {
+    const PlanParams params = plan_params(kH100Sms, 1, rows);
+    EXPECT_EQ(params.fixed_cost, kFixedCost) << "rows " << rows;
+    EXPECT_EQ(params.min_work, kMinWork) << "rows " << rows;
+  }
 }
 
 TEST(PlanPolicy, RequestPagesRoundsUpAndClamps) {
@@ -175,7 +189,7 @@ TEST(Planner, OneMillionTokensSpreadOverAllParts) {
   // Every part but the last gets W pages (the first W − F: it also pays the fixed cost).
   const int32_t w = header_of(plan).work_per_part;
   for (int32_t p = 1; p + 1 < kH100Sms; ++p) {
-    const Segment s = part_segments(plan, p).at(0);
+    const PartSegment s = part_segments(plan, p).at(0);
     EXPECT_EQ(s.page_end - s.page_begin, w) << "part " << p;
   }
 }
@@ -226,9 +240,9 @@ TEST(Planner, OnePartTakesEverything) {
   const std::vector<int32_t> seqlens = {7000, 0, 300, 64};
   check_invariants(seqlens, {1, 2});
   const std::vector<int32_t> plan = make_plan(seqlens, {1, 2});
-  const std::vector<Segment> segments = part_segments(plan, 0);
+  const std::vector<PartSegment> segments = part_segments(plan, 0);
   ASSERT_EQ(segments.size(), seqlens.size());
-  for (const Segment& s : segments) EXPECT_EQ(s.num_splits, 1);
+  for (const PartSegment& s : segments) EXPECT_EQ(s.num_splits, 1);
 }
 
 TEST(Planner, MorePartsThanWork) {

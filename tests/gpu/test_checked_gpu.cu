@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cpu/test_util.hpp"
-#include "decode/launch.hpp"
+#include "decode/checked/checked.hpp"
 #include "gpu/gpu_test_util.hpp"
 
 namespace etap {

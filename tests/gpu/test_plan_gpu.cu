@@ -6,9 +6,9 @@
 #include <random>
 #include <vector>
 
-#include "decode/plan.hpp"
-#include "decode/plan_host.hpp"
+#include "decode/plan/plan.hpp"
 #include "gpu/gpu_test_util.hpp"
+#include "testing/plan_host.hpp"
 
 namespace etap {
 namespace {
@@ -83,7 +83,7 @@ void expect_matches_host(const PlanCase& c, bool in_graph = false) {
   const DecodeProblem problem = problem_of(c);
   const auto params = decoding::plan_params(c.num_sms, problem.h_kv, problem.rows());
   const std::vector<int32_t> expected =
-      decoding::build_plan_host(c.seqlens.data(), problem.batch, kPageSize, c.max_pages, params);
+      testing::build_plan_host(c.seqlens.data(), problem.batch, kPageSize, c.max_pages, params);
   const std::vector<int32_t> actual = gpu_plan(c, in_graph);
   ASSERT_EQ(actual.size(), expected.size());
   for (std::size_t k = 0; k < expected.size(); ++k)

@@ -1,0 +1,42 @@
+// Compile-time shape of the ETAP decode kernel.
+#pragma once
+
+#include <cstdint>
+
+#include "common/constants.hpp"
+#include "hopper/wgmma.cuh"
+
+namespace etap::decoding {
+
+template <int kN_, typename T>
+struct KernelConfig {
+  using Element = T;  // __nv_bfloat16 or __half (q, kv, out, Pᵀ)
+
+  static constexpr int kN = kN_;         // query rows per CTA: R rounded up to a multiple of 16
+  static constexpr int kHalfN = kN / 2;  // Sᵀ columns (query rows) owned by each consumer warpgroup
+  static constexpr int kPageTokens = mla::kPageSize;  // one page = one wgmma M tile
+  static constexpr int kDqk = mla::kDqk, kDv = mla::kDv;
+  static constexpr int kBoxCols = 64;             // TMA box / swizzle atom width (128 bytes)
+  static constexpr int kBoxes = kDqk / kBoxCols;  // 9 boxes per page row block
+  static constexpr int kVBoxes = kDv / kBoxCols;  // the first 8 boxes are also V
+  static constexpr int kStages = 2;               // whole pages in flight / in use
+  static constexpr int kConsumerWarpgroups = 2;
+  static constexpr int kVTiles = kVBoxes / kConsumerWarpgroups;  // m64 tiles of Oᵀ per consumer warpgroup
+  static constexpr int kWarpgroupThreads = hopper::kWarpgroupThreads;
+  static constexpr int kConsumerWarps =
+      hopper::kWarpgroupWarps * kConsumerWarpgroups;  // arrive on empty / q_empty
+  static constexpr int kConsumerThreads = kWarpgroupThreads * kConsumerWarpgroups;
+  static constexpr int kThreads = kConsumerThreads + kWarpgroupThreads;  // + the producer warpgroup
+  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
+  static constexpr int kQkSteps = kDqk / 16;         // k16 steps of Sᵀ = K·Qᵀ
+  static constexpr int kPvSteps = kPageTokens / 16;  // k16 steps of Oᵀ += Vᵀ·Pᵀ
+  static constexpr uint32_t kBoxBytes = kPageTokens * kBoxCols * sizeof(T);
+  static constexpr uint32_t kPageBytes = kBoxes * kBoxBytes;
+
+  static_assert(kN % 16 == 0 && kN >= 16 && kN <= 64, "N must be a multiple of 16 in [16, 64]");
+  static_assert(sizeof(T) == 2, "16-bit elements only");
+  static_assert(kPageTokens == 64, "a page is one wgmma M tile");
+  static_assert(kProducerRegs * kWarpgroupThreads + kConsumerRegs * kConsumerThreads <= 65536);
+};
+
+}  // namespace etap::decoding

@@ -1,0 +1,202 @@
+// Consumer warpgroups: the ETAP pipeline for one page —
+//   Sᵀ[64 kv × N/2] = K[64 × 576] · Qᵀ      (this warpgroup's half of the query rows; wgmma M = kv)
+//   Pᵀ = column-wise online softmax of Sᵀ   (statistics across the M dimension)
+//   Oᵀ[256 d × N] += Vᵀ[256 × 64] · Pᵀ      (this warpgroup's half of d_v; Vᵀ = the K tile read MN-major)
+// and, once per segment, the epilogue that transposes Oᵀ back while storing O.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+
+#include "decode/kernel/barriers.hpp"
+#include "decode/kernel/epilogue.cuh"
+#include "decode/kernel/schedule.cuh"
+#include "decode/kernel/shared_storage.cuh"
+#include "decode/kernel/softmax.cuh"
+#include "decode/kernel/tail.cuh"
+#include "decode/kernel/zero_rows.cuh"
+#include "hopper/barrier.cuh"
+#include "hopper/fence.cuh"
+#include "hopper/pipeline.cuh"
+#include "hopper/smem_desc.cuh"
+#include "hopper/wgmma.cuh"
+
+namespace etap::decoding {
+
+template <class Cfg>
+struct Consumer {
+  using T = typename Cfg::Element;
+  static constexpr int kN = Cfg::kN, kHalfN = Cfg::kHalfN;
+  static constexpr int kSRegs = kHalfN / 2;  // Sᵀ fragment
+  static constexpr int kORegs = kN / 2;      // one m64 tile of Oᵀ
+  static constexpr int kCols = kHalfN / 4;   // Sᵀ columns per thread
+  static constexpr int kWgThreads = Cfg::kWarpgroupThreads;
+
+  const KernelParams& p;
+  SharedStorage<Cfg>& smem;
+  const int wg;  // consumer warpgroup: owns Sᵀ columns [wg·N/2, (wg+1)·N/2) and d_v rows [wg·256, +256)
+  const int warp;  // within the warpgroup
+  const int lane;
+  const int col0;
+
+  float o[Cfg::kVTiles][kORegs];  // Oᵀ [4 tiles × 64 d] × N, fp32
+  ColumnSoftmax<kHalfN> softmax;
+
+  __device__ Consumer(const KernelParams& params, SharedStorage<Cfg>& storage, int warpgroup)
+      : p(params),
+        smem(storage),
+        wg(warpgroup),
+        warp((threadIdx.x % kWgThreads) / kWarpSize),
+        lane(threadIdx.x % kWarpSize),
+        col0(warpgroup * Cfg::kHalfN) {}
+
+  __device__ void run() {
+    zero_q_padding();
+    hopper::PipelineState<Cfg::kStages> stage;
+    uint32_t q_phase = 0, parity = 0;
+
+    for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
+      if (seg.pages == 0) {
+        write_empty_request<T>(p, seg.request, wg * kWgThreads + warp * kWarpSize + lane,
+                               Cfg::kConsumerThreads);
+        return;
+      }
+      hopper::mbarrier_wait(&smem.q_full, q_phase);
+      q_phase ^= 1;
+      softmax.reset();
+#pragma unroll
+      for (int t = 0; t < Cfg::kVTiles; ++t)
+#pragma unroll
+        for (int i = 0; i < kORegs; ++i) o[t][i] = 0.f;
+
+      // Last visible token of each of this thread's columns (causal: bottom-right aligned). Padding
+      // columns see nothing, so NaN slots past seqlen never reach them either.
+      int32_t limit[kCols];
+#pragma unroll
+      for (int c = 0; c < kCols; ++c) {
+        const int col = col0 + slot_column(c, lane);
+        limit[c] = col >= p.rows ? -1 : p.causal ? seg.seqlen - p.s_q + col / p.h_q : seg.seqlen - 1;
+      }
+      const int32_t fully_visible_end = (p.causal ? seg.seqlen - p.s_q : seg.seqlen - 1) + 1;
+
+      for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
+        hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);
+        float s[kSRegs];
+        compute_scores(stage.index, s);
+        if (k == seg.page_end - 1 && lane == 0) hopper::mbarrier_arrive(&smem.q_empty);
+        scale_and_mask(s, k, limit, (k + 1) * Cfg::kPageTokens > fully_visible_end);
+        float alpha[kCols];
+        softmax.update(s, alpha, smem.column_partial[parity][wg],
+                       barrier_id(NamedBarrier::kColumnMaxWritten, wg));
+        publish_p(s, alpha);
+        if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
+          zero_v_tail<Cfg>(smem, stage.index, wg, seg.seqlen % Cfg::kPageTokens);
+        rescale_o();
+        accumulate_o(stage.index);
+        if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
+        stage.advance();
+        parity ^= 1;
+      }
+      store_segment<Cfg>(p, smem, seg, o, softmax, smem.column_partial[parity][wg], wg, warp, lane);
+    });
+  }
+
+  // Query rows in [R, N) are computed but never stored; keeping them zero keeps their columns finite.
+  __device__ void zero_q_padding() {
+    const int first = max(p.rows, col0), rows = col0 + kHalfN - first;
+    if (rows > 0)
+      zero_box_rows([&](int b) { return smem.q[b]; }, Cfg::kBoxes, first, rows, threadIdx.x % kWgThreads,
+                    kWgThreads);
+    hopper::fence_proxy_async_smem();
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kQPadZeroed, wg), kWgThreads);
+  }
+
+  // Sᵀ = K · Qᵀ over d = 576: 36 k16 steps; box b of the page holds d ∈ [64b, 64b + 64).
+  __device__ __forceinline__ void compute_scores(int stage, float (&s)[kSRegs]) {
+#pragma unroll
+    for (int i = 0; i < kSRegs; ++i) s[i] = 0.f;
+    hopper::wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < Cfg::kQkSteps; ++ks) {
+      const int box = ks / 4, k_bytes = (ks % 4) * 32;
+      const uint64_t a = hopper::desc_advance(hopper::make_sw128_desc(smem.kv[stage][box]), k_bytes);
+      const uint64_t b =
+          hopper::desc_advance(hopper::make_sw128_desc(smem.q[box] + col0 * Cfg::kBoxCols), k_bytes);
+      hopper::wgmma<kHalfN, T, hopper::Major::kK, hopper::Major::kK>(s, a, b, ks > 0 ? 1 : 0);
+    }
+    hopper::wgmma_commit();
+    hopper::wgmma_wait<0>();
+    hopper::fence_accumulator(s);
+  }
+
+  __device__ __forceinline__ void scale_and_mask(float (&s)[kSRegs], int32_t page,
+                                                 const int32_t (&limit)[kCols], bool needs_mask) {
+    if (needs_mask) {
+#pragma unroll
+      for (int i = 0; i < kSRegs; ++i) {
+        const int32_t token =
+            page * Cfg::kPageTokens + hopper::accumulator_coord(threadIdx.x % kWgThreads, i).row;
+        // Select, not multiply: slots past seqlen may hold NaN.
+        s[i] = token <= limit[column_slot(i)] ? s[i] * p.scale_log2 : -INFINITY;
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < kSRegs; ++i) s[i] *= p.scale_log2;
+    }
+  }
+
+  // Pᵀ (this warpgroup's columns) and alpha into smem for both warpgroups' Oᵀ wgmma.
+  __device__ __forceinline__ void publish_p(const float (&pv)[kSRegs], const float (&alpha)[kCols]) {
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
+    auto* base = reinterpret_cast<uint8_t*>(smem.p);
+#pragma unroll
+    for (int i = 0; i < kSRegs; ++i) {
+      const auto rc = hopper::accumulator_coord(threadIdx.x % kWgThreads, i);  // row = kv, col = query row
+      *reinterpret_cast<T*>(base + hopper::sw128_offset(col0 + rc.col, rc.row)) = static_cast<T>(pv[i]);
+    }
+    if (warp == 0 && lane < 4) {
+#pragma unroll
+      for (int c = 0; c < kCols; ++c) smem.alpha[col0 + slot_column(c, lane)] = alpha[c];
+    }
+    hopper::fence_proxy_async_smem();
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
+  }
+
+  __device__ __forceinline__ void rescale_o() {
+#pragma unroll
+    for (int j = 0; j < kN / 8; ++j) {
+      const float2 a = *reinterpret_cast<const float2*>(&smem.alpha[8 * j + 2 * (lane % 4)]);
+#pragma unroll
+      for (int t = 0; t < Cfg::kVTiles; ++t) {
+        o[t][4 * j + 0] *= a.x;
+        o[t][4 * j + 1] *= a.y;
+        o[t][4 * j + 2] *= a.x;
+        o[t][4 * j + 3] *= a.y;
+      }
+    }
+  }
+
+  // Oᵀ += Vᵀ · Pᵀ: A = V box read MN-major (d contiguous), 16 kv rows (2 swizzle atoms) per k step.
+  __device__ __forceinline__ void accumulate_o(int stage) {
+    hopper::wgmma_fence();
+#pragma unroll
+    for (int t = 0; t < Cfg::kVTiles; ++t) {
+      const uint64_t a = hopper::make_sw128_desc(smem.kv[stage][wg * Cfg::kVTiles + t]);
+      const uint64_t b = hopper::make_sw128_desc(smem.p);
+#pragma unroll
+      for (int ks = 0; ks < Cfg::kPvSteps; ++ks) {
+        hopper::wgmma<kN, T, hopper::Major::kMN, hopper::Major::kK>(
+            o[t], hopper::desc_advance(a, ks * 16 * hopper::kSwizzleRowBytes),
+            hopper::desc_advance(b, ks * 32), 1);
+      }
+    }
+    hopper::wgmma_commit();
+    hopper::wgmma_wait<0>();
+#pragma unroll
+    for (int t = 0; t < Cfg::kVTiles; ++t) hopper::fence_accumulator(o[t]);
+  }
+};
+
+}  // namespace etap::decoding

@@ -1,0 +1,100 @@
+// Epilogue: reduces the softmax denominators, transposes Oᵀ back while storing O (final bf16/fp16 output,
+// or an fp32 partial for a split request), and writes the LSE.
+#pragma once
+
+#include <cmath>
+
+#include "common/constants.hpp"
+#include "decode/kernel/barriers.hpp"
+#include "decode/kernel/params.hpp"
+#include "decode/kernel/schedule.cuh"
+#include "decode/kernel/shared_storage.cuh"
+#include "decode/kernel/softmax.cuh"
+#include "hopper/barrier.cuh"
+#include "hopper/wgmma.cuh"
+
+namespace etap::decoding {
+
+// A request with no key: out = 0, lse = +inf (FlashMLA's convention). Threads [0, threads) share the rows.
+template <typename T>
+__device__ void write_empty_request(const KernelParams& p, int32_t request, int thread, int threads) {
+  constexpr int kChunk = 16 / sizeof(T);  // elements per 16-byte store
+  constexpr int kChunks = mla::kDv / kChunk;
+  for (int idx = thread; idx < p.rows * kChunks; idx += threads) {
+    const int row = idx / kChunks, chunk = idx % kChunks;
+    T* out = static_cast<T*>(p.out) + out_offset(p, request, row) + chunk * kChunk;
+    *reinterpret_cast<uint4*>(out) = make_uint4(0, 0, 0, 0);
+  }
+  if (p.lse != nullptr)
+    for (int row = thread; row < p.rows; row += threads) p.lse[lse_offset(p, request, row)] = INFINITY;
+}
+
+template <class Cfg, class Softmax>
+__device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, const Segment& seg,
+                              const float (&o)[Cfg::kVTiles][Cfg::kN / 2], const Softmax& softmax,
+                              float (*partial)[Cfg::kHalfN], int wg, int warp, int lane) {
+  using T = typename Cfg::Element;
+  constexpr int kCols = Softmax::kCols;
+  const int col0 = wg * Cfg::kHalfN;
+
+  // Column sums: 8 row-lanes by shuffles, 4 warps through smem, then shared with the other warpgroup.
+  float sum[kCols];
+#pragma unroll
+  for (int c = 0; c < kCols; ++c) {
+    sum[c] = softmax.sum[c];
+    sum[c] += __shfl_xor_sync(kFullWarpMask, sum[c], 4);
+    sum[c] += __shfl_xor_sync(kFullWarpMask, sum[c], 8);
+    sum[c] += __shfl_xor_sync(kFullWarpMask, sum[c], 16);
+  }
+  if (lane < 4) {
+#pragma unroll
+    for (int c = 0; c < kCols; ++c) partial[warp][slot_column(c, lane)] = sum[c];
+  }
+  hopper::named_barrier_sync(barrier_id(NamedBarrier::kColumnMaxWritten, wg), Cfg::kWarpgroupThreads);
+  const bool split = seg.num_splits > 1;
+  if (warp == 0 && lane < 4) {
+#pragma unroll
+    for (int c = 0; c < kCols; ++c) {
+      const int col = slot_column(c, lane);
+      const float total = partial[0][col] + partial[1][col] + partial[2][col] + partial[3][col];
+      smem.row_sum[col0 + col] = total;
+      const int row = col0 + col;
+      if (row < p.rows) {
+        const float lse2 = total > 0.f ? softmax.max[c] + log2f(total) : -INFINITY;
+        if (split) {
+          p.partial_lse[partial_row(p, seg.slot, row)] = lse2;
+        } else if (p.lse != nullptr) {
+          p.lse[lse_offset(p, seg.request, row)] = total > 0.f ? lse2 * p.lse_out_scale : INFINITY;
+        }
+      }
+    }
+  }
+  hopper::named_barrier_sync(barrier_id(NamedBarrier::kRowSumReady), Cfg::kConsumerThreads);
+
+  float inv[Cfg::kN / 4];  // 1/l for this thread's columns of Oᵀ
+#pragma unroll
+  for (int c = 0; c < Cfg::kN / 4; ++c) {
+    const float l = smem.row_sum[slot_column(c, lane)];
+    inv[c] = l > 0.f ? 1.f / l : 0.f;
+  }
+  const int thread = threadIdx.x % Cfg::kWarpgroupThreads;
+#pragma unroll
+  for (int i = 0; i < Cfg::kN / 2; ++i) {
+    const auto rc = hopper::accumulator_coord(thread, i);  // row = d within the tile, col = query row
+    if (rc.col >= p.rows) continue;
+    if (split) {
+      float* dst = p.partial_o + partial_row(p, seg.slot, rc.col) * mla::kDv;
+#pragma unroll
+      for (int t = 0; t < Cfg::kVTiles; ++t)
+        dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] = o[t][i] * inv[column_slot(i)];
+    } else {
+      T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, rc.col);
+#pragma unroll
+      for (int t = 0; t < Cfg::kVTiles; ++t)
+        dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] =
+            static_cast<T>(o[t][i] * inv[column_slot(i)]);
+    }
+  }
+}
+
+}  // namespace etap::decoding

@@ -1,0 +1,58 @@
+// The ETAP decode kernel: setup, then exactly one role split (producer warp / consumer warpgroups).
+#pragma once
+
+#include <cuda.h>
+
+#include "decode/kernel/config.hpp"
+#include "decode/kernel/consumer.cuh"
+#include "decode/kernel/params.hpp"
+#include "decode/kernel/producer.cuh"
+#include "decode/kernel/shared_storage.cuh"
+#include "hopper/fence.cuh"
+#include "hopper/pipeline.cuh"
+#include "hopper/regs.cuh"
+#include "hopper/tma.cuh"
+
+namespace etap::decoding {
+
+// ConsumerT: Consumer (ETAP, the product), or a benchmark baseline on the same machinery (bench/baselines).
+template <class Cfg, template <class> class ConsumerT>
+__global__ void __launch_bounds__(Cfg::kThreads, 1) etap_decode_kernel(
+    const __grid_constant__ CUtensorMap q_map,   // q  [batch, s_q, h_q, 576], box 64 × h_q × s_q
+    const __grid_constant__ CUtensorMap kv_map,  // kv [pages, 64, 576], box 64 × 64
+    const __grid_constant__ KernelParams params) {
+  static_assert(sizeof(SharedStorage<Cfg>) <= kMaxDynamicSmem, "shared memory over the 227 KiB limit");
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  auto& smem = *reinterpret_cast<SharedStorage<Cfg>*>(smem_raw);
+  // The 128B-swizzle atoms (TMA boxes, wgmma operands) must start on 1024-byte boundaries.
+  if ((static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) & 1023u) != 0) __trap();
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < Cfg::kStages; ++s) {
+      hopper::mbarrier_init(&smem.full[s], 1);
+      hopper::mbarrier_init(&smem.empty[s], Cfg::kConsumerWarps);
+    }
+    hopper::mbarrier_init(&smem.q_full, 1);
+    hopper::mbarrier_init(&smem.q_empty, Cfg::kConsumerWarps);
+    hopper::fence_barrier_init();
+  }
+  __syncthreads();
+  hopper::launch_dependents();  // the combine kernel may start its prologue
+
+  const int warpgroup = threadIdx.x / Cfg::kWarpgroupThreads;
+  if (warpgroup == Cfg::kConsumerWarpgroups) {
+    hopper::setmaxnreg_dec<Cfg::kProducerRegs>();
+    if (threadIdx.x % Cfg::kWarpgroupThreads < kWarpSize) {  // one producer warp
+      if (threadIdx.x % kWarpSize == 0) {
+        hopper::prefetch_tensor_map(&q_map);
+        hopper::prefetch_tensor_map(&kv_map);
+      }
+      producer<Cfg>(params, smem, &q_map, &kv_map);
+    }
+  } else {
+    hopper::setmaxnreg_inc<Cfg::kConsumerRegs>();
+    ConsumerT<Cfg>(params, smem, warpgroup).run();
+  }
+}
+
+}  // namespace etap::decoding

@@ -1,0 +1,45 @@
+// Walks the segments (request, page range) one CTA owns in the plan. Producer and consumers walk the same
+// sequence, so their mbarrier phases stay in step.
+#pragma once
+
+#include <cstdint>
+
+#include "common/constants.hpp"
+#include "decode/kernel/params.hpp"
+#include "decode/plan/plan.hpp"
+
+namespace etap::decoding {
+
+struct Segment {
+  int32_t request;
+  int32_t page_begin, page_end;  // pages of this CTA
+  int32_t pages;                 // pages of the whole request
+  int32_t seqlen;                // clamped to [0, pages · page size]
+  int32_t split_index, num_splits;
+  int32_t slot;  // partial-result slot when num_splits > 1
+};
+
+template <class Fn>
+__device__ __forceinline__ void for_each_segment(const KernelParams& p, int part, Fn&& fn) {
+  // The layout comes from the launch parameters, not the header, so that the header and the part's
+  // request range load in parallel: one dependent round trip less before the first TMA.
+  const PlanHeader& header = *reinterpret_cast<const PlanHeader*>(p.plan);
+  const PlanLayout layout{p.batch, p.num_parts};
+  const int32_t req_begin = p.plan[layout.part_req_begin() + part];
+  const int32_t req_end = p.plan[layout.part_req_end() + part];
+  for (int32_t i = req_begin; i <= req_end; ++i) {
+    const int32_t raw_seqlen = p.seqlens[i];
+    const int32_t pages = request_pages(raw_seqlen, mla::kPageSize, p.max_pages);
+    const int32_t tokens = pages * mla::kPageSize;
+    const int32_t seqlen = raw_seqlen < 0 ? 0 : (raw_seqlen > tokens ? tokens : raw_seqlen);
+    const PageRange range =
+        part_pages(part, p.plan[layout.cost_prefix() + i], pages, header.fixed_cost, header.work_per_part);
+    if (pages > 0 && range.begin == range.end) continue;
+    const int32_t first_part = p.plan[layout.first_part() + i];
+    const int32_t splits = p.plan[layout.num_splits() + i];
+    fn(Segment{i, range.begin, range.end, pages, seqlen, part - first_part, splits,
+               p.plan[layout.slot_offset() + i] + (part - first_part)});
+  }
+}
+
+}  // namespace etap::decoding

@@ -1,0 +1,91 @@
+// Host side of the kernel instantiations: tensor maps, shared-memory opt-in, launch, and the choice of N.
+// Only the instantiation files (src/decode/kernel/kernel_*.cu, the benchmark's baseline) include this
+// definition, so that each kernel is compiled once; the launcher sees kernel_launch.hpp.
+#pragma once
+
+#include <etap/etap.hpp>
+#include <string>
+
+#include "decode/kernel/kernel.cuh"
+#include "decode/launch/kernel_launch.hpp"
+#include "hopper/tensor_map.hpp"
+
+namespace etap::decoding {
+
+// L2 fetch granularity of the KV map: a 64×64 box reads 128 bytes of each 1152-byte cache row. Measured on an
+// H200 (docs/PERF.md v5, b = 16, 64K tokens): 312 µs with 256 B, 295 µs with 128 B, 296 µs with none.
+inline constexpr int kKvL2PromotionBytes = 128;
+
+// Tensor maps of q and the KV cache (built per call: they depend on the caller's pointers).
+inline cudaError_t make_tensor_maps(const DecodeArgs& args, int box_cols, int box_tokens, CUtensorMap* q_map,
+                                    CUtensorMap* kv_map) {
+  const DecodeProblem& pb = args.problem;
+  std::string error;
+  hopper::TensorMapSpec q{};
+  q.base = args.q;
+  q.rank = 4;  // d, head, token, request
+  q.dims[0] = pb.d_qk;
+  q.dims[1] = pb.h_q;
+  q.dims[2] = pb.s_q;
+  q.dims[3] = pb.batch;
+  q.strides_bytes[0] = args.q_head_stride * 2;
+  q.strides_bytes[1] = args.q_seq_stride * 2;
+  q.strides_bytes[2] = args.q_batch_stride * 2;
+  q.box[0] = box_cols;
+  q.box[1] = pb.h_q;
+  q.box[2] = pb.s_q;
+  q.box[3] = 1;
+  if (cudaError_t e = hopper::encode_tensor_map(q, q_map, &error); e != cudaSuccess) return e;
+
+  hopper::TensorMapSpec kv{};
+  kv.base = args.kv_cache;
+  kv.rank = 3;  // d, token in page, page
+  kv.dims[0] = pb.d_qk;
+  kv.dims[1] = pb.page_size;
+  kv.dims[2] = pb.num_pages;
+  kv.strides_bytes[0] = args.kv_token_stride * 2;
+  kv.strides_bytes[1] = args.kv_page_stride * 2;
+  kv.box[0] = box_cols;
+  kv.box[1] = box_tokens;
+  kv.box[2] = 1;
+  kv.l2_promotion_bytes = kKvL2PromotionBytes;
+  return hopper::encode_tensor_map(kv, kv_map, &error);
+}
+
+// One instantiation of etap_decode_kernel: N query rows per CTA, element type T, consumer warpgroups
+// ConsumerT.
+template <int kN, typename T, template <class> class ConsumerT>
+cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
+                               cudaStream_t stream) {
+  using Cfg = KernelConfig<kN, T>;
+  CUtensorMap q_map, kv_map;
+  if (cudaError_t e = make_tensor_maps(args, Cfg::kBoxCols, Cfg::kPageTokens, &q_map, &kv_map);
+      e != cudaSuccess)
+    return e;
+  constexpr int smem_bytes = sizeof(SharedStorage<Cfg>);
+  auto kernel = etap_decode_kernel<Cfg, ConsumerT>;
+  if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+      e != cudaSuccess)
+    return e;
+  kernel<<<num_parts, Cfg::kThreads, smem_bytes, stream>>>(q_map, kv_map, params);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
+                                 cudaStream_t stream) {
+  switch (rows_per_cta(params.rows)) {
+    case 16:
+      return launch_etap_kernel<16, T, Consumer>(args, params, num_parts, stream);
+    case 32:
+      return launch_etap_kernel<32, T, Consumer>(args, params, num_parts, stream);
+    case 48:
+      return launch_etap_kernel<48, T, Consumer>(args, params, num_parts, stream);
+    case 64:
+      return launch_etap_kernel<64, T, Consumer>(args, params, num_parts, stream);
+    default:
+      return cudaErrorNotSupported;
+  }
+}
+
+}  // namespace etap::decoding

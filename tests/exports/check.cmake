@@ -1,0 +1,45 @@
+# cmake -DLIBRARY=<libetap.so> -DNM=<nm> -P check.cmake
+# Every defined dynamic symbol must be a public C function (etap_*) or a public C++ function of namespace etap
+# outside the internal namespaces (decoding, hopper, api, merge, testing, bench, cli, common, mla).
+execute_process(COMMAND ${NM} -D --defined-only ${LIBRARY} OUTPUT_VARIABLE raw RESULT_VARIABLE rc)
+execute_process(COMMAND ${NM} -D --defined-only -C ${LIBRARY} OUTPUT_VARIABLE demangled RESULT_VARIABLE rc2)
+if(NOT rc EQUAL 0 OR NOT rc2 EQUAL 0)
+  message(FATAL_ERROR "nm failed on ${LIBRARY}")
+endif()
+string(REPLACE "\n" ";" lines "${demangled}")
+set(bad "")
+set(count 0)
+foreach(line IN LISTS lines)
+  # "<address> <type> <name>"; the name may contain spaces (demangled signatures).
+  if(NOT line MATCHES "^[0-9a-fA-F]* *[A-Za-z] (.+)$")
+    continue()
+  endif()
+  set(name "${CMAKE_MATCH_1}")
+  math(EXPR count "${count} + 1")
+  if(name MATCHES "^etap_[A-Za-z0-9_]+$")
+    continue()
+  endif()
+  if(name MATCHES "^etap::" AND NOT name MATCHES
+     "^etap::(decoding|hopper|api|merge|testing|bench|cli|common|mla|detail)::" AND NOT name MATCHES
+     "(anonymous namespace)")
+    continue()
+  endif()
+  list(APPEND bad "${name}")
+endforeach()
+if(count EQUAL 0)
+  message(FATAL_ERROR "${LIBRARY} exports no symbol at all (is it the shared library?)")
+endif()
+if(bad)
+  list(LENGTH bad n)
+  list(JOIN bad "\n  " listing)
+  message(FATAL_ERROR "${LIBRARY} exports ${n} symbol(s) outside the public API:\n  ${listing}")
+endif()
+# Benchmark baselines and test twins stay out of the library altogether (not even as local symbols).
+execute_process(COMMAND ${NM} -C ${LIBRARY} OUTPUT_VARIABLE all_symbols)
+string(REGEX MATCHALL "[^\n]*(Padded|padded|build_plan_host|part_segments|PartSegment)[^\n]*" leaked
+       "${all_symbols}")
+if(leaked)
+  list(JOIN leaked "\n  " listing)
+  message(FATAL_ERROR "${LIBRARY} contains benchmark or test code:\n  ${listing}")
+endif()
+message(STATUS "${LIBRARY}: ${count} exported symbols, all public API")
