@@ -45,41 +45,11 @@ __device__ __forceinline__ void fence_accumulator(float (&d)[kRegs]) {
 // D[64 × kN] (+)= A · B for element type T (__nv_bfloat16 or __half). scale_d = 0 overwrites D.
 template <int kN, typename T, Major kMajorA, Major kMajorB>
 __device__ __forceinline__ void wgmma(float (&d)[kN / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  constexpr int ta = static_cast<int>(kMajorA), tb = static_cast<int>(kMajorB);
   constexpr bool bf16 = std::is_same_v<T, __nv_bfloat16>;
   static_assert(bf16 || std::is_same_v<T, __half>, "wgmma: T must be bf16 or fp16");
-  if constexpr (kN == 8) {
-    if constexpr (bf16)
-      detail::wgmma_m64n8k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
-    else
-      detail::wgmma_m64n8k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
-  } else if constexpr (kN == 16) {
-    if constexpr (bf16)
-      detail::wgmma_m64n16k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
-    else
-      detail::wgmma_m64n16k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
-  } else if constexpr (kN == 24) {
-    if constexpr (bf16)
-      detail::wgmma_m64n24k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
-    else
-      detail::wgmma_m64n24k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
-  } else if constexpr (kN == 32) {
-    if constexpr (bf16)
-      detail::wgmma_m64n32k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
-    else
-      detail::wgmma_m64n32k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
-  } else if constexpr (kN == 48) {
-    if constexpr (bf16)
-      detail::wgmma_m64n48k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
-    else
-      detail::wgmma_m64n48k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
-  } else {
-    static_assert(kN == 64, "wgmma: N not generated (tools/gen_wgmma.py)");
-    if constexpr (bf16)
-      detail::wgmma_m64n64k16_bf16<ta, tb>(d, desc_a, desc_b, scale_d);
-    else
-      detail::wgmma_m64n64k16_f16<ta, tb>(d, desc_a, desc_b, scale_d);
-  }
+  // An N without a generated specialisation fails here as an incomplete type (tools/gen_wgmma.py).
+  detail::Wgmma<kN, bf16>::template mma<static_cast<int>(kMajorA), static_cast<int>(kMajorB)>(
+      d, desc_a, desc_b, scale_d);
 }
 
 // Position of accumulator register i of the calling thread in the 64 × N tile (PTX ISA §9.7.15.5.1,
