@@ -10,6 +10,8 @@
 #include <span>
 #include <vector>
 
+#include "testing/stats.hpp"
+
 namespace etap::bench {
 
 inline constexpr int64_t kDimQK = 576;  // 512 latent ‖ 64 RoPE: K is the whole cache row
@@ -84,16 +86,7 @@ struct Summary {
   int64_t count = 0;
 };
 
-// Median of an even count is the mean of the two middle samples.
-inline double median(std::vector<double> samples) {
-  if (samples.empty()) return kNaN;
-  const size_t mid = samples.size() / 2;
-  std::nth_element(samples.begin(), samples.begin() + mid, samples.end());
-  const double upper = samples[mid];
-  if (samples.size() % 2 == 1) return upper;
-  const double lower = *std::max_element(samples.begin(), samples.begin() + mid);
-  return 0.5 * (lower + upper);
-}
+using testing::median;
 
 inline Summary summarize(const std::vector<double>& samples) {
   Summary s;
