@@ -28,14 +28,7 @@ struct MergeCase {
   uint64_t seed = 1;
 };
 
-template <typename T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  explicit DeviceBuffer(std::size_t count) {
-    if (cudaMalloc(&ptr, count * sizeof(T)) != cudaSuccess) ptr = nullptr;
-  }
-  ~DeviceBuffer() { cudaFree(ptr); }
-};
+using ::etap::test::DeviceBuffer;
 
 double out_value(const std::vector<uint8_t>& bytes, std::size_t index, DType dtype) {
   if (dtype == DType::kFP32) {
@@ -79,36 +72,36 @@ void run_merge_case(const MergeCase& mc) {
                           out_ref.data(), lse_ref.data());
 
   const std::size_t elem = dtype_bytes(mc.out_dtype);
-  DeviceBuffer<float> d_o(o.size()), d_lse(lse.size()), d_lse_out(mc.rows);
-  DeviceBuffer<uint8_t> d_out(mc.rows * row_stride * elem);
-  ASSERT_NE(d_o.ptr, nullptr);
-  ETAP_CUDA_OK(cudaMemcpy(d_o.ptr, o.data(), o.size() * 4, cudaMemcpyHostToDevice));
-  ETAP_CUDA_OK(cudaMemcpy(d_lse.ptr, lse.data(), lse.size() * 4, cudaMemcpyHostToDevice));
-  ETAP_CUDA_OK(cudaMemset(d_out.ptr, 0xFF, mc.rows * row_stride * elem));
-  ETAP_CUDA_OK(cudaMemset(d_lse_out.ptr, 0xFF, mc.rows * 4));
+  DeviceBuffer d_o(o.size() * sizeof(float)), d_lse(lse.size() * sizeof(float)),
+      d_lse_out(mc.rows * sizeof(float));
+  DeviceBuffer d_out(mc.rows * row_stride * elem);
+  ETAP_CUDA_OK(cudaMemcpy(d_o.get<float>(), o.data(), o.size() * 4, cudaMemcpyHostToDevice));
+  ETAP_CUDA_OK(cudaMemcpy(d_lse.get<float>(), lse.data(), lse.size() * 4, cudaMemcpyHostToDevice));
+  ETAP_CUDA_OK(cudaMemset(d_out.get(), 0xFF, mc.rows * row_stride * elem));
+  ETAP_CUDA_OK(cudaMemset(d_lse_out.get<float>(), 0xFF, mc.rows * 4));
 
   MergeArgs args;
   args.num_states = mc.num_states;
   args.rows = mc.rows;
   args.dim = mc.dim;
-  args.o_states = d_o.ptr;
+  args.o_states = d_o.get<float>();
   args.o_state_stride = state_stride;
   args.o_row_stride = row_stride;
-  args.lse_states = d_lse.ptr;
+  args.lse_states = d_lse.get<float>();
   args.lse_state_stride = mc.rows;
   args.lse_base = mc.base;
-  args.out = d_out.ptr;
+  args.out = d_out.get();
   args.out_dtype = mc.out_dtype;
   args.out_row_stride = row_stride;
-  args.lse_out = mc.with_lse_out ? d_lse_out.ptr : nullptr;
+  args.lse_out = mc.with_lse_out ? d_lse_out.get<float>() : nullptr;
   const Status status = merge_states(args, nullptr);
   ASSERT_TRUE(status.ok()) << status.message();
   ETAP_CUDA_OK(cudaDeviceSynchronize());
 
   std::vector<uint8_t> out(mc.rows * row_stride * elem);
   std::vector<float> lse_out(mc.rows);
-  ETAP_CUDA_OK(cudaMemcpy(out.data(), d_out.ptr, out.size(), cudaMemcpyDeviceToHost));
-  ETAP_CUDA_OK(cudaMemcpy(lse_out.data(), d_lse_out.ptr, mc.rows * 4, cudaMemcpyDeviceToHost));
+  ETAP_CUDA_OK(cudaMemcpy(out.data(), d_out.get(), out.size(), cudaMemcpyDeviceToHost));
+  ETAP_CUDA_OK(cudaMemcpy(lse_out.data(), d_lse_out.get<float>(), mc.rows * 4, cudaMemcpyDeviceToHost));
 
   // fp32 accumulation of up to 100 states; bf16/fp16 add their output rounding.
   const double rel = mc.out_dtype == DType::kBF16   ? 1.0 / 128
@@ -217,29 +210,30 @@ TEST(MergeGpu, DeterministicBits) {
   std::normal_distribution<float> normal;
   for (float& x : o) x = normal(rng);
   for (float& x : lse) x = 3 * normal(rng);
-  DeviceBuffer<float> d_o(o.size()), d_lse(lse.size()), d_out(rows * dim), d_lse_out(rows);
-  ETAP_CUDA_OK(cudaMemcpy(d_o.ptr, o.data(), o.size() * 4, cudaMemcpyHostToDevice));
-  ETAP_CUDA_OK(cudaMemcpy(d_lse.ptr, lse.data(), lse.size() * 4, cudaMemcpyHostToDevice));
+  DeviceBuffer d_o(o.size() * sizeof(float)), d_lse(lse.size() * sizeof(float)),
+      d_out(rows * dim * sizeof(float)), d_lse_out(rows * sizeof(float));
+  ETAP_CUDA_OK(cudaMemcpy(d_o.get<float>(), o.data(), o.size() * 4, cudaMemcpyHostToDevice));
+  ETAP_CUDA_OK(cudaMemcpy(d_lse.get<float>(), lse.data(), lse.size() * 4, cudaMemcpyHostToDevice));
   MergeArgs args;
   args.num_states = states;
   args.rows = rows;
   args.dim = dim;
-  args.o_states = d_o.ptr;
+  args.o_states = d_o.get<float>();
   args.o_state_stride = rows * dim;
   args.o_row_stride = dim;
-  args.lse_states = d_lse.ptr;
+  args.lse_states = d_lse.get<float>();
   args.lse_state_stride = rows;
-  args.out = d_out.ptr;
+  args.out = d_out.get();
   args.out_dtype = DType::kFP32;
   args.out_row_stride = dim;
-  args.lse_out = d_lse_out.ptr;
+  args.lse_out = d_lse_out.get<float>();
   std::vector<float> first(rows * dim), second(rows * dim), lse_first(rows), lse_second(rows);
   ASSERT_TRUE(merge_states(args, nullptr).ok());
-  ETAP_CUDA_OK(cudaMemcpy(first.data(), d_out.ptr, first.size() * 4, cudaMemcpyDeviceToHost));
-  ETAP_CUDA_OK(cudaMemcpy(lse_first.data(), d_lse_out.ptr, rows * 4, cudaMemcpyDeviceToHost));
+  ETAP_CUDA_OK(cudaMemcpy(first.data(), d_out.get(), first.size() * 4, cudaMemcpyDeviceToHost));
+  ETAP_CUDA_OK(cudaMemcpy(lse_first.data(), d_lse_out.get<float>(), rows * 4, cudaMemcpyDeviceToHost));
   ASSERT_TRUE(merge_states(args, nullptr).ok());
-  ETAP_CUDA_OK(cudaMemcpy(second.data(), d_out.ptr, second.size() * 4, cudaMemcpyDeviceToHost));
-  ETAP_CUDA_OK(cudaMemcpy(lse_second.data(), d_lse_out.ptr, rows * 4, cudaMemcpyDeviceToHost));
+  ETAP_CUDA_OK(cudaMemcpy(second.data(), d_out.get(), second.size() * 4, cudaMemcpyDeviceToHost));
+  ETAP_CUDA_OK(cudaMemcpy(lse_second.data(), d_lse_out.get<float>(), rows * 4, cudaMemcpyDeviceToHost));
   EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * 4), 0);
   EXPECT_EQ(std::memcmp(lse_first.data(), lse_second.data(), rows * 4), 0);
 }
