@@ -1,4 +1,4 @@
-// The device's own ceilings, measured once per run (DESIGN.md §5): copy bandwidth, read-only streaming
+// The device's own ceilings, measured once per run (docs/PERF.md, "Performance method"): copy bandwidth, read-only streaming
 // bandwidth and the bf16 GEMM rate.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The benchmark's arithmetic (DESIGN.md §5): bytes, FLOPs, rates and ceilings. Pure host code, unit-tested
+// The benchmark's arithmetic (docs/PERF.md, "Performance method"): bytes, FLOPs, rates and ceilings. Pure host code, unit-tested
 // on the CPU; the GPU harness only measures times and feeds them here.
 #pragma once
 
