@@ -16,10 +16,13 @@ struct CudaError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// "<what> failed: <error> (<file>:<line>)", for CUDA and the CUDA libraries (cuBLAS) alike.
+[[noreturn]] inline void throw_cuda_error(const char* what, const char* error, const char* file, int line) {
+  throw CudaError(std::string(what) + " failed: " + error + " (" + file + ":" + std::to_string(line) + ")");
+}
+
 inline void cuda_check(cudaError_t e, const char* what, const char* file, int line) {
-  if (e != cudaSuccess)
-    throw CudaError(std::string(what) + " failed: " + cudaGetErrorString(e) + " (" + file + ":" +
-                    std::to_string(line) + ")");
+  if (e != cudaSuccess) throw_cuda_error(what, cudaGetErrorString(e), file, line);
 }
 
 // Throws CudaError naming the expression, the CUDA error and the place.

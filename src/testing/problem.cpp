@@ -156,18 +156,18 @@ DecodeProblem problem_shape(const ProblemSpec& spec) {
               std::to_string(spec.page_size) + " tokens, but DecodeProblem::num_pages is int32 (at most " +
               std::to_string(kInt32Max) + "): lower the batch or the sequence lengths");
 
-  DecodeProblem p;
-  p.batch = spec.batch;
-  p.s_q = spec.s_q;
-  p.h_q = spec.h_q;
-  p.h_kv = spec.h_kv;
-  p.d_qk = spec.d_qk;
-  p.d_v = spec.d_v;
-  p.page_size = spec.page_size;
-  p.num_pages = static_cast<int32_t>(num_pages);
-  p.max_pages_per_seq = static_cast<int32_t>(max_pages + spec.extra_table_columns);
-  p.q_dtype = p.kv_dtype = p.out_dtype = spec.dtype;
-  return p;
+  return {.batch = spec.batch,
+          .s_q = spec.s_q,
+          .h_q = spec.h_q,
+          .h_kv = spec.h_kv,
+          .d_qk = spec.d_qk,
+          .d_v = spec.d_v,
+          .page_size = spec.page_size,
+          .num_pages = static_cast<int32_t>(num_pages),
+          .max_pages_per_seq = static_cast<int32_t>(max_pages + spec.extra_table_columns),
+          .q_dtype = spec.dtype,
+          .kv_dtype = spec.dtype,
+          .out_dtype = spec.dtype};
 }
 
 HostData make_problem(const ProblemSpec& spec) {

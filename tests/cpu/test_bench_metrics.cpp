@@ -1,5 +1,5 @@
-// The benchmark's arithmetic (bench/metrics.hpp) against hand-computed values and the figures of docs/PERF.md's
-// "Performance method".
+// The benchmark's arithmetic (bench/metrics.hpp) against hand-computed values and the figures of
+// docs/PERF.md's "Performance method".
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -60,7 +60,7 @@ TEST(BenchMetrics, CopyBandwidthCountsReadAndWrite) {
 
 TEST(BenchMetrics, FloorMatchesDesignNotes) {
   // docs/PERF.md, "Performance method": b=16, s_k=8K is 151 MB → 50 µs at a copy bandwidth of 3005 GB/s,
-// 36 µs at 4249 GB/s;
+  // 36 µs at 4249 GB/s;
   // b=1, s_k=8K is 9.4 MB → 3 µs.
   const Workload big = make_workload(1, 16, std::vector<int32_t>(16, 8192));
   EXPECT_NEAR(big.kv_bytes() / 1e6, 151.0, 0.1);

@@ -19,13 +19,7 @@ using ::etap::test::Contains;
 using ::etap::test::fake_address;
 
 etap_problem c_problem(int32_t batch = 4, int32_t s_q = 1, int32_t h_q = 16) {
-  etap_problem p = etap_default_problem();
-  p.batch = batch;
-  p.s_q = s_q;
-  p.h_q = h_q;
-  p.num_pages = 100;
-  p.max_pages_per_seq = 16;
-  return p;
+  return ::etap::test::with_test_shape(etap_default_problem(), batch, s_q, h_q);
 }
 
 etap_decode_args c_args(const etap_problem& p) {

@@ -15,9 +15,10 @@
 namespace etap {
 namespace {
 
-// What the kernel does in low precision (docs/DESIGN.md, the data flow of a decode call): logits, then an online softmax over pages
-// of keys with a running max; p = exp(s − max) in fp32, rounded to the input dtype before P·V; the
-// normaliser summed from the unrounded fp32 p; O accumulated in fp32 and rounded to the output dtype.
+// What the kernel does in low precision (docs/DESIGN.md, the data flow of a decode call): logits, then an
+// online softmax over pages of keys with a running max; p = exp(s − max) in fp32, rounded to the input dtype
+// before P·V; the normaliser summed from the unrounded fp32 p; O accumulated in fp32 and rounded to the
+// output dtype.
 std::vector<uint16_t> emulate_kernel(const testing::HostData& d) {
   const DecodeProblem& p = d.problem;
   const DType dtype = p.out_dtype;

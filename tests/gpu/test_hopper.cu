@@ -225,29 +225,26 @@ void check_wgmma() {
   }
 }
 
+// check_wgmma for every N of the list.
+template <typename T, Major kMajorA, int... kNs>
+void check_wgmma_for() {
+  (check_wgmma<T, kNs, kMajorA>(), ...);
+}
+
 TEST(Hopper, WgmmaKMajorBf16AllN) {
   ETAP_REQUIRE_SM90();
-  check_wgmma<__nv_bfloat16, 8, Major::kK>();
-  check_wgmma<__nv_bfloat16, 16, Major::kK>();
-  check_wgmma<__nv_bfloat16, 24, Major::kK>();
-  check_wgmma<__nv_bfloat16, 32, Major::kK>();
-  check_wgmma<__nv_bfloat16, 48, Major::kK>();
-  check_wgmma<__nv_bfloat16, 64, Major::kK>();
+  check_wgmma_for<__nv_bfloat16, Major::kK, 8, 16, 24, 32, 48, 64>();
 }
 
 TEST(Hopper, WgmmaKMajorFp16) {
   ETAP_REQUIRE_SM90();
-  check_wgmma<__half, 8, Major::kK>();
-  check_wgmma<__half, 32, Major::kK>();
+  check_wgmma_for<__half, Major::kK, 8, 32>();
 }
 
 TEST(Hopper, WgmmaMNMajorATransposedView) {
   ETAP_REQUIRE_SM90();
-  check_wgmma<__nv_bfloat16, 16, Major::kMN>();
-  check_wgmma<__nv_bfloat16, 32, Major::kMN>();
-  check_wgmma<__nv_bfloat16, 48, Major::kMN>();
-  check_wgmma<__nv_bfloat16, 64, Major::kMN>();
-  check_wgmma<__half, 16, Major::kMN>();
+  check_wgmma_for<__nv_bfloat16, Major::kMN, 16, 32, 48, 64>();
+  check_wgmma_for<__half, Major::kMN, 16>();
 }
 
 // ---- named barriers + setmaxnreg -----------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <etap/reference.hpp>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gpu/gpu_test_util.hpp"
@@ -129,78 +130,37 @@ void run_merge_case(const MergeCase& mc) {
       EXPECT_TRUE(std::isnan(out_value(out, r * row_stride + c, mc.out_dtype)));
 }
 
-TEST(MergeGpu, Fp32Natural) {
+struct NamedMergeCase {
+  const char* name;
+  MergeCase mc;
+};
+
+class MergeGpuCase : public ::testing::TestWithParam<NamedMergeCase> {};
+
+TEST_P(MergeGpuCase, MatchesTheCpuMerge) {
   ETAP_REQUIRE_SM90();
-  run_merge_case({});
+  run_merge_case(GetParam().mc);
 }
 
-TEST(MergeGpu, Fp32Base2) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.base = LseBase::kBase2;
-  mc.num_states = 5;
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, Bf16Out) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.out_dtype = DType::kBF16;
-  mc.num_states = 3;
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, Fp16OutBase2) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.out_dtype = DType::kFP16;
-  mc.base = LseBase::kBase2;
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, SingleState) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.num_states = 1;
-  mc.rows = 37;  // not a multiple of the 8 rows of a block
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, ManyStates) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.num_states = 100;  // more states than lanes
-  mc.rows = 9;
-  mc.empty_fraction = 0.2;
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, EmptyStatesAndEmptyRows) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.num_states = 4;
-  mc.empty_fraction = 0.5;
-  mc.all_empty_row0 = true;
-  mc.out_dtype = DType::kBF16;
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, SmallDimAndPaddedRows) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.dim = 36;  // fewer columns than 4 per lane, not a multiple of 128
-  mc.row_stride_pad = 12;
-  mc.num_states = 7;
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, OddDimWithoutLseOut) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.dim = 644;  // 5 warp steps, the last one partial
-  mc.with_lse_out = false;
-  run_merge_case(mc);
-}
+INSTANTIATE_TEST_SUITE_P(
+    Cases, MergeGpuCase,
+    ::testing::Values(
+        NamedMergeCase{"Fp32Natural", {}},
+        NamedMergeCase{"Fp32Base2", {.num_states = 5, .base = LseBase::kBase2}},
+        NamedMergeCase{"Bf16Out", {.num_states = 3, .out_dtype = DType::kBF16}},
+        NamedMergeCase{"Fp16OutBase2", {.base = LseBase::kBase2, .out_dtype = DType::kFP16}},
+        // 37 rows: not a multiple of the 8 rows of a block
+        NamedMergeCase{"SingleState", {.num_states = 1, .rows = 37}},
+        // more states than lanes
+        NamedMergeCase{"ManyStates", {.num_states = 100, .rows = 9, .empty_fraction = 0.2}},
+        NamedMergeCase{
+            "EmptyStatesAndEmptyRows",
+            {.num_states = 4, .out_dtype = DType::kBF16, .empty_fraction = 0.5, .all_empty_row0 = true}},
+        // fewer columns than 4 per lane, not a multiple of 128
+        NamedMergeCase{"SmallDimAndPaddedRows", {.num_states = 7, .dim = 36, .row_stride_pad = 12}},
+        // 5 warp steps, the last one partial
+        NamedMergeCase{"OddDimWithoutLseOut", {.dim = 644, .with_lse_out = false}}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 TEST(MergeGpu, DeterministicBits) {
   ETAP_REQUIRE_SM90();
