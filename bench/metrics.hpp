@@ -1,5 +1,5 @@
-// The benchmark's arithmetic (docs/PERF.md, "Performance method"): bytes, FLOPs, rates and ceilings. Pure host code, unit-tested
-// on the CPU; the GPU harness only measures times and feeds them here.
+// The benchmark's arithmetic (docs/PERF.md, "Performance method"): bytes, FLOPs, rates and ceilings. Pure
+// host code, unit-tested on the CPU; the GPU harness only measures times and feeds them here.
 #pragma once
 
 #include <algorithm>
