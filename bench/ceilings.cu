@@ -3,9 +3,13 @@
 #include "ceilings.hpp"
 #include "fill.hpp"
 #include "metrics.hpp"
-#include "timing.hpp"
+#include "testing/timing.hpp"
 
 namespace etap::bench {
+
+using testing::Call;
+using testing::L2Flusher;
+using testing::time_calls;
 namespace {
 
 constexpr int kReadThreads = 256;

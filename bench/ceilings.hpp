@@ -1,5 +1,5 @@
-// The device's own ceilings, measured once per run (DESIGN.md §5): copy bandwidth, read-only streaming
-// bandwidth and the bf16 GEMM rate.
+// The device's own ceilings, measured once per run (docs/PERF.md, "Performance method"): copy bandwidth,
+// read-only streaming bandwidth and the bf16 GEMM rate.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -11,9 +11,7 @@
 namespace etap::bench {
 
 inline void cublas_check(cublasStatus_t s, const char* what, const char* file, int line) {
-  if (s != CUBLAS_STATUS_SUCCESS)
-    throw CudaError(std::string(what) + " failed: " + cublasGetStatusString(s) + " (" + file + ":" +
-                    std::to_string(line) + ")");
+  if (s != CUBLAS_STATUS_SUCCESS) testing::throw_cuda_error(what, cublasGetStatusString(s), file, line);
 }
 
 #define ETAP_BENCH_CUBLAS(expr) ::etap::bench::cublas_check((expr), #expr, __FILE__, __LINE__)

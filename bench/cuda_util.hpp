@@ -1,96 +1,16 @@
-// Small CUDA helpers of the benchmark: error checks that throw, owning device buffers, events, streams.
+// The benchmark's names for the shared CUDA helpers of src/testing/cuda.hpp.
 #pragma once
 
-#include <cuda_runtime_api.h>
-
-#include <cstddef>
-#include <stdexcept>
-#include <string>
-#include <utility>
+#include "testing/cuda.hpp"
 
 namespace etap::bench {
 
-struct CudaError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-inline void cuda_check(cudaError_t e, const char* what, const char* file, int line) {
-  if (e != cudaSuccess)
-    throw CudaError(std::string(what) + " failed: " + cudaGetErrorString(e) + " (" + file + ":" +
-                    std::to_string(line) + ")");
-}
-
-#define ETAP_BENCH_CUDA(expr) ::etap::bench::cuda_check((expr), #expr, __FILE__, __LINE__)
-
-// Owning device allocation; bytes == 0 holds nothing.
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
-    if (bytes_) ETAP_BENCH_CUDA(cudaMalloc(&ptr_, bytes_));
-  }
-  DeviceBuffer(DeviceBuffer&& o) noexcept
-      : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
-    if (this != &o) {
-      reset();
-      ptr_ = std::exchange(o.ptr_, nullptr);
-      bytes_ = std::exchange(o.bytes_, 0);
-    }
-    return *this;
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() { reset(); }
-
-  void reset() {
-    if (ptr_) cudaFree(ptr_);
-    ptr_ = nullptr;
-    bytes_ = 0;
-  }
-  template <typename T = void>
-  T* get() const {
-    return static_cast<T*>(ptr_);
-  }
-  std::size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  std::size_t bytes_ = 0;
-};
-
-class Stream {
- public:
-  Stream() { ETAP_BENCH_CUDA(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  ~Stream() { cudaStreamDestroy(s_); }
-  cudaStream_t get() const { return s_; }
-
- private:
-  cudaStream_t s_ = nullptr;
-};
-
-class Event {
- public:
-  Event() { ETAP_BENCH_CUDA(cudaEventCreate(&e_)); }
-  Event(Event&& o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  ~Event() {
-    if (e_) cudaEventDestroy(e_);
-  }
-  cudaEvent_t get() const { return e_; }
-
- private:
-  cudaEvent_t e_ = nullptr;
-};
-
-// Microseconds between two completed events.
-inline double elapsed_us(const Event& start, const Event& stop) {
-  float ms = 0.f;
-  ETAP_BENCH_CUDA(cudaEventElapsedTime(&ms, start.get(), stop.get()));
-  return 1e3 * ms;
-}
+using testing::CudaError;
+using testing::DeviceBuffer;
+using testing::elapsed_us;
+using testing::Event;
+using testing::Stream;
 
 }  // namespace etap::bench
+
+#define ETAP_BENCH_CUDA(expr) ETAP_CUDA_CHECK(expr)

@@ -1,5 +1,5 @@
-// The benchmark's arithmetic (DESIGN.md §5): bytes, FLOPs, rates and ceilings. Pure host code, unit-tested
-// on the CPU; the GPU harness only measures times and feeds them here.
+// The benchmark's arithmetic (docs/PERF.md, "Performance method"): bytes, FLOPs, rates and ceilings. Pure
+// host code, unit-tested on the CPU; the GPU harness only measures times and feeds them here.
 #pragma once
 
 #include <algorithm>
@@ -9,6 +9,8 @@
 #include <numeric>
 #include <span>
 #include <vector>
+
+#include "testing/stats.hpp"
 
 namespace etap::bench {
 
@@ -84,16 +86,7 @@ struct Summary {
   int64_t count = 0;
 };
 
-// Median of an even count is the mean of the two middle samples.
-inline double median(std::vector<double> samples) {
-  if (samples.empty()) return kNaN;
-  const size_t mid = samples.size() / 2;
-  std::nth_element(samples.begin(), samples.begin() + mid, samples.end());
-  const double upper = samples[mid];
-  if (samples.size() % 2 == 1) return upper;
-  const double lower = *std::max_element(samples.begin(), samples.begin() + mid);
-  return 0.5 * (lower + upper);
-}
+using testing::median;
 
 inline Summary summarize(const std::vector<double>& samples) {
   Summary s;

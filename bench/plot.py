@@ -6,7 +6,8 @@
 writes three PNGs:
   time_vs_sk.png  time vs s_k per implementation, one panel per batch (the paper's sweep), with the floor
                   (KV bytes / measured copy bandwidth) and, below, each baseline's time relative to etap;
-  bandwidth.png   achieved bandwidth as % of the measured copy bandwidth, per configuration and implementation;
+  bandwidth.png   achieved bandwidth as % of the measured copy bandwidth, per configuration and implementation,
+                  one panel row per sweep, with a note for every implementation that has no bar and why;
   roofline.png    arithmetic intensity vs achieved TFLOP/s under the measured bandwidth and bf16 GEMM ceilings.
 Needs only matplotlib (Debian: python3-matplotlib); renders without a display (Agg).
 """
@@ -157,39 +158,93 @@ def plot_time_vs_sk(report, path):
     plt.close(fig)
 
 
-def plot_bandwidth(report, path):
-    records = timed(report)
-    title = "Achieved bandwidth, % of the measured copy bandwidth"
-    if not records:
-        return no_data(path, title, report)
-    order = impl_order(records)
+MAX_GROUPS_PER_ROW = 18  # configurations per panel row: keeps the chart readable at page width
+BANDWIDTH_WIDTH_IN = 12.0  # 12 in at DPI 130 = 1560 px
+
+
+def charted_configs(records):
     configs, seen = [], set()
     for r in records:
         key = config_key(r["config"])
         if key not in seen:
             seen.add(key)
             configs.append(r["config"])
+    return configs
+
+
+def bandwidth_rows(configs):
+    """Panel rows of the bandwidth chart: one per sweep, long sweeps split into rows of MAX_GROUPS_PER_ROW."""
+    rows, current = [], []
+    for c in configs:
+        if current and (c["sweep"] != current[-1]["sweep"] or len(current) == MAX_GROUPS_PER_ROW):
+            rows.append(current)
+            current = []
+        current.append(c)
+    if current:
+        rows.append(current)
+    return rows
+
+
+def bandwidth_notes(report):
+    """One line per reason why an implementation has no bar at a charted configuration, naming both."""
+    records = timed(report)
+    charted = {config_key(c): c for c in charted_configs(records)}
+    ok = {(config_key(r["config"]), r["impl"]) for r in records}
+    groups = {}  # (status, reason) -> {impl: [labels]}
+    for r in report["records"]:
+        key = config_key(r["config"])
+        if key not in charted or (key, r["impl"]) in ok:
+            continue
+        status = r.get("status") or "no result"
+        message = r.get("message") or ""
+        reason = message.split("; ", 1)[1].split(" (", 1)[0] if "; " in message else message.split(" (", 1)[0]
+        labels = groups.setdefault((status, reason[:80]), {}).setdefault(r["impl"], [])
+        labels.append(config_label(charted[key]))
+    notes = []
+    for (status, reason), by_impl in groups.items():
+        for impl, labels in by_impl.items():
+            why = f"{status}: {reason}" if reason else status
+            notes.append(f"no {impl} bar at {', '.join(labels)} ({why})")
+    return notes
+
+
+def plot_bandwidth(report, path):
+    records = timed(report)
+    title = "Achieved bandwidth, % of the measured copy bandwidth"
+    if not records:
+        return no_data(path, title, report)
+    order = impl_order(records)
+    rows = bandwidth_rows(charted_configs(records))
+    notes = bandwidth_notes(report)
     width = 0.8 / len(order)
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.28 * len(configs) * len(order) + 2), 4.8))
-    for i, impl in enumerate(order):
-        by_key = {config_key(r["config"]): r["pct_copy"] for r in records if r["impl"] == impl}
-        xs = [x for x, c in enumerate(configs) if by_key.get(config_key(c)) is not None]
-        ys = [by_key[config_key(configs[x])] for x in xs]
-        colour, _ = style(impl, order)
-        ax.bar([x - 0.4 + width * (i + 0.5) for x in xs], ys, width, color=colour, label=impl)
-    ax.axhline(100.0, color="k", linewidth=1, label="copy ceiling")
     ceil = report["ceilings"]
-    if ceil.get("read_gbps") and ceil.get("copy_gbps"):
-        ax.axhline(100.0 * ceil["read_gbps"] / ceil["copy_gbps"], color="k", linestyle=":", linewidth=1,
-                   label=f"read-only ceiling ({ceil['read_gbps']:.0f} GB/s)")
-    ax.set_xticks(range(len(configs)))
-    ax.set_xticklabels([config_label(c) for c in configs], rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel(f"% of {ceil.get('copy_gbps') or 0:.0f} GB/s")
-    ax.set_ylim(0, 115)
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
-    ax.set_title(f"{title}\n{subtitle(report)}", fontsize=10)
-    fig.tight_layout()
+    fig, axes = plt.subplots(len(rows), 1, figsize=(BANDWIDTH_WIDTH_IN, 2.9 * len(rows) + 1.0 + 0.22 * len(notes)),
+                             squeeze=False)
+    for row, (ax,) in zip(rows, axes):
+        for i, impl in enumerate(order):
+            by_key = {config_key(r["config"]): r["pct_copy"] for r in records if r["impl"] == impl}
+            xs = [x for x, c in enumerate(row) if by_key.get(config_key(c)) is not None]
+            ys = [by_key[config_key(row[x])] for x in xs]
+            colour, _ = style(impl, order)
+            ax.bar([x - 0.4 + width * (i + 0.5) for x in xs], ys, width, color=colour, label=impl)
+        ax.axhline(100.0, color="k", linewidth=1, label="copy ceiling")
+        if ceil.get("read_gbps") and ceil.get("copy_gbps"):
+            ax.axhline(100.0 * ceil["read_gbps"] / ceil["copy_gbps"], color="k", linestyle=":", linewidth=1,
+                       label=f"read-only ceiling ({ceil['read_gbps']:.0f} GB/s)")
+        ax.set_xlim(-0.6, max(len(row), MAX_GROUPS_PER_ROW // 2) - 0.4)
+        ax.set_xticks(range(len(row)))
+        ax.set_xticklabels([config_label(c) for c in row], rotation=35, ha="right", fontsize=7)
+        ax.set_ylabel(f"% of {ceil.get('copy_gbps') or 0:.0f} GB/s", fontsize=8)
+        ax.set_ylim(0, 115)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.text(0.005, 0.97, f"{row[0]['sweep']} sweep", transform=ax.transAxes, va="top", fontsize=8)
+    axes[0][0].legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.02), ncol=len(order) + 2, frameon=False)
+    fig.suptitle(f"{title}\n{subtitle(report)}", fontsize=10)
+    bottom = 0.0
+    if notes:
+        bottom = (0.22 * len(notes) + 0.2) / fig.get_figheight()
+        fig.text(0.01, 0.01, "\n".join(notes), fontsize=7, va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
@@ -226,7 +281,7 @@ def plot_roofline(report, path):
         ax.scatter([r["flops"] / r["bytes"] for r in mine], [r["tflops"] for r in mine], color=colour, marker=marker,
                    label=impl, alpha=0.8, edgecolors="none")
         if impl == "padded":
-            # Rows padded to wgmma's M = 64 execute 64·ceil(R/64)/R times the useful MMA work (DESIGN.md §2).
+            # Rows padded to wgmma's M = 64 execute 64·ceil(R/64)/R times the useful MMA work.
             pad = [padded_mma_factor(r["config"]) for r in mine]
             ax.scatter([f * r["flops"] / r["bytes"] for f, r in zip(pad, mine)],
                        [f * r["tflops"] for f, r in zip(pad, mine)], facecolors="none", edgecolors=colour,

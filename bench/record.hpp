@@ -100,22 +100,12 @@ void get_if(const nlohmann::json& j, const char* key, T& v) {
 }
 }  // namespace detail
 
-inline void to_json(nlohmann::json& j, const BenchConfig& c) {
-  j = {{"sweep", c.sweep}, {"batch", c.batch},   {"seqlen", c.seqlen}, {"h_q", c.h_q},
-       {"s_q", c.s_q},     {"causal", c.causal}, {"varlen", c.varlen}, {"varlen_seed", c.varlen_seed},
-       {"dtype", c.dtype}};
-}
-inline void from_json(const nlohmann::json& j, BenchConfig& c) {
-  detail::get_if(j, "sweep", c.sweep);
-  detail::get_if(j, "batch", c.batch);
-  detail::get_if(j, "seqlen", c.seqlen);
-  detail::get_if(j, "h_q", c.h_q);
-  detail::get_if(j, "s_q", c.s_q);
-  detail::get_if(j, "causal", c.causal);
-  detail::get_if(j, "varlen", c.varlen);
-  detail::get_if(j, "varlen_seed", c.varlen_seed);
-  detail::get_if(j, "dtype", c.dtype);
-}
+// Missing keys keep the defaults (reports written before a field existed still load).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BenchConfig, sweep, batch, seqlen, h_q, s_q, causal, varlen,
+                                                varlen_seed, dtype)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Method, timer, statistic, iters, warmup, l2_flush_bytes,
+                                                graph, graph_calls, num_sms, checked, check_problem, notes,
+                                                bytes_formula, flops_formula)
 
 inline void to_json(nlohmann::json& j, const Machine& m) {
   j = {{"gpu", m.gpu},
@@ -173,37 +163,6 @@ inline void from_json(const nlohmann::json& j, Ceilings& c) {
   detail::get_if(j, "copy_bytes", c.copy_bytes);
   detail::get_if(j, "read_bytes", c.read_bytes);
   detail::get_if(j, "gemm_n", c.gemm_n);
-}
-
-inline void to_json(nlohmann::json& j, const Method& m) {
-  j = {{"timer", m.timer},
-       {"statistic", m.statistic},
-       {"iters", m.iters},
-       {"warmup", m.warmup},
-       {"l2_flush_bytes", m.l2_flush_bytes},
-       {"graph", m.graph},
-       {"graph_calls", m.graph_calls},
-       {"num_sms", m.num_sms},
-       {"checked", m.checked},
-       {"check_problem", m.check_problem},
-       {"notes", m.notes},
-       {"bytes_formula", m.bytes_formula},
-       {"flops_formula", m.flops_formula}};
-}
-inline void from_json(const nlohmann::json& j, Method& m) {
-  detail::get_if(j, "timer", m.timer);
-  detail::get_if(j, "statistic", m.statistic);
-  detail::get_if(j, "iters", m.iters);
-  detail::get_if(j, "warmup", m.warmup);
-  detail::get_if(j, "l2_flush_bytes", m.l2_flush_bytes);
-  detail::get_if(j, "graph", m.graph);
-  detail::get_if(j, "graph_calls", m.graph_calls);
-  detail::get_if(j, "num_sms", m.num_sms);
-  detail::get_if(j, "checked", m.checked);
-  detail::get_if(j, "check_problem", m.check_problem);
-  detail::get_if(j, "notes", m.notes);
-  detail::get_if(j, "bytes_formula", m.bytes_formula);
-  detail::get_if(j, "flops_formula", m.flops_formula);
 }
 
 inline void to_json(nlohmann::json& j, const Record& r) {

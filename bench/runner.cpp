@@ -18,7 +18,7 @@
 #include "metrics.hpp"
 #include "table.hpp"
 #include "testing/problem.hpp"
-#include "timing.hpp"
+#include "testing/timing.hpp"
 #include "timing_problem.hpp"
 
 #ifndef ETAP_VERSION
@@ -26,6 +26,12 @@
 #endif
 
 namespace etap::bench {
+
+using testing::Call;
+using testing::L2Flusher;
+using testing::time_calls;
+using testing::time_graph;
+using testing::TimingSpec;
 namespace {
 
 std::string utc_now() {

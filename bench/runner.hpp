@@ -20,7 +20,7 @@ inline const std::vector<std::string>& implementation_names() {
 struct RunOptions {
   std::vector<BenchConfig> configs;
   std::vector<std::string> impls = implementation_names();
-  int32_t iters = 30;  // ≥ 20 (DESIGN.md §5)
+  int32_t iters = 30;  // the published tables use ≥ 20 (docs/PERF.md, "Performance method")
   int32_t warmup = 5;
   bool graph = false;
   int32_t graph_calls = 20;

@@ -2,10 +2,13 @@
 # One call on the device machine: build with all cores, run the GPU tests, the conformance sweep, the
 # sanitizers and the benchmark, and print a short table last. Full logs go to $OUT (or ./gpu-out).
 #
-#   tools/gpu-check.sh [steps...]     steps: build unit check sanitize bench sass (default: all but sass)
-#   ETAP_CHECK_ARGS / ETAP_BENCH_ARGS override the arguments of `etap check` / `etap bench`.
+#   tools/gpu-check.sh [steps...]     steps: configure build unit check sanitize bench sass
+#                                     (default: build unit check sanitize bench; build configures first)
+#   ETAP_CHECK_ARGS / ETAP_BENCH_ARGS override the arguments of `etap check` / `etap bench`;
+#   ETAP_CONFIGURE_ARGS adds CMake arguments; ETAP_BUILD_DIR is the build directory (default build-gpu).
 #
-# CLI11 is not installed on the device machine: carry .deps (cp -r /usr/include/CLI .deps/CLI11/include/).
+# CLI11 is found as the README's build finds it (cmake/etap_cli11.cmake): the installed package, or, on the
+# device machine, which has none, a copy carried in .deps (cp -r /usr/include/CLI .deps/CLI11/include/).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -19,16 +22,30 @@ note() { SUMMARY+=("$(printf '%-10s %-6s %s' "$1" "$2" "$3")"); }
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 ETAP=$BUILD/tools/etap/etap
 
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,memory.total --format=csv | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,memory.total --format=csv \
+  2>/dev/null | tee "$OUT/gpu.txt" || echo "name,(nvidia-smi not available)" >"$OUT/gpu.txt"
+
+configure() {
+  # shellcheck disable=SC2086  # ETAP_CONFIGURE_ARGS is a list of arguments
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DETAP_PTXAS_VERBOSE=ON ${ETAP_CONFIGURE_ARGS:-} \
+    >"$OUT/configure.log" 2>&1
+}
+
+if has configure && ! has build; then
+  if configure; then
+    note configure ok "$(grep -o 'CLI11: .*' "$OUT/configure.log")"
+  else
+    tail -20 "$OUT/configure.log"
+    note configure FAIL "see configure.log"
+  fi
+fi
 
 if has build; then
   t0=$(date +%s)
-  if cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DETAP_PTXAS_VERBOSE=ON \
-       -DETAP_CLI11_INCLUDE_DIR="$PWD/.deps/CLI11/include" >"$OUT/configure.log" 2>&1 &&
-     cmake --build "$BUILD" -j "$JOBS" >"$OUT/build.log" 2>&1; then
+  if configure && cmake --build "$BUILD" -j "$JOBS" >"$OUT/build.log" 2>&1; then
     note build ok "$(( $(date +%s) - t0 )) s; ptxas: $(grep -A2 'etap_decode_kernel' "$OUT/build.log" | grep -o '[0-9]* bytes spill stores' | sort -u | tr '\n' ' ')"
   else
-    tail -40 "$OUT/configure.log" "$OUT/build.log"
+    tail -n 40 "$OUT/configure.log" "$OUT/build.log" 2>/dev/null
     note build FAIL "see build.log"
     printf '%s\n' "${SUMMARY[@]}"
     exit 1

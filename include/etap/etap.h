@@ -106,7 +106,9 @@ typedef struct etap_merge_args {
 ETAP_API etap_problem etap_default_problem(void);
 ETAP_API etap_options etap_default_options(void);
 
-/* Fills `args` with `problem`, the pointers and the strides of contiguous tensors. */
+/* Fills `args` with `problem`, the pointers and the strides of contiguous tensors. With `problem` NULL it
+ * zeroes `args` (which etap_validate rejects) and records "problem is NULL" in etap_last_error; with `args`
+ * NULL it records "args is NULL". */
 ETAP_API void etap_make_dense_args(const etap_problem* problem, const void* q, const void* kv_cache,
                                    const int32_t* block_table, const int32_t* seqlens, void* out, float* lse,
                                    float softmax_scale, int32_t causal, int32_t lse_base,

@@ -1,5 +1,6 @@
 // The C ABI (include/etap/etap.h): converts the plain-C structs, calls the C++ API, keeps the last failure
 // message per thread. No exception crosses the boundary.
+#include <cuda_runtime_api.h>
 #include <etap/etap.h>
 
 #include <exception>
@@ -197,7 +198,15 @@ etap_options etap_default_options(void) {
 void etap_make_dense_args(const etap_problem* problem, const void* q, const void* kv_cache,
                           const int32_t* block_table, const int32_t* seqlens, void* out, float* lse,
                           float softmax_scale, int32_t causal, int32_t lse_base, etap_decode_args* args) {
-  if (problem == nullptr || args == nullptr) return;
+  if (args == nullptr) {
+    null_argument("args");
+    return;
+  }
+  if (problem == nullptr) {
+    null_argument("problem");
+    *args = etap_decode_args{};  // all zero: etap_validate rejects it (batch 0)
+    return;
+  }
   *args = to_c(etap::make_dense_args(to_cpp(*problem), q, kv_cache, block_table, seqlens, out, lse,
                                      softmax_scale, causal != 0, static_cast<LseBase>(lse_base)));
 }
@@ -235,7 +244,20 @@ etap_status etap_decode(const etap_decode_args* args, const void* plan_buffer, s
 
 etap_status etap_merge_states(const etap_merge_args* args, void* stream) {
   if (args == nullptr) return null_argument("args");
-  return guarded([&] { return etap::merge_states(to_cpp(*args), static_cast<cudaStream_t>(stream)); });
+  return guarded([&] {
+    Status status = etap::merge_states(to_cpp(*args), static_cast<cudaStream_t>(stream));
+    // A launch without a usable device fails with a CUDA error: report the device problem instead, as
+    // etap_plan and etap_decode do.
+    if (status.code() == StatusCode::kCudaError) {
+      int device = 0;
+      if (cudaGetDevice(&device) != cudaSuccess) {
+        cudaGetLastError();
+        return Status(StatusCode::kNoDevice, "no CUDA device found (cudaGetDevice failed)");
+      }
+      if (Status usable = etap::check_device(device); !usable.ok()) return usable;
+    }
+    return status;
+  });
 }
 
 etap_status etap_check_device(int device) {

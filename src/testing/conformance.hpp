@@ -1,6 +1,6 @@
 // The conformance sweep of the GPU kernel against the CPU reference (`etap check`, tests/gpu): every config
-// runs plan + decode on poisoned inputs (DESIGN.md §4), is compared with the fp64 reference, and runs a
-// second time on the same inputs to check that out and lse are bit-identical.
+// runs plan + decode on poisoned inputs (docs/PERF.md, "Correctness method"), is compared with the fp64
+// reference, and runs a second time on the same inputs to check that out and lse are bit-identical.
 // The comparison (testing::compare) allows each element |out − ref| ≤ u·(Σ p_i·|v_i| + |ref|) + 1e-6,
 // u = 2^-7 for bf16 and 2^-10 for fp16 (twice the unit roundoff): the kernel rounds the softmax weights to
 // 16 bits before P·V, an error that scales with |v| rather than |out| (large inputs, 1–2 visible keys).

@@ -2,6 +2,7 @@
 #include "testing/problem.hpp"
 
 #include <cuda_runtime_api.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +12,8 @@
 #include <random>
 #include <stdexcept>
 #include <thread>
+
+#include "testing/cuda.hpp"
 
 namespace etap::testing {
 namespace {
@@ -68,22 +71,17 @@ void fill_random(uint16_t* dst, int64_t count, float std_dev, DType dtype, uint6
   }
 }
 
-void cuda_check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string("etap testing: ") + what + " failed: " + cudaGetErrorString(err));
-}
-
 template <typename T>
 void upload_vector(const std::vector<T>& host, T** device) {
   const std::size_t bytes = host.size() * sizeof(T);
   if (bytes == 0) return;
-  cuda_check(cudaMalloc(reinterpret_cast<void**>(device), bytes), "cudaMalloc");
-  cuda_check(cudaMemcpy(*device, host.data(), bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  ETAP_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(device), bytes));
+  ETAP_CUDA_CHECK(cudaMemcpy(*device, host.data(), bytes, cudaMemcpyHostToDevice));
 }
 
 void* allocate(std::size_t bytes) {
   void* ptr = nullptr;
-  if (bytes > 0) cuda_check(cudaMalloc(&ptr, bytes), "cudaMalloc");
+  if (bytes > 0) ETAP_CUDA_CHECK(cudaMalloc(&ptr, bytes));
   return ptr;
 }
 
@@ -109,42 +107,87 @@ reference::HostProblem HostData::view() const {
   return hp;
 }
 
-HostData make_problem(const ProblemSpec& spec) {
-  auto fail = [](const std::string& what) { throw std::invalid_argument("make_problem: " + what); };
-  if (spec.batch < 0 || spec.s_q < 1 || spec.h_q < 1 || spec.h_kv < 1 || spec.h_q % spec.h_kv != 0)
-    fail("need batch >= 0, s_q >= 1 and h_q a positive multiple of h_kv >= 1");
-  if (spec.page_size < 1 || spec.d_v < 1 || spec.d_v > spec.d_qk)
-    fail("need page_size >= 1, 1 <= d_v <= d_qk");
-  if (spec.dtype != DType::kBF16 && spec.dtype != DType::kFP16) fail("dtype must be bf16 or fp16");
-  if (!spec.seqlens.empty() && static_cast<int32_t>(spec.seqlens.size()) != spec.batch)
-    fail("seqlens has " + std::to_string(spec.seqlens.size()) + " entries for batch " +
-         std::to_string(spec.batch));
-  if (spec.spare_pages < 0 || spec.extra_table_columns < 0) fail("spare_pages and extra_table_columns >= 0");
+namespace {
 
+void fail_spec(const std::string& what) {
+  throw std::invalid_argument("make_problem: " + what);
+}
+
+std::vector<int32_t> spec_seqlens(const ProblemSpec& spec) {
+  return spec.seqlens.empty() ? std::vector<int32_t>(std::max(spec.batch, 0), spec.seqlen_fixed)
+                              : spec.seqlens;
+}
+
+std::vector<int32_t> pages_per_request(const ProblemSpec& spec, const std::vector<int32_t>& seqlens) {
+  std::vector<int32_t> pages(seqlens.size());
+  for (std::size_t b = 0; b < seqlens.size(); ++b) {
+    if (seqlens[b] < 0) fail_spec("seqlen of request " + std::to_string(b) + " is negative");
+    pages[b] = static_cast<int32_t>((int64_t{seqlens[b]} + spec.page_size - 1) / spec.page_size);
+  }
+  return pages;
+}
+
+// Physical memory of this machine, 0 when unknown.
+double host_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page_bytes = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page_bytes > 0 ? static_cast<double>(pages) * page_bytes : 0.0;
+}
+
+}  // namespace
+
+DecodeProblem problem_shape(const ProblemSpec& spec) {
+  if (spec.batch < 0 || spec.s_q < 1 || spec.h_q < 1 || spec.h_kv < 1 || spec.h_q % spec.h_kv != 0)
+    fail_spec("need batch >= 0, s_q >= 1 and h_q a positive multiple of h_kv >= 1");
+  if (spec.page_size < 1 || spec.d_v < 1 || spec.d_v > spec.d_qk)
+    fail_spec("need page_size >= 1, 1 <= d_v <= d_qk");
+  if (spec.dtype != DType::kBF16 && spec.dtype != DType::kFP16) fail_spec("dtype must be bf16 or fp16");
+  if (!spec.seqlens.empty() && static_cast<int32_t>(spec.seqlens.size()) != spec.batch)
+    fail_spec("seqlens has " + std::to_string(spec.seqlens.size()) + " entries for batch " +
+              std::to_string(spec.batch));
+  if (spec.spare_pages < 0 || spec.extra_table_columns < 0)
+    fail_spec("spare_pages and extra_table_columns >= 0");
+
+  const std::vector<int32_t> pages = pages_per_request(spec, spec_seqlens(spec));
+  const int64_t max_pages = pages.empty() ? 0 : *std::max_element(pages.begin(), pages.end());
+  const int64_t num_pages = std::accumulate(pages.begin(), pages.end(), int64_t{0}) + spec.spare_pages;
+  constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+  if (num_pages > kInt32Max || max_pages + spec.extra_table_columns > kInt32Max)
+    fail_spec("the KV cache would hold " + std::to_string(num_pages) + " pages of " +
+              std::to_string(spec.page_size) + " tokens, but DecodeProblem::num_pages is int32 (at most " +
+              std::to_string(kInt32Max) + "): lower the batch or the sequence lengths");
+
+  return {.batch = spec.batch,
+          .s_q = spec.s_q,
+          .h_q = spec.h_q,
+          .h_kv = spec.h_kv,
+          .d_qk = spec.d_qk,
+          .d_v = spec.d_v,
+          .page_size = spec.page_size,
+          .num_pages = static_cast<int32_t>(num_pages),
+          .max_pages_per_seq = static_cast<int32_t>(max_pages + spec.extra_table_columns),
+          .q_dtype = spec.dtype,
+          .kv_dtype = spec.dtype,
+          .out_dtype = spec.dtype};
+}
+
+HostData make_problem(const ProblemSpec& spec) {
   HostData data;
-  data.seqlens = spec.seqlens.empty() ? std::vector<int32_t>(spec.batch, spec.seqlen_fixed) : spec.seqlens;
+  data.problem = problem_shape(spec);
+  const DecodeProblem& p = data.problem;
+  // q, the KV cache and the block table, with the page-id and ownership tables of the same length.
+  const double bytes =
+      dtype_bytes(p.q_dtype) * (static_cast<double>(p.batch) * p.s_q * p.h_q * p.d_qk +
+                                static_cast<double>(p.num_pages) * p.page_size * p.h_kv * p.d_qk) +
+      sizeof(int32_t) * (static_cast<double>(p.batch) * p.max_pages_per_seq + 2.0 * p.num_pages);
+  if (const double available = host_memory_bytes(); available > 0 && bytes > available)
+    fail_spec("the inputs need " + std::to_string(static_cast<int64_t>(bytes / 1e9)) +
+              " GB of host memory; " + "this machine has " +
+              std::to_string(static_cast<int64_t>(available / 1e9)) +
+              " GB: lower the batch or the sequence lengths");
+  data.seqlens = spec_seqlens(spec);
   data.softmax_scale = spec.softmax_scale;
   data.causal = spec.causal;
-
-  std::vector<int32_t> pages(spec.batch);
-  for (int32_t b = 0; b < spec.batch; ++b) {
-    if (data.seqlens[b] < 0) fail("seqlen of request " + std::to_string(b) + " is negative");
-    pages[b] = (data.seqlens[b] + spec.page_size - 1) / spec.page_size;
-  }
-  const int32_t max_pages = pages.empty() ? 0 : *std::max_element(pages.begin(), pages.end());
-  const int64_t used_pages = std::accumulate(pages.begin(), pages.end(), int64_t{0});
-
-  DecodeProblem& p = data.problem;
-  p.batch = spec.batch;
-  p.s_q = spec.s_q;
-  p.h_q = spec.h_q;
-  p.h_kv = spec.h_kv;
-  p.d_qk = spec.d_qk;
-  p.d_v = spec.d_v;
-  p.page_size = spec.page_size;
-  p.num_pages = static_cast<int32_t>(used_pages + spec.spare_pages);
-  p.max_pages_per_seq = max_pages + spec.extra_table_columns;
-  p.q_dtype = p.kv_dtype = p.out_dtype = spec.dtype;
+  const std::vector<int32_t> pages = pages_per_request(spec, data.seqlens);
 
   std::vector<int32_t> ids(p.num_pages);
   std::iota(ids.begin(), ids.end(), 0);
@@ -217,8 +260,8 @@ void upload(const HostData& host, LseBase lse_base, const Options& options, Devi
   const std::size_t lse_bytes = static_cast<std::size_t>(p.batch) * p.h_q * p.s_q * sizeof(float);
   device.d_out = allocate(out_bytes);
   device.d_lse = static_cast<float*>(allocate(lse_bytes));
-  if (out_bytes) cuda_check(cudaMemset(device.d_out, 0xFF, out_bytes), "cudaMemset(out)");
-  if (lse_bytes) cuda_check(cudaMemset(device.d_lse, 0xFF, lse_bytes), "cudaMemset(lse)");
+  if (out_bytes) ETAP_CUDA_CHECK(cudaMemset(device.d_out, 0xFF, out_bytes));
+  if (lse_bytes) ETAP_CUDA_CHECK(cudaMemset(device.d_lse, 0xFF, lse_bytes));
 
   device.args =
       make_dense_args(p, device.d_q, device.d_kv, device.d_block_table, device.d_seqlens, device.d_out,

@@ -1,6 +1,6 @@
 // Synthetic decode problems for tests, `etap check`, `etap run` and the benchmark: random inputs with the
-// poison DESIGN.md §4 asks for (NaN past each seqlen, invalid ids in unused block-table entries, random page
-// order), in host memory, plus a device mirror.
+// poison of docs/PERF.md's "Correctness method" (NaN past each seqlen, invalid ids in unused block-table
+// entries, random page order), in host memory, plus a device mirror.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +39,12 @@ struct HostData {
   reference::HostProblem view() const;  // points into this object
 };
 
+// The shape make_problem(spec) builds (num_pages, max_pages_per_seq included), without building it. Throws
+// std::invalid_argument, saying why, for a spec that is inconsistent or whose page count does not fit
+// DecodeProblem::num_pages (int32).
+DecodeProblem problem_shape(const ProblemSpec& spec);
+
+// Throws std::invalid_argument as problem_shape does, and when the inputs would not fit in host memory.
 HostData make_problem(const ProblemSpec& spec);
 
 // Device copies of a HostData plus out/lse buffers, plan buffer and workspace, freed on destruction.
@@ -61,7 +67,7 @@ struct DeviceData {
   ~DeviceData();
 };
 
-// Uploads `host` (throws std::runtime_error on a CUDA failure) and sizes plan/workspace for `options`.
+// Uploads `host` (throws testing::CudaError on a CUDA failure) and sizes plan/workspace for `options`.
 void upload(const HostData& host, LseBase lse_base, const Options& options, DeviceData& device);
 
 // The per-element error a correct kernel may show: |out − ref| ≤ element_bound(dtype, ref, weighted_abs),
@@ -71,9 +77,10 @@ void upload(const HostData& host, LseBase lse_base, const Options& options, Devi
 // accumulation and logits and the normaliser summed from unrounded p.
 double element_bound(DType dtype, double ref, double weighted_abs);
 
-// Error statistics of a kernel output against the fp64 reference (DESIGN.md §4). The verdict: every element
-// within element_bound, cos_diff ≤ 5e-6, lse within 8/65536 relative, no NaN/Inf, +inf lse exactly where the
-// reference has one. max_abs, rel_fro, rmse and cos_diff are the numbers FlashMLA reports.
+// Error statistics of a kernel output against the fp64 reference (docs/PERF.md, "Correctness method"). The
+// verdict: every element within element_bound, cos_diff ≤ 5e-6, lse within 8/65536 relative, no NaN/Inf, +inf
+// lse exactly where the reference has one. max_abs, rel_fro, rmse and cos_diff are the numbers FlashMLA
+// reports.
 struct Comparison {
   double max_abs = 0, rel_fro = 0, rmse = 0, cos_diff = 0, lse_max_rel = 0;
   double worst_ratio = 0;        // max over elements of |out − ref| / element_bound (≤ 1 passes)

@@ -28,13 +28,7 @@ bool has_cuda_device() {
 }
 
 DecodeProblem mla_problem(int32_t batch = 4, int32_t s_q = 1, int32_t h_q = 16) {
-  DecodeProblem p;
-  p.batch = batch;
-  p.s_q = s_q;
-  p.h_q = h_q;
-  p.num_pages = 100;
-  p.max_pages_per_seq = 16;
-  return p;
+  return ::etap::test::with_test_shape(DecodeProblem{}, batch, s_q, h_q);
 }
 
 DecodeArgs fake_args(const DecodeProblem& p) {

@@ -1,4 +1,5 @@
-// The benchmark's arithmetic (bench/metrics.hpp) against hand-computed values and DESIGN.md's figures.
+// The benchmark's arithmetic (bench/metrics.hpp) against hand-computed values and the figures of
+// docs/PERF.md's "Performance method".
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -26,7 +27,7 @@ TEST(BenchMetrics, FlopsCountBothGemms) {
 }
 
 TEST(BenchMetrics, IntensityIsAbout1Point89PerRow) {
-  // DESIGN.md §2: 2176 FLOPs per KV row and query row over 1152 bytes.
+  // docs/PERF.md, "Performance method": 2176 FLOPs per KV row and query row over 1152 bytes.
   const std::vector<int32_t> seqlens(1, 1 << 20);  // long enough that q and out bytes vanish
   for (int rows : {16, 32, 64}) {
     const Workload w = make_workload(1, rows, seqlens);
@@ -58,7 +59,8 @@ TEST(BenchMetrics, CopyBandwidthCountsReadAndWrite) {
 }
 
 TEST(BenchMetrics, FloorMatchesDesignNotes) {
-  // DESIGN.md §6: b=16, s_k=8K is 151 MB → 50 µs on H100 (copy 3005 GB/s), 36 µs on H200 (4249 GB/s);
+  // docs/PERF.md, "Performance method": b=16, s_k=8K is 151 MB → 50 µs at a copy bandwidth of 3005 GB/s,
+  // 36 µs at 4249 GB/s;
   // b=1, s_k=8K is 9.4 MB → 3 µs.
   const Workload big = make_workload(1, 16, std::vector<int32_t>(16, 8192));
   EXPECT_NEAR(big.kv_bytes() / 1e6, 151.0, 0.1);

@@ -1,8 +1,10 @@
 // The C ABI: same answers as the C++ API, failures readable through etap_last_error() per thread.
+#include <cuda_runtime_api.h>
 #include <etap/etap.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <etap/etap.hpp>
 #include <string>
 #include <thread>
@@ -17,13 +19,7 @@ using ::etap::test::Contains;
 using ::etap::test::fake_address;
 
 etap_problem c_problem(int32_t batch = 4, int32_t s_q = 1, int32_t h_q = 16) {
-  etap_problem p = etap_default_problem();
-  p.batch = batch;
-  p.s_q = s_q;
-  p.h_q = h_q;
-  p.num_pages = 100;
-  p.max_pages_per_seq = 16;
-  return p;
+  return ::etap::test::with_test_shape(etap_default_problem(), batch, s_q, h_q);
 }
 
 etap_decode_args c_args(const etap_problem& p) {
@@ -168,6 +164,45 @@ TEST(CApi, NullArgumentsAreRejected) {
   EXPECT_EQ(etap_decode(nullptr, nullptr, 0, nullptr, 0, nullptr, nullptr), ETAP_INVALID_ARGUMENT);
   EXPECT_EQ(etap_merge_states(nullptr, nullptr), ETAP_INVALID_ARGUMENT);
   EXPECT_STREQ(etap_last_error(), "args is NULL");
+}
+
+TEST(CApi, DenseArgsWithNullProblemSaysSoAndClearsArgs) {
+  etap_decode_args args;
+  std::memset(&args, 0xAB, sizeof(args));
+  etap_make_dense_args(nullptr, fake_address<void>(0x100000), fake_address<void>(0x200000),
+                       fake_address<int32_t>(0x300000), fake_address<int32_t>(0x400000),
+                       fake_address<void>(0x500000), nullptr, 0.1352f, 0, ETAP_LSE_NATURAL, &args);
+  EXPECT_STREQ(etap_last_error(), "problem is NULL");
+  EXPECT_EQ(args.problem.batch, 0);
+  EXPECT_EQ(args.q, nullptr);
+  EXPECT_EQ(etap_validate(&args), ETAP_INVALID_ARGUMENT);  // a zeroed args is never valid
+
+  const etap_problem p = c_problem();
+  etap_make_dense_args(&p, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0.1352f, 0, ETAP_LSE_NATURAL,
+                       nullptr);
+  EXPECT_STREQ(etap_last_error(), "args is NULL");
+}
+
+TEST(CApi, MergeWithoutDeviceSaysNoDevice) {
+  int count = 0;
+  const bool device = cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+  cudaGetLastError();
+  if (device) GTEST_SKIP() << "a CUDA device is present; this test covers CPU-only machines";
+  etap_merge_args args{};
+  args.num_states = 2;
+  args.rows = 4;
+  args.dim = 512;
+  args.o_states = fake_address<float>(0x100000);
+  args.o_state_stride = 4 * 512;
+  args.o_row_stride = 512;
+  args.lse_states = fake_address<float>(0x200000);
+  args.lse_state_stride = 4;
+  args.lse_base = ETAP_LSE_NATURAL;
+  args.out = fake_address<void>(0x300000);
+  args.out_dtype = ETAP_DTYPE_FP32;
+  args.out_row_stride = 512;
+  EXPECT_EQ(etap_merge_states(&args, nullptr), ETAP_NO_DEVICE) << etap_last_error();
+  EXPECT_TRUE(Contains(etap_last_error(), "no CUDA device"));
 }
 
 TEST(CApi, StatusStringsMatchTheCppNames) {

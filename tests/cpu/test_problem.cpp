@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "cpu/test_util.hpp"
 #include "testing/problem.hpp"
 
 namespace etap {
@@ -192,6 +193,34 @@ TEST(MakeProblem, InvalidSpecsThrow) {
   spec = varied_spec();
   spec.seqlens[0] = -1;
   EXPECT_THROW(testing::make_problem(spec), std::invalid_argument);
+}
+
+// The CLI accepts b up to 65536 and s_k up to 16M tokens; problems whose page count does not fit
+// DecodeProblem::num_pages (int32) must be refused with a message, not overflow.
+TEST(MakeProblem, RejectsMorePagesThanNumPagesHolds) {
+  testing::ProblemSpec spec;
+  spec.seqlen_fixed = 16 << 20;  // 262144 pages per request
+  for (int32_t batch : {8192, 16384}) {
+    spec.batch = batch;
+    try {
+      testing::make_problem(spec);
+      ADD_FAILURE() << "batch " << batch << " x 16M tokens was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_TRUE(::etap::test::Contains(e.what(), "num_pages is int32")) << "batch " << batch;
+    }
+  }
+}
+
+TEST(MakeProblem, RejectsWhatHostMemoryCannotHold) {
+  testing::ProblemSpec spec;
+  spec.batch = 1024;
+  spec.seqlen_fixed = 16 << 20;  // 2^28 pages of 72 KiB: 19.8 TB of KV cache
+  try {
+    testing::make_problem(spec);
+    ADD_FAILURE() << "a 19.8 TB KV cache was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_TRUE(::etap::test::Contains(e.what(), "of host memory"));
+  }
 }
 
 TEST(MakeProblem, ViewPointsIntoTheData) {

@@ -26,15 +26,20 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // ---------------------------------------------------------------------------------------------------------
 // Conversions
 
-TEST(Conversions, Bf16RoundTripsEveryPattern) {
+// Every 16-bit pattern survives widening and narrowing again (NaN stays NaN).
+void expect_round_trips(float (*widen)(uint16_t), uint16_t (*narrow)(float)) {
   for (uint32_t bits = 0; bits <= 0xFFFF; ++bits) {
-    const float f = bf16_to_float(static_cast<uint16_t>(bits));
+    const float f = widen(static_cast<uint16_t>(bits));
     if (std::isnan(f)) {
-      EXPECT_TRUE(std::isnan(bf16_to_float(float_to_bf16(f)))) << bits;
+      EXPECT_TRUE(std::isnan(widen(narrow(f)))) << bits;
     } else {
-      EXPECT_EQ(float_to_bf16(f), static_cast<uint16_t>(bits)) << bits;
+      EXPECT_EQ(narrow(f), static_cast<uint16_t>(bits)) << bits;
     }
   }
+}
+
+TEST(Conversions, Bf16RoundTripsEveryPattern) {
+  expect_round_trips(bf16_to_float, float_to_bf16);
 }
 
 TEST(Conversions, Bf16RoundsToNearestEven) {
@@ -56,14 +61,7 @@ TEST(Conversions, Bf16KeepsInfinityAndNaN) {
 }
 
 TEST(Conversions, Fp16RoundTripsEveryPattern) {
-  for (uint32_t bits = 0; bits <= 0xFFFF; ++bits) {
-    const float f = fp16_to_float(static_cast<uint16_t>(bits));
-    if (std::isnan(f)) {
-      EXPECT_TRUE(std::isnan(fp16_to_float(float_to_fp16(f)))) << bits;
-    } else {
-      EXPECT_EQ(float_to_fp16(f), static_cast<uint16_t>(bits)) << bits;
-    }
-  }
+  expect_round_trips(fp16_to_float, float_to_fp16);
 }
 
 TEST(Conversions, Fp16KnownValues) {
@@ -192,7 +190,8 @@ const uint16_t* cache_row(const testing::HostData& d, int b, int t) {
   return d.kv_cache.data() + ((static_cast<int64_t>(page) * p.page_size + t % p.page_size) * p.h_kv) * p.d_qk;
 }
 
-TEST(ReferenceDecode, MatchesNaiveLoopsOnOddShapes) {
+// Small odd shapes: 2 KV heads, d 80/64, page 16, an empty request, causal MTP.
+testing::ProblemSpec odd_spec() {
   testing::ProblemSpec spec;
   spec.batch = 4;
   spec.s_q = 3;
@@ -203,13 +202,23 @@ TEST(ReferenceDecode, MatchesNaiveLoopsOnOddShapes) {
   spec.page_size = 16;
   spec.seqlens = {0, 1, 17, 50};
   spec.causal = true;
-  spec.seed = 11;
+  return spec;
+}
+
+// reference::decode against naive_decode on the problem of `spec`.
+void expect_matches_naive(const testing::ProblemSpec& spec) {
   const auto data = testing::make_problem(spec);
   std::vector<double> out, lse, ref_out, ref_lse;
   reference::decode(data.view(), out, lse);
   naive_decode(data.view(), ref_out, ref_lse);
   expect_close(out, ref_out, 1e-12);
   expect_close(lse, ref_lse, 1e-12);
+}
+
+TEST(ReferenceDecode, MatchesNaiveLoopsOnOddShapes) {
+  testing::ProblemSpec spec = odd_spec();
+  spec.seed = 11;
+  expect_matches_naive(spec);
 }
 
 TEST(ReferenceDecode, MatchesNaiveLoopsWithManyRows) {
@@ -220,12 +229,7 @@ TEST(ReferenceDecode, MatchesNaiveLoopsWithManyRows) {
   spec.h_q = 64;
   spec.seqlens = {130, 7};
   spec.seed = 12;
-  const auto data = testing::make_problem(spec);
-  std::vector<double> out, lse, ref_out, ref_lse;
-  reference::decode(data.view(), out, lse);
-  naive_decode(data.view(), ref_out, ref_lse);
-  expect_close(out, ref_out, 1e-12);
-  expect_close(lse, ref_lse, 1e-12);
+  expect_matches_naive(spec);
 }
 
 TEST(ReferenceDecode, SingleKeyOutputIsItsValueRow) {
@@ -408,12 +412,7 @@ TEST(ReferenceDecode, Fp16InputsMatchNaiveLoops) {
   spec.dtype = DType::kFP16;
   spec.batch = 2;
   spec.seqlens = {65, 12};
-  const auto data = testing::make_problem(spec);
-  std::vector<double> out, lse, ref_out, ref_lse;
-  reference::decode(data.view(), out, lse);
-  naive_decode(data.view(), ref_out, ref_lse);
-  expect_close(out, ref_out, 1e-12);
-  expect_close(lse, ref_lse, 1e-12);
+  expect_matches_naive(spec);
 }
 
 TEST(ReferenceDecode, LargeLogitsStayFinite) {
@@ -430,16 +429,7 @@ TEST(ReferenceDecode, LargeLogitsStayFinite) {
 
 // weighted_abs = Σ p·|v|: what testing::compare scales the kernel's rounding error by.
 TEST(ReferenceDecode, WeightedAbsMatchesNaiveAndBoundsOut) {
-  testing::ProblemSpec spec;
-  spec.batch = 4;
-  spec.s_q = 3;
-  spec.h_q = 8;
-  spec.h_kv = 2;
-  spec.d_qk = 80;
-  spec.d_v = 64;
-  spec.page_size = 16;
-  spec.seqlens = {0, 1, 17, 50};
-  spec.causal = true;
+  testing::ProblemSpec spec = odd_spec();
   spec.input_std = 1.5f;
   spec.seed = 13;
   const auto data = testing::make_problem(spec);

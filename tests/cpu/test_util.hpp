@@ -20,4 +20,16 @@ T* fake_address(std::uintptr_t address) {
   return reinterpret_cast<T*>(address);
 }
 
+// The problem shape the API tests start from (100 pages, 16 block-table columns), for etap::DecodeProblem
+// and the C API's etap_problem alike.
+template <typename Problem>
+Problem with_test_shape(Problem p, int32_t batch, int32_t s_q, int32_t h_q) {
+  p.batch = batch;
+  p.s_q = s_q;
+  p.h_q = h_q;
+  p.num_pages = 100;
+  p.max_pages_per_seq = 16;
+  return p;
+}
+
 }  // namespace etap::test

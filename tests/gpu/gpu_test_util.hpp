@@ -4,8 +4,9 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
-#include <cstddef>
 #include <string>
+
+#include "testing/cuda.hpp"
 
 namespace etap::test {
 
@@ -24,16 +25,8 @@ inline std::string gpu_skip_reason() {
   return {};
 }
 
-// Owns one device allocation (null when cudaMalloc failed).
-struct DeviceBuffer {
-  void* ptr = nullptr;
-  explicit DeviceBuffer(std::size_t bytes) {
-    if (cudaMalloc(&ptr, bytes) != cudaSuccess) ptr = nullptr;
-  }
-  ~DeviceBuffer() { cudaFree(ptr); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
+// The shared move-only device allocation (throws testing::CudaError when cudaMalloc fails).
+using DeviceBuffer = ::etap::testing::DeviceBuffer;
 
 #define ETAP_REQUIRE_SM90()                                               \
   do {                                                                    \

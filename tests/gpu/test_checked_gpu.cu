@@ -61,18 +61,18 @@ class CheckedMode : public ::testing::Test {
     const std::size_t workspace_size = workspace_bytes(problem_, options);
     const std::size_t plan_size = plan_bytes(problem_, options);
     DeviceBuffer workspace(workspace_size), plan_buffer(plan_size);
-    EXPECT_EQ(cudaMemcpy(table.ptr, table_.data(), table_.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
+    EXPECT_EQ(cudaMemcpy(table.get(), table_.data(), table_.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
               cudaSuccess);
     EXPECT_EQ(
-        cudaMemcpy(seqlens.ptr, seqlens_.data(), seqlens_.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
+        cudaMemcpy(seqlens.get(), seqlens_.data(), seqlens_.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
         cudaSuccess);
     const DecodeArgs args =
-        make_dense_args(problem_, stand_in.ptr, stand_in.ptr, static_cast<int32_t*>(table.ptr),
-                        static_cast<int32_t*>(seqlens.ptr), stand_in.ptr, nullptr, 0.1352f, false);
-    if (!through_decode) return decoding::run_checks(args, workspace.ptr, nullptr);
-    const Status planned = plan(args, plan_buffer.ptr, plan_size, nullptr, options);
+        make_dense_args(problem_, stand_in.get(), stand_in.get(), static_cast<int32_t*>(table.get()),
+                        static_cast<int32_t*>(seqlens.get()), stand_in.get(), nullptr, 0.1352f, false);
+    if (!through_decode) return decoding::run_checks(args, workspace.get(), nullptr);
+    const Status planned = plan(args, plan_buffer.get(), plan_size, nullptr, options);
     EXPECT_TRUE(planned.ok()) << planned.message();
-    return decode(args, plan_buffer.ptr, plan_size, workspace.ptr, workspace_size, nullptr, options);
+    return decode(args, plan_buffer.get(), plan_size, workspace.get(), workspace_size, nullptr, options);
   }
 
   DecodeProblem problem_;
@@ -154,12 +154,12 @@ TEST_F(CheckedMode, EnabledByEnvironment) {
 TEST_F(CheckedMode, RefusedDuringGraphCapture) {
   DeviceBuffer workspace(workspace_bytes(problem_, {kNumSms, true})), stand_in(kStandInBytes);
   const DecodeArgs args =
-      make_dense_args(problem_, stand_in.ptr, stand_in.ptr, static_cast<int32_t*>(stand_in.ptr),
-                      static_cast<int32_t*>(stand_in.ptr), stand_in.ptr, nullptr, 0.1352f, false);
+      make_dense_args(problem_, stand_in.get(), stand_in.get(), static_cast<int32_t*>(stand_in.get()),
+                      static_cast<int32_t*>(stand_in.get()), stand_in.get(), nullptr, 0.1352f, false);
   cudaStream_t stream = nullptr;
   ETAP_CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   ETAP_CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-  const Status status = decoding::run_checks(args, workspace.ptr, stream);
+  const Status status = decoding::run_checks(args, workspace.get(), stream);
   cudaGraph_t graph = nullptr;
   ETAP_CUDA_OK(cudaStreamEndCapture(stream, &graph));
   cudaGraphDestroy(graph);

@@ -40,20 +40,7 @@ std::vector<T> random_values(size_t n, uint32_t seed) {
   return v;
 }
 
-template <typename T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  explicit DeviceBuffer(size_t n) { cudaMalloc(&ptr, n * sizeof(T)); }
-  DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) {
-    cudaMemcpy(ptr, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice);
-  }
-  ~DeviceBuffer() { cudaFree(ptr); }
-  std::vector<T> download(size_t n) const {
-    std::vector<T> h(n);
-    cudaMemcpy(h.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost);
-    return h;
-  }
-};
+using ::etap::test::DeviceBuffer;
 
 // ---- TMA + mbarrier + swizzle addressing -------------------------------------------------------------
 
@@ -88,9 +75,9 @@ TEST(Hopper, TmaLoadsSwizzledBoxOfPagedTensor) {
   ETAP_REQUIRE_SM90();
   constexpr int kPages = 5, kCols = 576;
   const auto host = random_values<__nv_bfloat16>(size_t(kPages) * kTile * kCols, 1);
-  DeviceBuffer<__nv_bfloat16> src(host), out(kTile * kTile);
+  DeviceBuffer src(host), out(kTile * kTile * sizeof(__nv_bfloat16));
   TensorMapSpec spec{};
-  spec.base = src.ptr;
+  spec.base = src.get();
   spec.rank = 3;
   spec.dims[0] = kCols;
   spec.dims[1] = kTile;
@@ -107,9 +94,9 @@ TEST(Hopper, TmaLoadsSwizzledBoxOfPagedTensor) {
   ETAP_CUDA_OK(cudaFuncSetAttribute(tma_roundtrip_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   for (int page : {0, 3}) {
     for (int col : {0, 256, 512}) {
-      tma_roundtrip_kernel<<<1, 128, smem>>>(map, col, page, out.ptr);
+      tma_roundtrip_kernel<<<1, 128, smem>>>(map, col, page, out.get<__nv_bfloat16>());
       ETAP_CUDA_OK(cudaDeviceSynchronize());
-      const auto got = out.download(kTile * kTile);
+      const auto got = out.download<__nv_bfloat16>(kTile * kTile);
       for (int r = 0; r < kTile; ++r)
         for (int c = 0; c < kTile; ++c)
           ASSERT_EQ(to_float(got[r * kTile + c]),
@@ -118,9 +105,9 @@ TEST(Hopper, TmaLoadsSwizzledBoxOfPagedTensor) {
     }
   }
   // A page id past the tensor is zero-filled, never a fault.
-  tma_roundtrip_kernel<<<1, 128, smem>>>(map, 0, 2147480000, out.ptr);
+  tma_roundtrip_kernel<<<1, 128, smem>>>(map, 0, 2147480000, out.get<__nv_bfloat16>());
   ETAP_CUDA_OK(cudaDeviceSynchronize());
-  for (auto v : out.download(kTile * kTile)) ASSERT_EQ(to_float(v), 0.f);
+  for (auto v : out.download<__nv_bfloat16>(kTile * kTile)) ASSERT_EQ(to_float(v), 0.f);
 }
 
 // ---- mbarrier pipeline ---------------------------------------------------------------------------------
@@ -165,10 +152,10 @@ __global__ void pipeline_kernel(int* sums) {
 
 TEST(Hopper, MbarrierRingDeliversEveryItemOnce) {
   ETAP_REQUIRE_SM90();
-  DeviceBuffer<int> sums(4);
-  pipeline_kernel<<<1, 160>>>(sums.ptr);
+  DeviceBuffer sums(4 * sizeof(int));
+  pipeline_kernel<<<1, 160>>>(sums.get<int>());
   ETAP_CUDA_OK(cudaDeviceSynchronize());
-  for (int s : sums.download(4)) EXPECT_EQ(s, kRingItems * (kRingItems + 1) / 2);
+  for (int s : sums.download<int>(4)) EXPECT_EQ(s, kRingItems * (kRingItems + 1) / 2);
 }
 
 // ---- wgmma ---------------------------------------------------------------------------------------------
@@ -218,14 +205,13 @@ __global__ void wgmma_kernel(const T* a, const T* b, float* d) {
 template <typename T, int kN, Major kMajorA>
 void check_wgmma() {
   const auto a = random_values<T>(kTile * kTile, 7 + kN), b = random_values<T>(size_t(kN) * kTile, 11 + kN);
-  DeviceBuffer<T> da(a), db(b);
-  DeviceBuffer<float> dd(kTile * kN);
+  DeviceBuffer da(a), db(b), dd(kTile * kN * sizeof(float));
   auto kernel = wgmma_kernel<T, kN, kMajorA>;
   const int smem = sizeof(WgmmaTiles<T, kN>);
   ETAP_CUDA_OK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  kernel<<<1, 128, smem>>>(da.ptr, db.ptr, dd.ptr);
+  kernel<<<1, 128, smem>>>(da.get<T>(), db.get<T>(), dd.get<float>());
   ETAP_CUDA_OK(cudaDeviceSynchronize());
-  const auto got = dd.download(kTile * kN);
+  const auto got = dd.download<float>(kTile * kN);
   for (int m = 0; m < kTile; ++m) {
     for (int n = 0; n < kN; ++n) {
       double ref = 0;
@@ -239,29 +225,26 @@ void check_wgmma() {
   }
 }
 
+// check_wgmma for every N of the list.
+template <typename T, Major kMajorA, int... kNs>
+void check_wgmma_for() {
+  (check_wgmma<T, kNs, kMajorA>(), ...);
+}
+
 TEST(Hopper, WgmmaKMajorBf16AllN) {
   ETAP_REQUIRE_SM90();
-  check_wgmma<__nv_bfloat16, 8, Major::kK>();
-  check_wgmma<__nv_bfloat16, 16, Major::kK>();
-  check_wgmma<__nv_bfloat16, 24, Major::kK>();
-  check_wgmma<__nv_bfloat16, 32, Major::kK>();
-  check_wgmma<__nv_bfloat16, 48, Major::kK>();
-  check_wgmma<__nv_bfloat16, 64, Major::kK>();
+  check_wgmma_for<__nv_bfloat16, Major::kK, 8, 16, 24, 32, 48, 64>();
 }
 
 TEST(Hopper, WgmmaKMajorFp16) {
   ETAP_REQUIRE_SM90();
-  check_wgmma<__half, 8, Major::kK>();
-  check_wgmma<__half, 32, Major::kK>();
+  check_wgmma_for<__half, Major::kK, 8, 32>();
 }
 
 TEST(Hopper, WgmmaMNMajorATransposedView) {
   ETAP_REQUIRE_SM90();
-  check_wgmma<__nv_bfloat16, 16, Major::kMN>();
-  check_wgmma<__nv_bfloat16, 32, Major::kMN>();
-  check_wgmma<__nv_bfloat16, 48, Major::kMN>();
-  check_wgmma<__nv_bfloat16, 64, Major::kMN>();
-  check_wgmma<__half, 16, Major::kMN>();
+  check_wgmma_for<__nv_bfloat16, Major::kMN, 16, 32, 48, 64>();
+  check_wgmma_for<__half, Major::kMN, 16>();
 }
 
 // ---- named barriers + setmaxnreg -----------------------------------------------------------------------
@@ -288,10 +271,10 @@ __global__ void __launch_bounds__(384, 1) roles_kernel(int* out) {
 
 TEST(Hopper, NamedBarriersAndSetmaxnreg) {
   ETAP_REQUIRE_SM90();
-  DeviceBuffer<int> out(256);
-  roles_kernel<<<1, 384>>>(out.ptr);
+  DeviceBuffer out(256 * sizeof(int));
+  roles_kernel<<<1, 384>>>(out.get<int>());
   ETAP_CUDA_OK(cudaDeviceSynchronize());
-  const auto got = out.download(256);
+  const auto got = out.download<int>(256);
   for (int t = 0; t < 128; ++t) {
     EXPECT_EQ(got[t], t * 3 + 1);
     EXPECT_EQ(got[128 + t], t * 5 + 2);

@@ -8,6 +8,7 @@
 #include <etap/reference.hpp>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gpu/gpu_test_util.hpp"
@@ -28,14 +29,7 @@ struct MergeCase {
   uint64_t seed = 1;
 };
 
-template <typename T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  explicit DeviceBuffer(std::size_t count) {
-    if (cudaMalloc(&ptr, count * sizeof(T)) != cudaSuccess) ptr = nullptr;
-  }
-  ~DeviceBuffer() { cudaFree(ptr); }
-};
+using ::etap::test::DeviceBuffer;
 
 double out_value(const std::vector<uint8_t>& bytes, std::size_t index, DType dtype) {
   if (dtype == DType::kFP32) {
@@ -79,36 +73,36 @@ void run_merge_case(const MergeCase& mc) {
                           out_ref.data(), lse_ref.data());
 
   const std::size_t elem = dtype_bytes(mc.out_dtype);
-  DeviceBuffer<float> d_o(o.size()), d_lse(lse.size()), d_lse_out(mc.rows);
-  DeviceBuffer<uint8_t> d_out(mc.rows * row_stride * elem);
-  ASSERT_NE(d_o.ptr, nullptr);
-  ETAP_CUDA_OK(cudaMemcpy(d_o.ptr, o.data(), o.size() * 4, cudaMemcpyHostToDevice));
-  ETAP_CUDA_OK(cudaMemcpy(d_lse.ptr, lse.data(), lse.size() * 4, cudaMemcpyHostToDevice));
-  ETAP_CUDA_OK(cudaMemset(d_out.ptr, 0xFF, mc.rows * row_stride * elem));
-  ETAP_CUDA_OK(cudaMemset(d_lse_out.ptr, 0xFF, mc.rows * 4));
+  DeviceBuffer d_o(o.size() * sizeof(float)), d_lse(lse.size() * sizeof(float)),
+      d_lse_out(mc.rows * sizeof(float));
+  DeviceBuffer d_out(mc.rows * row_stride * elem);
+  ETAP_CUDA_OK(cudaMemcpy(d_o.get<float>(), o.data(), o.size() * 4, cudaMemcpyHostToDevice));
+  ETAP_CUDA_OK(cudaMemcpy(d_lse.get<float>(), lse.data(), lse.size() * 4, cudaMemcpyHostToDevice));
+  ETAP_CUDA_OK(cudaMemset(d_out.get(), 0xFF, mc.rows * row_stride * elem));
+  ETAP_CUDA_OK(cudaMemset(d_lse_out.get<float>(), 0xFF, mc.rows * 4));
 
   MergeArgs args;
   args.num_states = mc.num_states;
   args.rows = mc.rows;
   args.dim = mc.dim;
-  args.o_states = d_o.ptr;
+  args.o_states = d_o.get<float>();
   args.o_state_stride = state_stride;
   args.o_row_stride = row_stride;
-  args.lse_states = d_lse.ptr;
+  args.lse_states = d_lse.get<float>();
   args.lse_state_stride = mc.rows;
   args.lse_base = mc.base;
-  args.out = d_out.ptr;
+  args.out = d_out.get();
   args.out_dtype = mc.out_dtype;
   args.out_row_stride = row_stride;
-  args.lse_out = mc.with_lse_out ? d_lse_out.ptr : nullptr;
+  args.lse_out = mc.with_lse_out ? d_lse_out.get<float>() : nullptr;
   const Status status = merge_states(args, nullptr);
   ASSERT_TRUE(status.ok()) << status.message();
   ETAP_CUDA_OK(cudaDeviceSynchronize());
 
   std::vector<uint8_t> out(mc.rows * row_stride * elem);
   std::vector<float> lse_out(mc.rows);
-  ETAP_CUDA_OK(cudaMemcpy(out.data(), d_out.ptr, out.size(), cudaMemcpyDeviceToHost));
-  ETAP_CUDA_OK(cudaMemcpy(lse_out.data(), d_lse_out.ptr, mc.rows * 4, cudaMemcpyDeviceToHost));
+  ETAP_CUDA_OK(cudaMemcpy(out.data(), d_out.get(), out.size(), cudaMemcpyDeviceToHost));
+  ETAP_CUDA_OK(cudaMemcpy(lse_out.data(), d_lse_out.get<float>(), mc.rows * 4, cudaMemcpyDeviceToHost));
 
   // fp32 accumulation of up to 100 states; bf16/fp16 add their output rounding.
   const double rel = mc.out_dtype == DType::kBF16   ? 1.0 / 128
@@ -136,78 +130,37 @@ void run_merge_case(const MergeCase& mc) {
       EXPECT_TRUE(std::isnan(out_value(out, r * row_stride + c, mc.out_dtype)));
 }
 
-TEST(MergeGpu, Fp32Natural) {
+struct NamedMergeCase {
+  const char* name;
+  MergeCase mc;
+};
+
+class MergeGpuCase : public ::testing::TestWithParam<NamedMergeCase> {};
+
+TEST_P(MergeGpuCase, MatchesTheCpuMerge) {
   ETAP_REQUIRE_SM90();
-  run_merge_case({});
+  run_merge_case(GetParam().mc);
 }
 
-TEST(MergeGpu, Fp32Base2) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.base = LseBase::kBase2;
-  mc.num_states = 5;
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, Bf16Out) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.out_dtype = DType::kBF16;
-  mc.num_states = 3;
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, Fp16OutBase2) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.out_dtype = DType::kFP16;
-  mc.base = LseBase::kBase2;
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, SingleState) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.num_states = 1;
-  mc.rows = 37;  // not a multiple of the 8 rows of a block
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, ManyStates) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.num_states = 100;  // more states than lanes
-  mc.rows = 9;
-  mc.empty_fraction = 0.2;
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, EmptyStatesAndEmptyRows) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.num_states = 4;
-  mc.empty_fraction = 0.5;
-  mc.all_empty_row0 = true;
-  mc.out_dtype = DType::kBF16;
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, SmallDimAndPaddedRows) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.dim = 36;  // fewer columns than 4 per lane, not a multiple of 128
-  mc.row_stride_pad = 12;
-  mc.num_states = 7;
-  run_merge_case(mc);
-}
-
-TEST(MergeGpu, OddDimWithoutLseOut) {
-  ETAP_REQUIRE_SM90();
-  MergeCase mc;
-  mc.dim = 644;  // 5 warp steps, the last one partial
-  mc.with_lse_out = false;
-  run_merge_case(mc);
-}
+INSTANTIATE_TEST_SUITE_P(
+    Cases, MergeGpuCase,
+    ::testing::Values(
+        NamedMergeCase{"Fp32Natural", {}},
+        NamedMergeCase{"Fp32Base2", {.num_states = 5, .base = LseBase::kBase2}},
+        NamedMergeCase{"Bf16Out", {.num_states = 3, .out_dtype = DType::kBF16}},
+        NamedMergeCase{"Fp16OutBase2", {.base = LseBase::kBase2, .out_dtype = DType::kFP16}},
+        // 37 rows: not a multiple of the 8 rows of a block
+        NamedMergeCase{"SingleState", {.num_states = 1, .rows = 37}},
+        // more states than lanes
+        NamedMergeCase{"ManyStates", {.num_states = 100, .rows = 9, .empty_fraction = 0.2}},
+        NamedMergeCase{
+            "EmptyStatesAndEmptyRows",
+            {.num_states = 4, .out_dtype = DType::kBF16, .empty_fraction = 0.5, .all_empty_row0 = true}},
+        // fewer columns than 4 per lane, not a multiple of 128
+        NamedMergeCase{"SmallDimAndPaddedRows", {.num_states = 7, .dim = 36, .row_stride_pad = 12}},
+        // 5 warp steps, the last one partial
+        NamedMergeCase{"OddDimWithoutLseOut", {.dim = 644, .with_lse_out = false}}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 TEST(MergeGpu, DeterministicBits) {
   ETAP_REQUIRE_SM90();
@@ -217,29 +170,30 @@ TEST(MergeGpu, DeterministicBits) {
   std::normal_distribution<float> normal;
   for (float& x : o) x = normal(rng);
   for (float& x : lse) x = 3 * normal(rng);
-  DeviceBuffer<float> d_o(o.size()), d_lse(lse.size()), d_out(rows * dim), d_lse_out(rows);
-  ETAP_CUDA_OK(cudaMemcpy(d_o.ptr, o.data(), o.size() * 4, cudaMemcpyHostToDevice));
-  ETAP_CUDA_OK(cudaMemcpy(d_lse.ptr, lse.data(), lse.size() * 4, cudaMemcpyHostToDevice));
+  DeviceBuffer d_o(o.size() * sizeof(float)), d_lse(lse.size() * sizeof(float)),
+      d_out(rows * dim * sizeof(float)), d_lse_out(rows * sizeof(float));
+  ETAP_CUDA_OK(cudaMemcpy(d_o.get<float>(), o.data(), o.size() * 4, cudaMemcpyHostToDevice));
+  ETAP_CUDA_OK(cudaMemcpy(d_lse.get<float>(), lse.data(), lse.size() * 4, cudaMemcpyHostToDevice));
   MergeArgs args;
   args.num_states = states;
   args.rows = rows;
   args.dim = dim;
-  args.o_states = d_o.ptr;
+  args.o_states = d_o.get<float>();
   args.o_state_stride = rows * dim;
   args.o_row_stride = dim;
-  args.lse_states = d_lse.ptr;
+  args.lse_states = d_lse.get<float>();
   args.lse_state_stride = rows;
-  args.out = d_out.ptr;
+  args.out = d_out.get();
   args.out_dtype = DType::kFP32;
   args.out_row_stride = dim;
-  args.lse_out = d_lse_out.ptr;
+  args.lse_out = d_lse_out.get<float>();
   std::vector<float> first(rows * dim), second(rows * dim), lse_first(rows), lse_second(rows);
   ASSERT_TRUE(merge_states(args, nullptr).ok());
-  ETAP_CUDA_OK(cudaMemcpy(first.data(), d_out.ptr, first.size() * 4, cudaMemcpyDeviceToHost));
-  ETAP_CUDA_OK(cudaMemcpy(lse_first.data(), d_lse_out.ptr, rows * 4, cudaMemcpyDeviceToHost));
+  ETAP_CUDA_OK(cudaMemcpy(first.data(), d_out.get(), first.size() * 4, cudaMemcpyDeviceToHost));
+  ETAP_CUDA_OK(cudaMemcpy(lse_first.data(), d_lse_out.get<float>(), rows * 4, cudaMemcpyDeviceToHost));
   ASSERT_TRUE(merge_states(args, nullptr).ok());
-  ETAP_CUDA_OK(cudaMemcpy(second.data(), d_out.ptr, second.size() * 4, cudaMemcpyDeviceToHost));
-  ETAP_CUDA_OK(cudaMemcpy(lse_second.data(), d_lse_out.ptr, rows * 4, cudaMemcpyDeviceToHost));
+  ETAP_CUDA_OK(cudaMemcpy(second.data(), d_out.get(), second.size() * 4, cudaMemcpyDeviceToHost));
+  ETAP_CUDA_OK(cudaMemcpy(lse_second.data(), d_lse_out.get<float>(), rows * 4, cudaMemcpyDeviceToHost));
   EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * 4), 0);
   EXPECT_EQ(std::memcmp(lse_first.data(), lse_second.data(), rows * 4), 0);
 }

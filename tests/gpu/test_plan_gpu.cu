@@ -44,22 +44,22 @@ std::vector<int32_t> gpu_plan(const PlanCase& c, bool in_graph = false) {
   const std::size_t bytes = plan_bytes(problem, options);
   EXPECT_GT(bytes, 0u);
   DeviceBuffer plan_buffer(bytes), seqlens(c.seqlens.size() * sizeof(int32_t)), stand_in(kStandInBytes);
-  EXPECT_NE(plan_buffer.ptr, nullptr);
+  EXPECT_NE(plan_buffer.get(), nullptr);
   EXPECT_EQ(
-      cudaMemcpy(seqlens.ptr, c.seqlens.data(), c.seqlens.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
+      cudaMemcpy(seqlens.get(), c.seqlens.data(), c.seqlens.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
       cudaSuccess);
-  EXPECT_EQ(cudaMemset(plan_buffer.ptr, kPoisonByte, bytes), cudaSuccess);
+  EXPECT_EQ(cudaMemset(plan_buffer.get(), kPoisonByte, bytes), cudaSuccess);
   // q, kv, block_table and out are never read by the planner: one small buffer stands in for them.
   const DecodeArgs args =
-      make_dense_args(problem, stand_in.ptr, stand_in.ptr, static_cast<int32_t*>(stand_in.ptr),
-                      static_cast<int32_t*>(seqlens.ptr), stand_in.ptr, nullptr, 0.1352f, false);
+      make_dense_args(problem, stand_in.get(), stand_in.get(), static_cast<int32_t*>(stand_in.get()),
+                      static_cast<int32_t*>(seqlens.get()), stand_in.get(), nullptr, 0.1352f, false);
   cudaStream_t stream = nullptr;
   EXPECT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
   if (in_graph) {
     cudaGraph_t graph = nullptr;
     cudaGraphExec_t exec = nullptr;
     EXPECT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), cudaSuccess);
-    const Status status = plan(args, plan_buffer.ptr, bytes, stream, options);
+    const Status status = plan(args, plan_buffer.get(), bytes, stream, options);
     EXPECT_TRUE(status.ok()) << status.message();
     EXPECT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
     EXPECT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
@@ -68,11 +68,11 @@ std::vector<int32_t> gpu_plan(const PlanCase& c, bool in_graph = false) {
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
   } else {
-    const Status status = plan(args, plan_buffer.ptr, bytes, stream, options);
+    const Status status = plan(args, plan_buffer.get(), bytes, stream, options);
     EXPECT_TRUE(status.ok()) << status.message();
   }
   std::vector<int32_t> result(bytes / sizeof(int32_t));
-  EXPECT_EQ(cudaMemcpyAsync(result.data(), plan_buffer.ptr, bytes, cudaMemcpyDeviceToHost, stream),
+  EXPECT_EQ(cudaMemcpyAsync(result.data(), plan_buffer.get(), bytes, cudaMemcpyDeviceToHost, stream),
             cudaSuccess);
   EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
   cudaStreamDestroy(stream);

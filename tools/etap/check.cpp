@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <stdexcept>
@@ -13,8 +14,10 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "flags.hpp"
 #include "gpu.hpp"
 #include "testing/conformance.hpp"
+#include "testing/cuda.hpp"
 #include "testing/golden.hpp"
 
 namespace etap::cli {
@@ -26,11 +29,31 @@ struct CheckFlags {
   bool quick = false;
   std::string filter;
   std::string json_path;
-  std::string golden_dir = ETAP_GOLDEN_DIR;
+  std::string golden_dir;  // empty: default_golden_dir()
   bool no_golden = false;
   bool list = false;
   int threads = 0;
 };
+
+// The golden cases of an installed etap lie at ETAP_GOLDEN_INSTALL_RELATIVE from its executable
+// (share/etap/golden); a build-tree etap falls back to the source tree's copy.
+std::string default_golden_dir() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path installed = (exe.parent_path() / ETAP_GOLDEN_INSTALL_RELATIVE).lexically_normal();
+    if (fs::is_directory(installed, ec)) return installed.string();
+  }
+  return ETAP_GOLDEN_SOURCE_DIR;
+}
+
+int count_golden_files(const std::string& dir) {
+  int found = 0;
+  for (const auto& name : testing::golden_case_names())
+    found += std::filesystem::exists(std::filesystem::path(dir) / (name + ".json"));
+  return found;
+}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -73,11 +96,10 @@ std::string json_number(double x) {
   return text;
 }
 
-void write_json(const std::string& path, const std::string& device, bool quick,
+bool write_json(const std::string& path, const std::string& device, bool quick,
                 const std::vector<testing::ConformanceResult>& results, int passed, int failed,
                 double seconds) {
   std::ofstream file(path);
-  if (!file) throw std::runtime_error("cannot write " + path);
   file << "{\n  \"device\": \"" << json_escape(device) << "\",\n  \"sweep\": \"" << (quick ? "quick" : "full")
        << "\",\n  \"passed\": " << passed << ",\n  \"failed\": " << failed
        << ",\n  \"seconds\": " << json_number(seconds) << ",\n  \"results\": [\n";
@@ -94,6 +116,8 @@ void write_json(const std::string& path, const std::string& device, bool quick,
          << json_escape(r.failure) << "\"}" << (i + 1 < results.size() ? "," : "") << "\n";
   }
   file << "  ]\n}\n";
+  file.close();
+  return static_cast<bool>(file);
 }
 
 void print_result(std::size_t index, std::size_t total, const testing::ConformanceResult& r) {
@@ -107,7 +131,13 @@ void print_result(std::size_t index, std::size_t total, const testing::Conforman
   std::fflush(stdout);
 }
 
-int run_check(const CheckFlags& f) {
+int run_check(CheckFlags f) {
+  if (!f.json_path.empty())
+    if (const std::string reason = unwritable_reason(f.json_path); !reason.empty()) {
+      std::fprintf(stderr, "etap check: %s\n", reason.c_str());
+      return kExitCannotWrite;
+    }
+  if (f.golden_dir.empty()) f.golden_dir = default_golden_dir();
   std::vector<testing::ConformanceConfig> configs;
   for (const auto& c : testing::conformance_sweep(f.quick))
     if (f.filter.empty() || c.name().find(f.filter) != std::string::npos) configs.push_back(c);
@@ -125,8 +155,10 @@ int run_check(const CheckFlags& f) {
     for (const auto& c : configs) std::printf("  %s\n", c.name().c_str());
     for (const auto& [name, base] : goldens)
       std::printf("  golden %s %s\n", name.c_str(), base == LseBase::kBase2 ? "lse2" : "lse_e");
+    if (!f.no_golden)
+      std::printf("golden cases: %s (%d cases)\n", f.golden_dir.c_str(), count_golden_files(f.golden_dir));
     std::printf("%zu configs and %zu golden checks\n", configs.size(), goldens.size());
-    return 0;
+    return kExitOk;
   }
 
   const GpuChoice gpu = find_sm90_gpu();
@@ -142,9 +174,9 @@ int run_check(const CheckFlags& f) {
   if (total == 0) {
     std::fprintf(stderr, "etap check: no config matches --filter \"%s\" (see `etap check --list`)\n",
                  f.filter.c_str());
-    return 1;
+    return kExitFailed;
   }
-  cuda_check(cudaSetDevice(gpu.device), "cudaSetDevice");
+  ETAP_CUDA_CHECK(cudaSetDevice(gpu.device));
   const std::string device = describe_gpu(gpu.device, gpu.prop);
   const unsigned threads = f.threads > 0 ? f.threads : std::max(1u, std::thread::hardware_concurrency());
   std::printf(
@@ -175,10 +207,13 @@ int run_check(const CheckFlags& f) {
   }
   std::printf("etap check: %d passed, %d failed (%.0f s)\n", passed, failed, seconds);
   if (!f.json_path.empty()) {
-    write_json(f.json_path, device, f.quick, results, passed, failed, seconds);
+    if (!write_json(f.json_path, device, f.quick, results, passed, failed, seconds)) {
+      std::fprintf(stderr, "etap check: cannot write %s\n", f.json_path.c_str());
+      return kExitCannotWrite;
+    }
     std::printf("results written to %s\n", f.json_path.c_str());
   }
-  return failed == 0 ? 0 : 1;
+  return failed == 0 ? kExitOk : kExitFailed;
 }
 
 }  // namespace
@@ -186,18 +221,17 @@ int run_check(const CheckFlags& f) {
 void add_check_command(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<CheckFlags>();
   CLI::App* check = app.add_subcommand(
-      "check",
-      "Conformance sweep of the GPU kernel against the CPU reference and the golden cases; exits 1 on "
-      "any failure, 2 without a compute-capability-9.0 GPU");
+      "check", "Conformance sweep of the GPU kernel against the CPU reference and the golden cases");
   check->add_flag("--quick", flags->quick, "The ~20-config subset that CTest runs");
   check->add_option("--filter", flags->filter, "Only configs whose name contains this text (see --list)");
-  check->add_option("--json", flags->json_path, "Also write the results to this JSON file");
-  check->add_option("--golden-dir", flags->golden_dir, "Directory of the golden cases")
-      ->capture_default_str();
+  add_json_flag(check, flags->json_path, "Also write the results to this JSON file");
+  check->add_option("--golden-dir", flags->golden_dir,
+                    "Directory of the golden cases (default: share/etap/golden of the installation, or the "
+                    "source tree's tests/data/golden; `--list` shows which)");
   check->add_flag("--no-golden", flags->no_golden, "Skip the golden cases");
   check->add_flag("--list", flags->list, "Print what the sweep covers and its configs, run nothing");
-  check->add_option("--threads", flags->threads, "CPU reference threads (0: all cores)")
-      ->check(CLI::Range(0, 4096));
+  add_int_flag(check, kThreads, flags->threads);
+  check->footer(kExitStatusHelp);
   check->callback([flags, &exit_code] { exit_code = run_check(*flags); });
 }
 

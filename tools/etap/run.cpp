@@ -1,31 +1,40 @@
 // `etap run`: one decode problem on the GPU — error against the CPU reference, then timing. Without a
-// compute-capability-9.0 GPU it runs the CPU reference on a small problem instead.
+// compute-capability-9.0 GPU (or with --cpu) it runs the CPU reference on the same problem instead.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "commands.hpp"
+#include "flags.hpp"
 #include "gpu.hpp"
+#include "testing/cuda.hpp"
 #include "testing/problem.hpp"
+#include "testing/stats.hpp"
+#include "testing/timing.hpp"
+
+namespace etap::testing {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Comparison, pass, max_abs, rel_fro, rmse, cos_diff, lse_max_rel,
+                                   worst_ratio, nonfinite, lse_mismatch_inf)
+}  // namespace etap::testing
 
 namespace etap::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using nlohmann::json;
 
 constexpr double kDeepSeekV3Scale = 0.1352337788608801;  // 1/sqrt(192) · mscale²
-constexpr int32_t kDqk = 576, kDv = 512;
-
-// The small problem of the CPU-only fallback.
-constexpr int32_t kCpuBatch = 2, kCpuSeqlen = 256, kCpuHeads = 16;
 
 struct RunFlags {
   int32_t batch = 16;
@@ -38,11 +47,20 @@ struct RunFlags {
   std::string lse_base = "e";
   int32_t varlen_mean = 0;
   uint64_t seed = 1;
-  int iters = 100;
-  int warmup = 10;
-  int num_sms = 0;
+  int32_t iters = 100;
+  int32_t warmup = 10;
+  int32_t num_sms = 0;
   bool no_check = false;
-  int threads = 0;
+  int32_t threads = 0;
+  bool cpu = false;
+  bool require_gpu = false;
+  std::string json_path;
+};
+
+// The outcome of a run, printed as it goes and written as JSON with --json.
+struct RunReport {
+  json doc;
+  bool pass = true;
 };
 
 double seconds_since(Clock::time_point start) {
@@ -53,31 +71,45 @@ int reference_threads(int requested) {
   return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-testing::ProblemSpec make_spec(const RunFlags& f, int32_t batch, int32_t seqlen, int32_t h_q) {
+LseBase lse_base(const RunFlags& f) {
+  return f.lse_base == "2" ? LseBase::kBase2 : LseBase::kNatural;
+}
+
+testing::ProblemSpec make_spec(const RunFlags& f) {
   testing::ProblemSpec spec;
-  spec.batch = batch;
+  spec.batch = f.batch;
   spec.s_q = f.s_q;
-  spec.h_q = h_q;
+  spec.h_q = f.h_q;
   spec.dtype = f.dtype == "fp16" ? DType::kFP16 : DType::kBF16;
   spec.softmax_scale = f.scale;
   spec.causal = f.causal;
   spec.seed = f.seed;
   if (f.varlen_mean > 0)
-    spec.seqlens = testing::varlen_seqlens(batch, f.varlen_mean, f.seed);
+    spec.seqlens = testing::varlen_seqlens(f.batch, f.varlen_mean, f.seed);
   else
-    spec.seqlen_fixed = seqlen;
+    spec.seqlen_fixed = f.seqlen;
   return spec;
 }
 
-LseBase lse_base(const RunFlags& f) {
-  return f.lse_base == "2" ? LseBase::kBase2 : LseBase::kNatural;
+// etap::validate's verdict on the problem the flags describe, before any input is built. validate() reads
+// only the alignment of the addresses, so stand-ins for the device buffers do.
+Status validate_flags(const testing::ProblemSpec& spec, const RunFlags& f) {
+  const DecodeProblem problem = testing::problem_shape(spec);
+  auto stand_in = [](std::uintptr_t offset) {
+    return reinterpret_cast<void*>(std::uintptr_t{1} << 20 | offset);
+  };
+  const DecodeArgs args = make_dense_args(
+      problem, stand_in(0), stand_in(0x1000), static_cast<int32_t*>(stand_in(0x2000)),
+      static_cast<int32_t*>(stand_in(0x3000)), stand_in(0x4000), static_cast<float*>(stand_in(0x5000)),
+      static_cast<float>(f.scale), f.causal, lse_base(f));
+  return validate(args);
 }
 
 int64_t total_tokens(const testing::HostData& host) {
   return std::accumulate(host.seqlens.begin(), host.seqlens.end(), int64_t{0});
 }
 
-void print_problem(const testing::HostData& host, const RunFlags& f) {
+json describe_problem(const testing::HostData& host, const RunFlags& f) {
   const DecodeProblem& p = host.problem;
   const int64_t tokens = total_tokens(host);
   const double mean = p.batch > 0 ? static_cast<double>(tokens) / p.batch : 0.0;
@@ -88,15 +120,24 @@ void print_problem(const testing::HostData& host, const RunFlags& f) {
     std::printf("%d", p.batch > 0 ? host.seqlens[0] : 0);
   std::printf(" d=%d/%d page=%d %s%s scale=%.6g lse=%s\n", p.d_qk, p.d_v, p.page_size, to_string(p.q_dtype),
               host.causal ? " causal" : "", host.softmax_scale, f.lse_base == "2" ? "log2" : "ln");
+  return {{"batch", p.batch},
+          {"s_q", p.s_q},
+          {"h_q", p.h_q},
+          {"seqlens", host.seqlens},
+          {"dtype", to_string(p.q_dtype)},
+          {"causal", host.causal},
+          {"softmax_scale", host.softmax_scale},
+          {"lse_base", f.lse_base == "2" ? "2" : "e"},
+          {"seed", f.seed}};
 }
 
-// DESIGN.md §5: FLOPs = 2·b·s_q·h_q·s̄_k·(576 + 512).
+// docs/PERF.md, "Performance method": FLOPs = 2·b·s_q·h_q·s̄_k·(576 + 512).
 double decode_flops(const testing::HostData& host) {
   const DecodeProblem& p = host.problem;
   return 2.0 * p.s_q * p.h_q * static_cast<double>(total_tokens(host)) * (p.d_qk + p.d_v);
 }
 
-// DESIGN.md §5: bytes = b·s̄_k·576·2 + q + out.
+// docs/PERF.md, "Performance method": bytes = b·s̄_k·576·2 + q + out.
 double decode_bytes(const testing::HostData& host) {
   const DecodeProblem& p = host.problem;
   const double elem = static_cast<double>(dtype_bytes(p.q_dtype));
@@ -104,16 +145,7 @@ double decode_bytes(const testing::HostData& host) {
   return static_cast<double>(total_tokens(host)) * p.d_qk * elem + rows * (p.d_qk + p.d_v) * elem;
 }
 
-int run_cpu_fallback(const RunFlags& f, const std::string& reason) {
-  std::printf(
-      "etap: no compute-capability-9.0 GPU found (%s); running the CPU reference on a small problem "
-      "instead\n",
-      reason.c_str());
-  RunFlags small = f;
-  small.varlen_mean = 0;
-  const testing::HostData host = testing::make_problem(make_spec(small, kCpuBatch, kCpuSeqlen, kCpuHeads));
-  print_problem(host, small);
-
+void run_cpu(const testing::HostData& host, const RunFlags& f, RunReport& report) {
   const int threads = reference_threads(f.threads);
   std::vector<double> out, lse;
   const Clock::time_point start = Clock::now();
@@ -130,7 +162,8 @@ int run_cpu_fallback(const RunFlags& f, const std::string& reason) {
   std::printf("CPU reference (fp64, %d threads): %.2f ms, %.2f GFLOP/s\n", threads, 1e3 * seconds,
               decode_flops(host) / seconds / 1e9);
   std::printf("checksum: sum(out)=%.9e sum|out|=%.9e sum(lse)=%.9e\n", out_sum, out_abs, lse_sum);
-  return 0;
+  report.doc["reference"] = {{"threads", threads}, {"seconds", seconds}};
+  report.doc["checksum"] = {{"sum_out", out_sum}, {"sum_abs_out", out_abs}, {"sum_finite_lse", lse_sum}};
 }
 
 // Runs plan + decode once on `stream` and waits; throws on failure.
@@ -140,76 +173,137 @@ void plan_and_decode(const testing::DeviceData& d, const Options& options, cudaS
   const Status decoded =
       decode(d.args, d.d_plan, d.plan_size, d.d_workspace, d.workspace_size, stream, options);
   if (!decoded.ok()) throw std::runtime_error("etap::decode failed: " + decoded.message());
-  cuda_check(cudaStreamSynchronize(stream), "running plan + decode");
+  ETAP_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
-int run_gpu(const RunFlags& f, const GpuChoice& gpu) {
-  cuda_check(cudaSetDevice(gpu.device), "cudaSetDevice");
-  std::printf("etap run on %s\n", describe_gpu(gpu.device, gpu.prop).c_str());
-
-  Clock::time_point start = Clock::now();
-  std::printf("building inputs ...");
-  std::fflush(stdout);
-  const testing::HostData host = testing::make_problem(make_spec(f, f.batch, f.seqlen, f.h_q));
-  std::printf(" %.1f s (KV cache %.1f MB)\n", seconds_since(start),
-              static_cast<double>(host.kv_cache.size()) * sizeof(uint16_t) / 1e6);
-  print_problem(host, f);
-
+void run_gpu(const testing::HostData& host, const RunFlags& f, const GpuChoice& gpu, RunReport& report) {
   Options options;
   options.num_sms = f.num_sms;
   testing::DeviceData device;
   testing::upload(host, lse_base(f), options, device);
-  cudaStream_t stream = nullptr;
-  // A blocking stream: it also waits for upload()'s copies and memsets on the legacy default stream.
-  cuda_check(cudaStreamCreate(&stream), "cudaStreamCreate");
-  std::unique_ptr<CUstream_st, decltype(&cudaStreamDestroy)> stream_owner(stream, cudaStreamDestroy);
+  testing::Stream stream;
+  // upload()'s copies and memsets run on the legacy default stream, which a non-blocking stream skips.
+  ETAP_CUDA_CHECK(cudaDeviceSynchronize());
+  plan_and_decode(device, options, stream.get());
 
-  plan_and_decode(device, options, stream);
-
-  bool pass = true;
   if (f.no_check) {
     std::printf("error vs reference: not checked (--no-check)\n");
   } else {
     const DecodeProblem& p = host.problem;
     std::vector<uint16_t> out(static_cast<std::size_t>(p.batch) * p.s_q * p.h_q * p.d_v);
     std::vector<float> lse(static_cast<std::size_t>(p.batch) * p.h_q * p.s_q);
-    cuda_check(cudaMemcpy(out.data(), device.d_out, out.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost),
-               "copying out back");
-    cuda_check(cudaMemcpy(lse.data(), device.d_lse, lse.size() * sizeof(float), cudaMemcpyDeviceToHost),
-               "copying lse back");
+    ETAP_CUDA_CHECK(
+        cudaMemcpy(out.data(), device.d_out, out.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost));
+    ETAP_CUDA_CHECK(cudaMemcpy(lse.data(), device.d_lse, lse.size() * sizeof(float), cudaMemcpyDeviceToHost));
     const int threads = reference_threads(f.threads);
     std::printf("computing the CPU reference (fp64, %d threads) ...", threads);
     std::fflush(stdout);
-    start = Clock::now();
+    const Clock::time_point start = Clock::now();
     std::vector<double> ref_out, ref_lse, ref_weighted_abs;
     reference::decode(host.view(), ref_out, ref_lse, lse_base(f), threads, &ref_weighted_abs);
     std::printf(" %.1f s\n", seconds_since(start));
     const testing::Comparison c = testing::compare(out, p.out_dtype, lse, ref_out, ref_lse, ref_weighted_abs);
     std::printf("error vs reference: %s\n", c.describe().c_str());
-    pass = c.pass;
+    report.pass = c.pass;
+    report.doc["check"] = c;
   }
 
-  GpuTimer timer(gpu.prop, stream);
-  auto launch_decode = [&] {
-    const Status s = decode(device.args, device.d_plan, device.plan_size, device.d_workspace,
-                            device.workspace_size, stream, options);
-    if (!s.ok()) throw std::runtime_error("etap::decode failed: " + s.message());
+  testing::L2Flusher flusher(gpu.device);
+  const testing::TimingSpec spec{f.warmup, f.iters};
+  const testing::Call launch_decode = [&](int, cudaStream_t s) {
+    const Status status = decode(device.args, device.d_plan, device.plan_size, device.d_workspace,
+                                 device.workspace_size, s, options);
+    if (!status.ok()) throw std::runtime_error("etap::decode failed: " + status.message());
   };
-  auto launch_plan = [&] {
-    const Status s = plan(device.args, device.d_plan, device.plan_size, stream, options);
-    if (!s.ok()) throw std::runtime_error("etap::plan failed: " + s.message());
+  const testing::Call launch_plan = [&](int, cudaStream_t s) {
+    const Status status = plan(device.args, device.d_plan, device.plan_size, s, options);
+    if (!status.ok()) throw std::runtime_error("etap::plan failed: " + status.message());
   };
   std::printf("timing (L2 flushed before each call, median of %d after %d warm-up) ...\n", f.iters, f.warmup);
   std::fflush(stdout);
-  const double plan_us = timer.median_us(f.warmup, f.iters, launch_plan);
-  const double decode_us = timer.median_us(f.warmup, f.iters, launch_decode);
+  const double plan_us = testing::median(testing::time_calls(launch_plan, &flusher, spec, stream.get()));
+  const double decode_us = testing::median(testing::time_calls(launch_decode, &flusher, spec, stream.get()));
 
   const double bytes = decode_bytes(host), flops = decode_flops(host);
-  std::printf("decode: %9.2f µs  %8.1f GB/s  %7.2f TFLOP/s  (%.1f MB, %.3g GFLOP)\n", decode_us,
-              bytes / (decode_us * 1e3), flops / (decode_us * 1e6), bytes / 1e6, flops / 1e9);
+  const double gbps = bytes / (decode_us * 1e3), tflops = flops / (decode_us * 1e6);
+  std::printf("decode: %9.2f µs  %8.1f GB/s  %7.2f TFLOP/s  (%.1f MB, %.3g GFLOP)\n", decode_us, gbps, tflops,
+              bytes / 1e6, flops / 1e9);
   std::printf("plan:   %9.2f µs  (separate call, not included above)\n", plan_us);
-  if (!pass) std::printf("etap run: the output does not match the reference (see the error line)\n");
-  return pass ? 0 : 1;
+  report.doc["timing"] = {{"iters", f.iters},   {"warmup", f.warmup}, {"decode_us", decode_us},
+                          {"plan_us", plan_us}, {"gbps", gbps},       {"tflops", tflops},
+                          {"bytes", bytes},     {"flops", flops}};
+}
+
+int run_command(const RunFlags& f) {
+  if (!f.json_path.empty())
+    if (const std::string reason = unwritable_reason(f.json_path); !reason.empty()) {
+      std::fprintf(stderr, "etap run: %s\n", reason.c_str());
+      return kExitCannotWrite;
+    }
+  const testing::ProblemSpec spec = make_spec(f);
+  try {
+    if (const Status status = validate_flags(spec, f); !status.ok()) {
+      std::fprintf(stderr, "etap run: the library refuses this problem: %s\n", status.message().c_str());
+      return kExitRefused;
+    }
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "etap run: %s\n", e.what());
+    return kExitRefused;
+  }
+
+  GpuChoice gpu;
+  if (!f.cpu) {
+    gpu = find_sm90_gpu();
+    if (!gpu.found() && f.require_gpu) {
+      std::fprintf(stderr, "etap run: no compute-capability-9.0 GPU found (%s)\n", gpu.reason.c_str());
+      return kExitNoGpu;
+    }
+    if (!gpu.found())
+      std::printf("etap: no compute-capability-9.0 GPU found (%s); running the CPU reference instead\n",
+                  gpu.reason.c_str());
+  }
+  RunReport report;
+  if (gpu.found()) {
+    ETAP_CUDA_CHECK(cudaSetDevice(gpu.device));
+    const std::string name = describe_gpu(gpu.device, gpu.prop);
+    std::printf("etap run on %s\n", name.c_str());
+    report.doc["device"] = name;
+  } else {
+    report.doc["device"] = "cpu";
+  }
+
+  const Clock::time_point start = Clock::now();
+  std::printf("building inputs ...");
+  std::fflush(stdout);
+  testing::HostData host;
+  try {
+    host = testing::make_problem(spec);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "\netap run: %s\n", e.what());
+    return kExitRefused;
+  }
+  std::printf(" %.1f s (KV cache %.1f MB)\n", seconds_since(start),
+              static_cast<double>(host.kv_cache.size()) * sizeof(uint16_t) / 1e6);
+  report.doc["problem"] = describe_problem(host, f);
+
+  if (gpu.found())
+    run_gpu(host, f, gpu, report);
+  else
+    run_cpu(host, f, report);
+
+  report.doc["pass"] = report.pass;
+  if (!f.json_path.empty()) {
+    std::ofstream file(f.json_path);
+    file << report.doc.dump(2) << "\n";
+    file.close();
+    if (!file) {
+      std::fprintf(stderr, "etap run: cannot write %s\n", f.json_path.c_str());
+      return kExitCannotWrite;
+    }
+    std::printf("wrote %s\n", f.json_path.c_str());
+  }
+  if (!report.pass) std::printf("etap run: the output does not match the reference (see the error line)\n");
+  return report.pass ? kExitOk : kExitFailed;
 }
 
 }  // namespace
@@ -219,49 +313,32 @@ void add_run_command(CLI::App& app, int& exit_code) {
   CLI::App* run = app.add_subcommand(
       "run",
       "Decode one problem on the GPU (default: the paper's b=16 h_q=16 s_k=4096 bf16), check it against "
-      "the CPU reference and time it");
-  run->add_option("-b,--batch", flags->batch, "Requests")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1 << 20));
-  run->add_option("-s,--seqlen", flags->seqlen, "Tokens in the KV cache per request")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1 << 24));
-  run->add_option("--heads,--h-q", flags->h_q, "Query heads")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1024));
-  run->add_option("--s-q", flags->s_q, "Query tokens per request (MTP when > 1)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 64));
-  run->add_option("--dtype", flags->dtype, "q, KV cache and out dtype")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"bf16", "fp16"}));
+      "the CPU reference and time it; without a compute-capability-9.0 GPU, run the CPU reference on it");
+  add_int_flag(run, kBatch, flags->batch);
+  CLI::Option* seqlen = add_int_flag(run, kSeqlen, flags->seqlen);
+  add_int_flag(run, kVarlen, flags->varlen_mean)->excludes(seqlen);
+  add_int_flag(run, kHq, flags->h_q);
+  add_int_flag(run, kSq, flags->s_q);
   run->add_flag("--causal", flags->causal, "Causal MTP mask (bottom-right aligned)");
+  add_dtype_flag(run, flags->dtype);
   run->add_option("--scale", flags->scale, "Softmax scale (default: DeepSeek-V3's)")->capture_default_str();
   run->add_option("--lse-base", flags->lse_base, "Base of the returned lse: e or 2")
       ->capture_default_str()
       ->check(CLI::IsMember({"e", "2"}));
-  run->add_option("--varlen", flags->varlen_mean,
-                  "Variable lengths drawn from N(mean, mean/2) with this mean (replaces --seqlen)")
-      ->check(CLI::Range(1, 1 << 24));
   run->add_option("--seed", flags->seed, "Random seed of the inputs")->capture_default_str();
-  run->add_option("--iters", flags->iters, "Timed calls")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1000000));
-  run->add_option("--warmup", flags->warmup, "Untimed calls before timing")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1000000));
-  run->add_option("--num-sms", flags->num_sms, "SMs the schedule spreads over (0: all)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1 << 16));
-  run->add_option("--threads", flags->threads, "CPU reference threads (0: all cores)")
-      ->check(CLI::Range(0, 4096));
+  add_int_flag(run, kIters, flags->iters);
+  add_int_flag(run, kWarmup, flags->warmup);
+  add_int_flag(run, kNumSms, flags->num_sms);
+  add_int_flag(run, kThreads, flags->threads);
   run->add_flag("--no-check", flags->no_check,
                 "Skip the CPU reference (long contexts take a while on the CPU)");
-
-  run->callback([flags, &exit_code] {
-    const GpuChoice gpu = find_sm90_gpu();
-    exit_code = gpu.found() ? run_gpu(*flags, gpu) : run_cpu_fallback(*flags, gpu.reason);
-  });
+  CLI::Option* cpu =
+      run->add_flag("--cpu", flags->cpu, "Run the CPU reference only, even where a GPU is present");
+  run->add_flag("--require-gpu", flags->require_gpu, "Exit 2 instead of falling back to the CPU reference")
+      ->excludes(cpu);
+  add_json_flag(run, flags->json_path, "Also write the problem, the check and the timing as JSON");
+  run->footer(kExitStatusHelp);
+  run->callback([flags, &exit_code] { exit_code = run_command(*flags); });
 }
 
 }  // namespace etap::cli

@@ -1,5 +1,6 @@
-// How the benchmark times a call (DESIGN.md §5): CUDA events around the call alone, L2 flushed before every
-// timed run, warm-up first, all samples returned (the caller takes the median).
+// How etap run and etap bench time a call (docs/PERF.md, "Performance method"): CUDA events around the call
+// alone, L2 flushed before every timed run, warm-up first, all samples returned (the caller takes the
+// median).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -8,9 +9,9 @@
 #include <functional>
 #include <vector>
 
-#include "cuda_util.hpp"
+#include "testing/cuda.hpp"
 
-namespace etap::bench {
+namespace etap::testing {
 
 // Evicts the L2 by writing a buffer of twice its size (cudaDevAttrL2CacheSize).
 class L2Flusher {
@@ -44,4 +45,4 @@ std::vector<double> time_calls(const Call& call, L2Flusher* flusher, const Timin
 std::vector<double> time_graph(const Call& call, int calls_per_graph, L2Flusher* flusher,
                                const TimingSpec& spec, cudaStream_t stream);
 
-}  // namespace etap::bench
+}  // namespace etap::testing

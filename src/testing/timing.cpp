@@ -1,19 +1,19 @@
-#include "timing.hpp"
+#include "testing/timing.hpp"
 
 #include <stdexcept>
 
-namespace etap::bench {
+namespace etap::testing {
 
 L2Flusher::L2Flusher(int device) {
   int l2 = 0;
-  ETAP_BENCH_CUDA(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device));
+  ETAP_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device));
   l2_bytes_ = l2;
   buffer_ = DeviceBuffer(2 * static_cast<std::size_t>(l2 > 0 ? l2 : 1));
 }
 
 void L2Flusher::flush(cudaStream_t stream) {
   value_ = (value_ + 1) & 0xFF;
-  ETAP_BENCH_CUDA(cudaMemsetAsync(buffer_.get(), value_, buffer_.bytes(), stream));
+  ETAP_CUDA_CHECK(cudaMemsetAsync(buffer_.get(), value_, buffer_.bytes(), stream));
 }
 
 std::vector<double> time_calls(const Call& call, L2Flusher* flusher, const TimingSpec& spec,
@@ -26,11 +26,11 @@ std::vector<double> time_calls(const Call& call, L2Flusher* flusher, const Timin
   std::vector<Event> start(spec.iters), stop(spec.iters);
   for (int i = 0; i < spec.iters; ++i) {
     if (flusher) flusher->flush(stream);
-    ETAP_BENCH_CUDA(cudaEventRecord(start[i].get(), stream));
+    ETAP_CUDA_CHECK(cudaEventRecord(start[i].get(), stream));
     call(n++, stream);
-    ETAP_BENCH_CUDA(cudaEventRecord(stop[i].get(), stream));
+    ETAP_CUDA_CHECK(cudaEventRecord(stop[i].get(), stream));
   }
-  ETAP_BENCH_CUDA(cudaStreamSynchronize(stream));
+  ETAP_CUDA_CHECK(cudaStreamSynchronize(stream));
   std::vector<double> us(spec.iters);
   for (int i = 0; i < spec.iters; ++i) us[i] = elapsed_us(start[i], stop[i]);
   return us;
@@ -41,7 +41,7 @@ namespace {
 class Graph {
  public:
   Graph(const Call& call, int calls, cudaStream_t stream) {
-    ETAP_BENCH_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    ETAP_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
     try {
       for (int i = 0; i < calls; ++i) call(i, stream);
     } catch (...) {
@@ -51,8 +51,8 @@ class Graph {
       cudaGetLastError();
       throw;
     }
-    ETAP_BENCH_CUDA(cudaStreamEndCapture(stream, &graph_));
-    ETAP_BENCH_CUDA(cudaGraphInstantiate(&exec_, graph_, 0));
+    ETAP_CUDA_CHECK(cudaStreamEndCapture(stream, &graph_));
+    ETAP_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph_, 0));
   }
   Graph(const Graph&) = delete;
   Graph& operator=(const Graph&) = delete;
@@ -60,7 +60,7 @@ class Graph {
     if (exec_) cudaGraphExecDestroy(exec_);
     if (graph_) cudaGraphDestroy(graph_);
   }
-  void launch(cudaStream_t stream) { ETAP_BENCH_CUDA(cudaGraphLaunch(exec_, stream)); }
+  void launch(cudaStream_t stream) { ETAP_CUDA_CHECK(cudaGraphLaunch(exec_, stream)); }
 
  private:
   cudaGraph_t graph_ = nullptr;
@@ -79,4 +79,4 @@ std::vector<double> time_graph(const Call& call, int calls_per_graph, L2Flusher*
   return us;
 }
 
-}  // namespace etap::bench
+}  // namespace etap::testing

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Timing study on the device machine (docs/PERF.md, "experiments"): one `etap run` per line of
 # "<env assignments> | <etap run flags>", printing µs and GB/s. The ETAP_TUNE_* knobs are described in
-# src/decode/launch.hpp; some of them break the results on purpose (no reference check here).
-#   tools/tune.sh [experiments-file]   (default: read from stdin)
+# src/decode/launch.hpp at commit 9aceb17, since removed; some of them break the results on purpose (no reference check here).
+#   bench/experiments/tune.sh [experiments-file]   (default: read from stdin)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ETAP=${ETAP:-build-gpu/tools/etap/etap}
 printf '%-46s %-44s %10s %10s\n' "knobs" "config" "µs" "GB/s"
 while IFS='|' read -r knobs flags; do
