@@ -135,6 +135,9 @@ struct NamedMergeCase {
   MergeCase mc;
 };
 
+// gtest prints a parameter's bytes unless it has a PrintTo; the name says it all.
+void PrintTo(const NamedMergeCase& c, std::ostream* os) { *os << c.name; }
+
 class MergeGpuCase : public ::testing::TestWithParam<NamedMergeCase> {};
 
 TEST_P(MergeGpuCase, MatchesTheCpuMerge) {
