@@ -244,20 +244,7 @@ etap_status etap_decode(const etap_decode_args* args, const void* plan_buffer, s
 
 etap_status etap_merge_states(const etap_merge_args* args, void* stream) {
   if (args == nullptr) return null_argument("args");
-  return guarded([&] {
-    Status status = etap::merge_states(to_cpp(*args), static_cast<cudaStream_t>(stream));
-    // A launch without a usable device fails with a CUDA error: report the device problem instead, as
-    // etap_plan and etap_decode do.
-    if (status.code() == StatusCode::kCudaError) {
-      int device = 0;
-      if (cudaGetDevice(&device) != cudaSuccess) {
-        cudaGetLastError();
-        return Status(StatusCode::kNoDevice, "no CUDA device found (cudaGetDevice failed)");
-      }
-      if (Status usable = etap::check_device(device); !usable.ok()) return usable;
-    }
-    return status;
-  });
+  return guarded([&] { return etap::merge_states(to_cpp(*args), static_cast<cudaStream_t>(stream)); });
 }
 
 etap_status etap_check_device(int device) {

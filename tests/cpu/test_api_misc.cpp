@@ -161,6 +161,24 @@ TEST(CheckDevice, NonexistentDeviceIndex) {
   EXPECT_FALSE(status.message().empty());
 }
 
+TEST(MergeCall, WithoutADeviceSaysNoDevice) {
+  if (has_cuda_device()) GTEST_SKIP() << "a CUDA device is present; this test covers CPU-only machines";
+  MergeArgs args;
+  args.num_states = 2;
+  args.rows = 4;
+  args.dim = 512;
+  args.o_states = fake_address<float>(0x100000);
+  args.o_state_stride = 4 * 512;
+  args.o_row_stride = 512;
+  args.lse_states = fake_address<float>(0x200000);
+  args.lse_state_stride = 4;
+  args.out = fake_address<float>(0x300000);
+  args.out_row_stride = 512;
+  const Status status = merge_states(args, nullptr);
+  EXPECT_EQ(status.code(), StatusCode::kNoDevice) << status.message();
+  EXPECT_TRUE(Contains(status.message(), "no CUDA device found"));
+}
+
 TEST(PlanCall, InvalidArgsRejectedBeforeAnyDeviceWork) {
   DecodeArgs args = fake_args(mla_problem());
   args.seqlens = nullptr;

@@ -136,7 +136,9 @@ struct NamedMergeCase {
 };
 
 // gtest prints a parameter's bytes unless it has a PrintTo; the name says it all.
-void PrintTo(const NamedMergeCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const NamedMergeCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class MergeGpuCase : public ::testing::TestWithParam<NamedMergeCase> {};
 
