@@ -33,6 +33,29 @@ def problem(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, d_qk: int = 576, d
             out_dtype)
 
 
+DTYPE_NAMES = {"bf16": _C.DTYPE_BF16, "bfloat16": _C.DTYPE_BF16, "fp16": _C.DTYPE_FP16, "float16": _C.DTYPE_FP16,
+               "half": _C.DTYPE_FP16, "fp32": _C.DTYPE_FP32, "float32": _C.DTYPE_FP32, "float": _C.DTYPE_FP32,
+               "fp8_e4m3": _C.DTYPE_FP8_E4M3, "float8_e4m3fn": _C.DTYPE_FP8_E4M3}
+
+
+def dtype_code_of(dtype) -> int:
+    """A dtype given as a torch.dtype or a name ('bf16', 'fp16', ...) to the library's code."""
+    name = str(dtype).lower()
+    name = name[len("torch."):] if name.startswith("torch.") else name
+    if name not in DTYPE_NAMES:
+        raise _C.InvalidArgumentError(f"dtype {dtype!r} is not one etap knows; use bf16 or fp16")
+    return DTYPE_NAMES[name]
+
+
+def sizing_problem(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, d_qk: int = 576, d_v: int = 512,
+                   page_size: int = 64, q_dtype: int = _C.DTYPE_BF16, kv_dtype: int | None = None,
+                   num_pages: int = 1) -> Tuple[int, ...]:
+    """A problem for buffer sizes, which depend on batch, rows, h_kv and d_v only (num_pages and
+    max_pages_per_seq only need to pass validation)."""
+    return problem(batch, s_q, h_q, h_kv=h_kv, d_qk=d_qk, d_v=d_v, page_size=page_size, num_pages=num_pages,
+                   max_pages_per_seq=1, q_dtype=q_dtype, kv_dtype=kv_dtype)
+
+
 def lse_base_code(lse_base) -> int:
     """'e' (natural, FlashMLA's) or '2' (FlashInfer's) to the library's code; 2 and 'base2' also work."""
     key = str(lse_base).lower()

@@ -206,10 +206,10 @@ def decode_problem(q: torch.Tensor, kv_cache: torch.Tensor, d_v: int) -> Tuple[i
     _layout.check_rank("q", q.shape, 4, Q_LAYOUT)
     _layout.check_rank("k_cache", kv_cache.shape, 4, KV_LAYOUT)
     batch, s_q, h_q, d_qk = q.shape
-    return _layout.problem(batch, s_q, h_q, h_kv=kv_cache.shape[2], d_qk=d_qk, d_v=d_v,
-                           page_size=kv_cache.shape[1], num_pages=kv_cache.shape[0], max_pages_per_seq=1,
-                           q_dtype=_DTYPE_CODES.get(q.dtype, _C.DTYPE_BF16),
-                           kv_dtype=_DTYPE_CODES.get(kv_cache.dtype, _C.DTYPE_BF16))
+    return _layout.sizing_problem(batch, s_q, h_q, h_kv=kv_cache.shape[2], d_qk=d_qk, d_v=d_v,
+                                  page_size=kv_cache.shape[1], num_pages=kv_cache.shape[0],
+                                  q_dtype=_DTYPE_CODES.get(q.dtype, _C.DTYPE_BF16),
+                                  kv_dtype=_DTYPE_CODES.get(kv_cache.dtype, _C.DTYPE_BF16))
 
 
 def new_workspace(q: torch.Tensor, kv_cache: torch.Tensor, d_v: int, num_sms: int, traced: bool = False):
