@@ -29,6 +29,9 @@ from etap._C import (CheckFailedError, CudaError, Error, InvalidArgumentError, N
 from etap import _layout
 
 __version__ = "0.1.0"
+__all__ = ["Error", "InvalidArgumentError", "UnsupportedError", "WorkspaceTooSmallError", "CheckFailedError",
+           "NoDeviceError", "CudaError", "PADDING_PAGE_ID", "plan_bytes", "workspace_bytes", "check_device",
+           "plan", "decode", "merge_states", "empty_plan", "empty_workspace"]
 
 PADDING_PAGE_ID = _C.PADDING_PAGE_ID  # FlashMLA's id for unused block-table entries (never read by etap)
 

@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from etap import _C, _layout, _ops
+from etap import _layout, _ops
 
 
 def _device(device) -> torch.device:

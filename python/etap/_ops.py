@@ -10,8 +10,8 @@ dimension, shapes that must agree across tensors). Everything else (supported he
 strides, alignment, buffer sizes) is the library's to check, so its messages reach the caller unchanged.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: torch.library.custom_op infers each op's schema from the real
+# annotation objects.
 from typing import Optional, Tuple
 
 import torch
