@@ -94,8 +94,9 @@ def run_three_ways(case: Case, q, kv, scale):
     plan = etap.plan(kv.seqlens, case.s_q, case.h_q, block_table=kv.block_table)
     out = torch.full((case.b, case.s_q, case.h_q, 512), float("nan"), dtype=q.dtype, device=q.device)
     lse = torch.full((case.b, case.h_q, case.s_q), float("nan"), device=q.device)
-    native = etap.decode(q, kv.k_cache, kv.block_table, kv.seqlens, plan, softmax_scale=scale, causal=case.causal,
-                         out=out, lse=lse)
+    native_scale = scale if scale is not None else q.shape[-1] ** -0.5  # the native call has no default
+    native = etap.decode(q, kv.k_cache, kv.block_table, kv.seqlens, plan, softmax_scale=native_scale,
+                         causal=case.causal, out=out, lse=lse)
     assert native[0] is out and native[1] is lse
     return new, second_layer, legacy, native
 
