@@ -35,7 +35,8 @@ def dtype_code(name: str, tensor: torch.Tensor) -> int:
     code = _DTYPE_CODES.get(tensor.dtype)
     if code is None:
         raise InvalidArgumentError(
-            f"{name} has dtype {tensor.dtype}; etap takes torch.bfloat16 or torch.float16 tensors")
+            f"{name} has dtype {tensor.dtype}; etap takes torch.bfloat16 or torch.float16 tensors (and "
+            "torch.float32 for merge_states' out)")
     return code
 
 
