@@ -122,6 +122,13 @@ ETAP_API size_t etap_workspace_bytes(const etap_problem* problem, const etap_opt
 ETAP_API etap_status etap_validate(const etap_decode_args* args);
 ETAP_API etap_status etap_plan(const etap_decode_args* args, void* plan_buffer, size_t plan_buffer_bytes,
                                void* stream, const etap_options* options);
+/* etap_plan from the problem and device seqlens alone, before any block table exists (etap::plan's
+ * overload): num_pages is not read; max_pages_per_seq = 0 plans each request with ceil(seqlen / page_size)
+ * pages, which equals etap_plan's schedule for every seqlen that fits the block table given to etap_decode.
+ */
+ETAP_API etap_status etap_plan_from_seqlens(const etap_problem* problem, const int32_t* seqlens,
+                                            void* plan_buffer, size_t plan_buffer_bytes, void* stream,
+                                            const etap_options* options);
 ETAP_API etap_status etap_decode(const etap_decode_args* args, const void* plan_buffer,
                                  size_t plan_buffer_bytes, void* workspace, size_t workspace_bytes,
                                  void* stream, const etap_options* options);

@@ -123,6 +123,14 @@ ETAP_API Status validate(const DecodeArgs& args);
 ETAP_API Status plan(const DecodeArgs& args, void* plan_buffer, std::size_t plan_buffer_bytes,
                      cudaStream_t stream, const Options& options = {});
 
+// Step 1 from the problem's shape and device seqlens alone, before any block table exists (FlashMLA's older
+// get_mla_metadata(seqlens, rows, h_kv)). problem.num_pages is not read. problem.max_pages_per_seq = 0 plans
+// every request with ceil(seqlen / page_size) pages: the plan plan(args) builds for every seqlen that fits
+// the block table passed to decode() later (a longer seqlen is the caller's error; checked mode reports it).
+// A positive max_pages_per_seq clamps the pages of each request as plan(args) does.
+ETAP_API Status plan(const DecodeProblem& problem, const int32_t* seqlens, void* plan_buffer,
+                     std::size_t plan_buffer_bytes, cudaStream_t stream, const Options& options = {});
+
 // Step 2: attention. plan_buffer must come from plan() with the same problem and options.
 ETAP_API Status decode(const DecodeArgs& args, const void* plan_buffer, std::size_t plan_buffer_bytes,
                        void* workspace, std::size_t workspace_size, cudaStream_t stream,

@@ -10,11 +10,19 @@
 namespace etap {
 namespace {
 
+using api::check_buffer;
+using api::check_current_device;
+using api::cuda_status;
+using api::kPlanAlignment;
 using api::str;
 
-constexpr std::uintptr_t kPlanAlignment = alignof(int32_t);
 constexpr std::uintptr_t kWorkspaceAlignment = 16;  // fp32 partials are stored as 16-byte vectors
 constexpr const char* kCheckedEnv = "ETAP_CHECKED";
+
+}  // namespace
+
+// Shared with plan_schedule.cpp through api_internal.hpp.
+namespace api {
 
 Status check_current_device() {
   int device = 0;
@@ -45,6 +53,10 @@ Status cuda_status(const char* what, cudaError_t error) {
   return {StatusCode::kCudaError,
           str(what, " failed: ", cudaGetErrorString(error), " (", cudaGetErrorName(error), ")")};
 }
+
+}  // namespace api
+
+namespace {
 
 bool checked_mode(const Options& options) {
   if (options.checked) return true;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <etap/etap.hpp>
 #include <string>
 
@@ -14,6 +15,10 @@ using common::str;
 
 // Shapes, dtypes and supported configurations of a problem, independent of any pointer or stride.
 Status check_problem(const DecodeProblem& problem);
+
+// The largest max_pages_per_seq that check_problem accepts for `batch` requests (the schedule's 32-bit cost
+// line), at least 1.
+int32_t largest_max_pages_per_seq(int32_t batch);
 
 // Options.num_sms, or the SM count of the current device when it is 0.
 Status resolve_num_sms(const Options& options, int* num_sms);
@@ -29,5 +34,19 @@ Status buffer_sizes(const DecodeProblem& problem, const Options& options, Buffer
 
 // "0x7f00…" for messages that name an address.
 std::string hex_address(const void* pointer);
+
+// The plan buffer holds int32 words.
+inline constexpr std::uintptr_t kPlanAlignment = alignof(int32_t);
+
+// kNoDevice unless the current CUDA device has compute capability 9.0.
+Status check_current_device();
+
+// A caller-owned device buffer: non-null, aligned, at least `needed` bytes (kWorkspaceTooSmall otherwise).
+// `size_function` names the function that gives the size, for the message.
+Status check_buffer(const char* name, const void* buffer, std::size_t size, std::size_t needed,
+                    std::uintptr_t alignment, const char* size_function);
+
+// kCudaError naming `what` when `error` is not cudaSuccess.
+Status cuda_status(const char* what, cudaError_t error);
 
 }  // namespace etap::api

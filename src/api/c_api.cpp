@@ -242,6 +242,15 @@ etap_status etap_decode(const etap_decode_args* args, const void* plan_buffer, s
   });
 }
 
+etap_status etap_plan_from_seqlens(const etap_problem* problem, const int32_t* seqlens, void* plan_buffer,
+                                   size_t plan_buffer_bytes, void* stream, const etap_options* options) {
+  if (problem == nullptr) return null_argument("problem");
+  return guarded([&] {
+    return etap::plan(to_cpp(*problem), seqlens, plan_buffer, plan_buffer_bytes,
+                      static_cast<cudaStream_t>(stream), to_cpp(options));
+  });
+}
+
 etap_status etap_merge_states(const etap_merge_args* args, void* stream) {
   if (args == nullptr) return null_argument("args");
   return guarded([&] { return etap::merge_states(to_cpp(*args), static_cast<cudaStream_t>(stream)); });

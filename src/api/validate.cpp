@@ -167,6 +167,12 @@ Status check_problem(const DecodeProblem& p) {
   return Status::Ok();
 }
 
+int32_t largest_max_pages_per_seq(int32_t batch) {
+  if (batch < 1) return 1;
+  const int64_t largest = (kCostLineLimit - 1) / batch - kMaxCostPerRequestOverhead;
+  return static_cast<int32_t>(std::clamp<int64_t>(largest, 1, std::numeric_limits<int32_t>::max()));
+}
+
 }  // namespace api
 
 Status validate(const DecodeArgs& args) {

@@ -1,0 +1,121 @@
+"""Shape and stride arithmetic of the torch layer, on plain ints (no PyTorch needed, unit-tested anywhere)."""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+from etap import _C
+
+# Problem tuple field order (etap_problem in <etap/etap.h>).
+PROBLEM_FIELDS = (
+    "batch", "s_q", "h_q", "h_kv", "d_qk", "d_v", "page_size", "num_pages", "max_pages_per_seq",
+    "q_dtype", "kv_dtype", "out_dtype",
+)
+INT32_MAX = 2**31 - 1
+
+# FlashMLA's get_mla_metadata returns [num_sm_parts, 8] metadata whose shape does not depend on the batch;
+# SGLang's CUDA-graph path allocates it once at the largest batch and copy_()s each step's metadata into it.
+# etap's plan grows with the batch, so the legacy metadata is sized for at least this many requests: its
+# shape stays the same for every batch up to it.
+LEGACY_METADATA_MIN_BATCH = 1024
+
+LSE_BASES = {"e": _C.LSE_NATURAL, "natural": _C.LSE_NATURAL, "2": _C.LSE_BASE2, "base2": _C.LSE_BASE2}
+
+
+def problem(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, d_qk: int = 576, d_v: int = 512,
+            page_size: int = 64, num_pages: int = 0, max_pages_per_seq: int = 0,
+            q_dtype: int = _C.DTYPE_BF16, kv_dtype: int | None = None,
+            out_dtype: int | None = None) -> Tuple[int, ...]:
+    """The problem tuple the binding takes (kv and out dtypes default to q's)."""
+    kv_dtype = q_dtype if kv_dtype is None else kv_dtype
+    out_dtype = q_dtype if out_dtype is None else out_dtype
+    return (batch, s_q, h_q, h_kv, d_qk, d_v, page_size, num_pages, max_pages_per_seq, q_dtype, kv_dtype,
+            out_dtype)
+
+
+DTYPE_NAMES = {"bf16": _C.DTYPE_BF16, "bfloat16": _C.DTYPE_BF16, "fp16": _C.DTYPE_FP16, "float16": _C.DTYPE_FP16,
+               "half": _C.DTYPE_FP16, "fp32": _C.DTYPE_FP32, "float32": _C.DTYPE_FP32, "float": _C.DTYPE_FP32,
+               "fp8_e4m3": _C.DTYPE_FP8_E4M3, "float8_e4m3fn": _C.DTYPE_FP8_E4M3}
+
+
+def dtype_code_of(dtype) -> int:
+    """A dtype given as a torch.dtype or a name ('bf16', 'fp16', ...) to the library's code."""
+    name = str(dtype).lower()
+    name = name[len("torch."):] if name.startswith("torch.") else name
+    if name not in DTYPE_NAMES:
+        raise _C.InvalidArgumentError(f"dtype {dtype!r} is not one etap knows; use bf16 or fp16")
+    return DTYPE_NAMES[name]
+
+
+def sizing_problem(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, d_qk: int = 576, d_v: int = 512,
+                   page_size: int = 64, q_dtype: int = _C.DTYPE_BF16, kv_dtype: int | None = None,
+                   num_pages: int = 1) -> Tuple[int, ...]:
+    """A problem for buffer sizes, which depend on batch, rows, h_kv and d_v only (num_pages and
+    max_pages_per_seq only need to pass validation)."""
+    return problem(batch, s_q, h_q, h_kv=h_kv, d_qk=d_qk, d_v=d_v, page_size=page_size, num_pages=num_pages,
+                   max_pages_per_seq=1, q_dtype=q_dtype, kv_dtype=kv_dtype)
+
+
+def lse_base_code(lse_base) -> int:
+    """'e' (natural, FlashMLA's) or '2' (FlashInfer's) to the library's code; 2 and 'base2' also work."""
+    key = str(lse_base).lower()
+    if key not in LSE_BASES:
+        raise _C.InvalidArgumentError(
+            f"lse_base must be 'e' (natural log, FlashMLA's convention) or '2' (log2, FlashInfer's); got {lse_base!r}")
+    return LSE_BASES[key]
+
+
+def strides_for_etap(shape: Sequence[int], strides: Sequence[int], inner_extent: int) -> Tuple[int, ...]:
+    """The strides of `shape`'s dimensions, with those of size-1 dimensions replaced by a dense value.
+
+    A size-1 dimension is never stepped over, so its stride is arbitrary (PyTorch keeps whatever a view
+    produced, e.g. 1 after some unsqueezes); etap checks every stride it is given, so a size-1 dimension gets
+    the span of the dimensions inside it (`inner_extent` elements for the innermost one).
+    """
+    result = list(strides)
+    span = inner_extent
+    for i in range(len(shape) - 1, -1, -1):
+        if shape[i] == 1:
+            result[i] = span
+        elif shape[i] > 1:
+            span = max(span, result[i] * (shape[i] - 1) + span)
+    return tuple(result)
+
+
+def block_table_capacity(shape: Sequence[int], row_stride: int, storage_elements: int,
+                         storage_offset: int) -> int:
+    """Page ids per request that FlashMLA could read from a block-table view: its addressable row width.
+
+    FlashMLA never bounds a request's pages by block_table.shape[1]: it reads the row up to
+    ceil(seqlen / 64) entries. SGLang relies on it: its CUDA graphs capture a block-table view
+    [:bs, :max_pages_at_capture] of a wider buffer and replay with longer sequences. etap clamps each
+    request to max_pages_per_seq, so the FlashMLA-compatible calls pass the width the view's memory really
+    has: the row stride (the next row starts there), and for the last row what is left of the storage.
+    """
+    batch, columns = shape
+    if batch <= 0 or columns <= 0:
+        return columns
+    last_row_room = storage_elements - storage_offset - (batch - 1) * row_stride
+    width = last_row_room if batch == 1 else min(row_stride, last_row_room)
+    width = max(width, columns)
+    return min(width, largest_max_pages_per_seq(batch))
+
+
+def largest_max_pages_per_seq(batch: int) -> int:
+    """The largest max_pages_per_seq etap accepts for `batch` requests (its schedule's 32-bit cost line)."""
+    return max((2**31 - 1) // max(batch, 1) - 64, 1)
+
+
+def legacy_metadata_batch(batch: int) -> int:
+    """The batch the legacy (SGLang-shaped) metadata buffer is sized for."""
+    return max(batch, LEGACY_METADATA_MIN_BATCH)
+
+
+def check_rank(name: str, shape: Sequence[int], rank: int, layout: str) -> None:
+    if len(shape) != rank:
+        raise _C.InvalidArgumentError(f"{name} must be {rank}-D {layout}; got shape {list(shape)}")
+
+
+def check_shape(name: str, shape: Sequence[int], expected: Sequence[int], layout: str) -> None:
+    if tuple(shape) != tuple(expected):
+        raise _C.InvalidArgumentError(f"{name} must have shape {list(expected)} {layout}; got {list(shape)}")

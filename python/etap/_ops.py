@@ -1,0 +1,298 @@
+"""The torch layer: tensors to the binding's raw arguments, and the torch custom ops (etap::...).
+
+Each op has a plain Python implementation (`*_impl`) that the eager paths call directly (no dispatcher on the
+hot path) and a `torch.library.custom_op` around it with a fake implementation, so that torch.compile
+(fullgraph=True) traces calls as single opaque nodes. Everything runs on the current CUDA stream of the
+tensors' device, never synchronises (except checked mode) and allocates only what the caller did not pass.
+
+Checked here: what the library cannot see (rank, device, integer and fp32 dtypes, contiguity of the last
+dimension, shapes that must agree across tensors). Everything else (supported head dims, page sizes, rows,
+strides, alignment, buffer sizes) is the library's to check, so its messages reach the caller unchanged.
+"""
+
+# No `from __future__ import annotations` here: torch.library.custom_op infers each op's schema from the real
+# annotation objects.
+from typing import Optional, Tuple
+
+import torch
+
+from etap import _C, _layout
+
+InvalidArgumentError = _C.InvalidArgumentError
+
+_DTYPE_CODES = {torch.bfloat16: _C.DTYPE_BF16, torch.float16: _C.DTYPE_FP16, torch.float32: _C.DTYPE_FP32}
+if hasattr(torch, "float8_e4m3fn"):
+    _DTYPE_CODES[torch.float8_e4m3fn] = _C.DTYPE_FP8_E4M3
+
+Q_LAYOUT = "[batch, s_q, h_q, d_qk]"
+KV_LAYOUT = "[num_pages, page_size, h_kv, d_qk]"
+BT_LAYOUT = "[batch, max_pages_per_seq] (int32 page ids)"
+OUT_LAYOUT = "[batch, s_q, h_q, d_v]"
+LSE_LAYOUT = "[batch, h_q, s_q] (float32)"
+
+
+def dtype_code(name: str, tensor: torch.Tensor) -> int:
+    code = _DTYPE_CODES.get(tensor.dtype)
+    if code is None:
+        raise InvalidArgumentError(
+            f"{name} has dtype {tensor.dtype}; etap takes torch.bfloat16 or torch.float16 tensors (and "
+            "torch.float32 for merge_states' out)")
+    return code
+
+
+def check_device(name: str, tensor: torch.Tensor, device_index: int) -> None:
+    """`tensor` must be a CUDA tensor on the device of the call (device_index, the query's)."""
+    index = tensor.get_device()
+    if index != device_index:
+        where = "on the CPU" if index < 0 else f"on cuda:{index}"
+        raise InvalidArgumentError(
+            f"{name} is {where}; etap needs every tensor of a call on the query's CUDA device cuda:{device_index}")
+
+
+def check_int32(name: str, tensor: torch.Tensor, layout: str) -> None:
+    if tensor.dtype != torch.int32:
+        raise InvalidArgumentError(f"{name} must be torch.int32 {layout}; got {tensor.dtype}")
+
+
+def check_contiguous_last(name: str, tensor: torch.Tensor) -> None:
+    if tensor.shape[-1] > 1 and tensor.stride(-1) != 1:
+        raise InvalidArgumentError(
+            f"{name} must have a contiguous last dimension (stride 1); got strides {list(tensor.stride())}")
+
+
+def check_buffer(name: str, tensor: torch.Tensor, device_index: int) -> None:
+    check_device(name, tensor, device_index)
+    if not tensor.is_contiguous():
+        raise InvalidArgumentError(f"{name} must be a contiguous tensor (an opaque byte buffer)")
+
+
+def query_device(q: torch.Tensor) -> int:
+    index = q.get_device()
+    if index < 0:
+        raise InvalidArgumentError("q is on the CPU; etap needs CUDA tensors (every tensor on one GPU)")
+    return index
+
+
+class _OnDevice:
+    """Makes `index` the current CUDA device for the library (which launches there) when it is not."""
+
+    __slots__ = ("index", "previous")
+
+    def __init__(self, index: int):
+        self.index = index
+        self.previous = -1
+
+    def __enter__(self):
+        current = torch.cuda.current_device()
+        if current != self.index:
+            self.previous = current
+            torch.cuda.set_device(self.index)
+
+    def __exit__(self, *exc):
+        if self.previous >= 0:
+            torch.cuda.set_device(self.previous)
+
+
+def stream_handle(device_index: int) -> int:
+    return torch.cuda.current_stream(device_index).cuda_stream
+
+
+def max_pages_per_seq(block_table: torch.Tensor, flashmla_table: bool) -> int:
+    """block_table.shape[1], or with FlashMLA's semantics the row width its memory really has."""
+    if not flashmla_table:
+        return block_table.shape[1]
+    return _layout.block_table_capacity(tuple(block_table.shape), block_table.stride(0),
+                                        block_table.untyped_storage().nbytes() // 4,
+                                        block_table.storage_offset())
+
+
+def buffer_sizes(problem: Tuple[int, ...], num_sms: int) -> Tuple[int, int]:
+    return _C.buffer_sizes(problem, num_sms)
+
+
+# A constant under torch.compile: traced code calls it with static shapes and embeds the result.
+_traced_buffer_sizes = torch.compiler.assume_constant_result(buffer_sizes)
+
+
+# ---------------------------------------------------------------------------------------------------- plan
+
+def plan_impl(seqlens: torch.Tensor, plan: torch.Tensor, block_table: Optional[torch.Tensor], s_q: int, h_q: int,
+              h_kv: int, page_size: int, flashmla_table: bool, num_sms: int) -> None:
+    device = seqlens.get_device()
+    if device < 0:
+        raise InvalidArgumentError("cache_seqlens is on the CPU; etap plans on the GPU from device seqlens")
+    check_int32("cache_seqlens", seqlens, "[batch]")
+    _layout.check_rank("cache_seqlens", seqlens.shape, 1, "[batch]")
+    if seqlens.stride(0) != 1 and seqlens.shape[0] > 1:
+        raise InvalidArgumentError("cache_seqlens must be contiguous")
+    check_buffer("plan", plan, device)
+    max_pages = 0
+    if block_table is not None:
+        check_device("block_table", block_table, device)
+        _layout.check_rank("block_table", block_table.shape, 2, BT_LAYOUT)
+        max_pages = max_pages_per_seq(block_table, flashmla_table)
+    problem = _layout.problem(seqlens.shape[0], s_q, h_q, h_kv=h_kv, page_size=page_size,
+                              max_pages_per_seq=max_pages)
+    with _OnDevice(device):
+        _C.plan_from_seqlens(problem, seqlens.data_ptr(), plan.data_ptr(), plan.nbytes, stream_handle(device),
+                             num_sms)
+
+
+@torch.library.custom_op("etap::plan", mutates_args=("plan",))
+def plan_op(seqlens: torch.Tensor, plan: torch.Tensor, block_table: Optional[torch.Tensor], s_q: int, h_q: int,
+            h_kv: int, page_size: int, flashmla_table: bool, num_sms: int) -> None:
+    plan_impl(seqlens, plan, block_table, s_q, h_q, h_kv, page_size, flashmla_table, num_sms)
+
+
+@plan_op.register_fake
+def _plan_fake(seqlens, plan, block_table, s_q, h_q, h_kv, page_size, flashmla_table, num_sms) -> None:
+    return None
+
+
+# -------------------------------------------------------------------------------------------------- decode
+
+def decode_impl(q: torch.Tensor, kv_cache: torch.Tensor, block_table: torch.Tensor, seqlens: torch.Tensor,
+                plan: torch.Tensor, workspace: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
+                softmax_scale: float, causal: bool, lse_base: int, flashmla_table: bool, num_sms: int,
+                checked: bool) -> None:
+    device = query_device(q)
+    _layout.check_rank("q", q.shape, 4, Q_LAYOUT)
+    _layout.check_rank("k_cache", kv_cache.shape, 4, KV_LAYOUT)
+    _layout.check_rank("block_table", block_table.shape, 2, BT_LAYOUT)
+    _layout.check_rank("out", out.shape, 4, OUT_LAYOUT)
+    _layout.check_rank("lse", lse.shape, 3, LSE_LAYOUT)
+    for name, tensor in (("k_cache", kv_cache), ("block_table", block_table), ("cache_seqlens", seqlens),
+                         ("out", out), ("lse", lse)):
+        check_device(name, tensor, device)
+    check_buffer("plan", plan, device)
+    check_buffer("workspace", workspace, device)
+    check_int32("block_table", block_table, BT_LAYOUT)
+    check_int32("cache_seqlens", seqlens, "[batch]")
+    if lse.dtype != torch.float32:
+        raise InvalidArgumentError(f"lse must be torch.float32 {LSE_LAYOUT}; got {lse.dtype}")
+    for name, tensor in (("q", q), ("k_cache", kv_cache), ("block_table", block_table), ("out", out)):
+        check_contiguous_last(name, tensor)
+
+    batch, s_q, h_q, d_qk = q.shape
+    num_pages, page_size, h_kv, kv_dim = kv_cache.shape
+    d_v = out.shape[3]
+    if kv_dim != d_qk:
+        raise InvalidArgumentError(
+            f"k_cache's last dimension ({kv_dim}) must equal q's head dim ({d_qk}): K is the whole cache row")
+    _layout.check_shape("block_table", block_table.shape[:1], (batch,), f"in its first dimension {BT_LAYOUT}")
+    _layout.check_shape("cache_seqlens", seqlens.shape, (batch,), "[batch]")
+    if seqlens.stride(0) != 1 and batch > 1:
+        raise InvalidArgumentError("cache_seqlens must be contiguous")
+    _layout.check_shape("out", out.shape[:3], (batch, s_q, h_q), f"in its first three dimensions {OUT_LAYOUT}")
+    _layout.check_shape("lse", lse.shape, (batch, h_q, s_q), LSE_LAYOUT)
+
+    max_pages = max_pages_per_seq(block_table, flashmla_table)
+    bt_stride = block_table.stride(0) if batch > 1 else max(block_table.stride(0), max_pages)
+    problem = (batch, s_q, h_q, h_kv, d_qk, d_v, page_size, num_pages, max_pages, dtype_code("q", q),
+               dtype_code("k_cache", kv_cache), dtype_code("out", out))
+    qs = _layout.strides_for_etap(q.shape[:3], q.stride()[:3], d_qk)
+    ks = _layout.strides_for_etap(kv_cache.shape[:3], kv_cache.stride()[:3], d_qk)
+    os_ = _layout.strides_for_etap(out.shape[:3], out.stride()[:3], d_v)
+    ls = _layout.strides_for_etap(lse.shape, lse.stride(), 1)
+    with _OnDevice(device):
+        _C.decode(problem, q.data_ptr(), qs[0], qs[1], qs[2], kv_cache.data_ptr(), ks[0], ks[1], ks[2],
+                  block_table.data_ptr(), bt_stride, seqlens.data_ptr(), out.data_ptr(), os_[0], os_[1],
+                  os_[2], lse.data_ptr(), ls[0], ls[1], ls[2], float(softmax_scale), bool(causal), int(lse_base),
+                  plan.data_ptr(), plan.nbytes, workspace.data_ptr(), workspace.nbytes, stream_handle(device),
+                  int(num_sms), bool(checked))
+
+
+def decode_problem(q: torch.Tensor, kv_cache: torch.Tensor, d_v: int) -> Tuple[int, ...]:
+    """The problem tuple of a call, for buffer sizes (the ones that depend on batch, rows, h_kv, d_v)."""
+    _layout.check_rank("q", q.shape, 4, Q_LAYOUT)
+    _layout.check_rank("k_cache", kv_cache.shape, 4, KV_LAYOUT)
+    batch, s_q, h_q, d_qk = q.shape
+    return _layout.sizing_problem(batch, s_q, h_q, h_kv=kv_cache.shape[2], d_qk=d_qk, d_v=d_v,
+                                  page_size=kv_cache.shape[1], num_pages=kv_cache.shape[0],
+                                  q_dtype=_DTYPE_CODES.get(q.dtype, _C.DTYPE_BF16),
+                                  kv_dtype=_DTYPE_CODES.get(kv_cache.dtype, _C.DTYPE_BF16))
+
+
+def new_workspace(q: torch.Tensor, kv_cache: torch.Tensor, d_v: int, num_sms: int, traced: bool = False):
+    sizes = _traced_buffer_sizes if traced else buffer_sizes
+    return torch.empty(sizes(decode_problem(q, kv_cache, d_v), num_sms)[1], dtype=torch.uint8, device=q.device)
+
+
+def new_outputs(q: torch.Tensor, d_v: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    batch, s_q, h_q, _ = q.shape
+    out = torch.empty((batch, s_q, h_q, d_v), dtype=q.dtype, device=q.device)
+    lse = torch.empty((batch, h_q, s_q), dtype=torch.float32, device=q.device)
+    return out, lse
+
+
+@torch.library.custom_op("etap::decode_out", mutates_args=("workspace", "out", "lse"))
+def decode_out_op(q: torch.Tensor, kv_cache: torch.Tensor, block_table: torch.Tensor, seqlens: torch.Tensor,
+                  plan: torch.Tensor, workspace: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
+                  softmax_scale: float, causal: bool, lse_base: int, flashmla_table: bool, num_sms: int,
+                  checked: bool) -> None:
+    decode_impl(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, softmax_scale, causal, lse_base,
+                flashmla_table, num_sms, checked)
+
+
+@decode_out_op.register_fake
+def _decode_out_fake(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, softmax_scale, causal,
+                     lse_base, flashmla_table, num_sms, checked) -> None:
+    return None
+
+
+@torch.library.custom_op("etap::decode", mutates_args=())
+def decode_op(q: torch.Tensor, kv_cache: torch.Tensor, block_table: torch.Tensor, seqlens: torch.Tensor,
+              plan: torch.Tensor, d_v: int, softmax_scale: float, causal: bool, lse_base: int,
+              flashmla_table: bool, num_sms: int, checked: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Functional form: allocates out, lse and the workspace (for traced code that passes none)."""
+    _layout.check_rank("q", q.shape, 4, Q_LAYOUT)
+    out, lse = new_outputs(q, d_v)
+    workspace = new_workspace(q, kv_cache, d_v, num_sms)
+    decode_impl(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, softmax_scale, causal, lse_base,
+                flashmla_table, num_sms, checked)
+    return out, lse
+
+
+@decode_op.register_fake
+def _decode_fake(q, kv_cache, block_table, seqlens, plan, d_v, softmax_scale, causal, lse_base, flashmla_table,
+                 num_sms, checked):
+    return new_outputs(q, d_v)
+
+
+# -------------------------------------------------------------------------------------------- merge_states
+
+def merge_impl(o_states: torch.Tensor, lse_states: torch.Tensor, out: torch.Tensor, lse_out: torch.Tensor,
+               lse_base: int) -> None:
+    device = o_states.get_device()
+    if device < 0:
+        raise InvalidArgumentError("o_states is on the CPU; etap needs CUDA tensors")
+    for name, tensor in (("lse_states", lse_states), ("out", out), ("lse_out", lse_out)):
+        check_device(name, tensor, device)
+    _layout.check_rank("o_states", o_states.shape, 3, "[num_states, rows, dim]")
+    num_states, rows, dim = o_states.shape
+    _layout.check_shape("lse_states", lse_states.shape, (num_states, rows), "[num_states, rows]")
+    _layout.check_shape("out", out.shape, (rows, dim), "[rows, dim]")
+    _layout.check_shape("lse_out", lse_out.shape, (rows,), "[rows]")
+    for name, tensor in (("o_states", o_states), ("lse_states", lse_states), ("lse_out", lse_out)):
+        if tensor.dtype != torch.float32:
+            raise InvalidArgumentError(f"{name} must be torch.float32; got {tensor.dtype}")
+    for name, tensor in (("o_states", o_states), ("lse_states", lse_states), ("out", out), ("lse_out", lse_out)):
+        check_contiguous_last(name, tensor)
+    os_ = _layout.strides_for_etap(o_states.shape[:2], o_states.stride()[:2], dim)
+    ls = _layout.strides_for_etap(lse_states.shape[:1], lse_states.stride()[:1], rows)
+    out_row_stride = _layout.strides_for_etap(out.shape[:1], out.stride()[:1], dim)[0]
+    with _OnDevice(device):
+        _C.merge_states(num_states, rows, dim, o_states.data_ptr(), os_[0], os_[1], lse_states.data_ptr(), ls[0],
+                        int(lse_base), out.data_ptr(), dtype_code("out", out), out_row_stride,
+                        lse_out.data_ptr(), stream_handle(device))
+
+
+@torch.library.custom_op("etap::merge_states", mutates_args=("out", "lse_out"))
+def merge_op(o_states: torch.Tensor, lse_states: torch.Tensor, out: torch.Tensor, lse_out: torch.Tensor,
+             lse_base: int) -> None:
+    merge_impl(o_states, lse_states, out, lse_out, lse_base)
+
+
+@merge_op.register_fake
+def _merge_fake(o_states, lse_states, out, lse_out, lse_base) -> None:
+    return None

@@ -1,0 +1,202 @@
+"""etap._C without PyTorch: exceptions, buffer sizes, and every error the library reports before it touches
+the device. Fake, aligned addresses stand in for buffers: no call here gets as far as a launch."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import etap
+from etap import _C, _layout
+
+NUM_SMS = 132
+Q, KV, BT, SEQLENS, OUT, LSE, PLAN, WORKSPACE = (0x100000 * i for i in range(1, 9))
+
+
+def has_device() -> bool:
+    try:
+        _C.check_device(0)
+        return True
+    except _C.NoDeviceError as error:
+        return not str(error).startswith("no CUDA device found")
+
+
+needs_no_device = pytest.mark.skipif(has_device(), reason="a CUDA device is present; this covers CPU-only machines")
+
+
+def problem(batch=4, s_q=1, h_q=16, **fields):
+    values = dict(zip(_layout.PROBLEM_FIELDS, _C.DEFAULT_PROBLEM))
+    values.update(batch=batch, s_q=s_q, h_q=h_q, num_pages=100, max_pages_per_seq=16)
+    values.update(fields)
+    return tuple(values[name] for name in _layout.PROBLEM_FIELDS)
+
+
+def dense_strides(p):
+    batch, s_q, h_q, h_kv, d_qk, d_v, page_size, num_pages, max_pages = p[:9]
+    return dict(q=(s_q * h_q * d_qk, h_q * d_qk, d_qk), kv=(page_size * h_kv * d_qk, h_kv * d_qk, d_qk),
+                bt=max_pages, out=(s_q * h_q * d_v, h_q * d_v, d_v), lse=(h_q * s_q, s_q, 1))
+
+
+def call_args(p, q=Q, kv=KV, scale=0.1352, causal=False, lse_base=_C.LSE_NATURAL, strides=None):
+    s = dense_strides(p)
+    s.update(strides or {})
+    return (p, q, *s["q"], kv, *s["kv"], BT, s["bt"], SEQLENS, OUT, *s["out"], LSE, *s["lse"], scale, causal,
+            lse_base)
+
+
+def decode(p, plan_bytes=1 << 20, workspace_bytes=1 << 30, **kw):
+    _C.decode(*call_args(p, **kw), PLAN, plan_bytes, WORKSPACE, workspace_bytes, 0, NUM_SMS, False)
+
+
+def test_exceptions_are_etap_errors_and_the_builtin_of_their_policy():
+    for name in ("InvalidArgumentError", "UnsupportedError", "WorkspaceTooSmallError", "CheckFailedError"):
+        assert issubclass(getattr(etap, name), ValueError) and issubclass(getattr(etap, name), etap.Error)
+    for name in ("NoDeviceError", "CudaError"):
+        assert issubclass(getattr(etap, name), RuntimeError) and issubclass(getattr(etap, name), etap.Error)
+    assert not issubclass(etap.UnsupportedError, RuntimeError)
+
+
+def test_buffer_sizes_grow_with_the_batch_only_for_the_plan():
+    plan_1, workspace_1 = _C.buffer_sizes(problem(batch=1), NUM_SMS)
+    plan_2, workspace_2 = _C.buffer_sizes(problem(batch=2), NUM_SMS)
+    assert plan_1 > 0 and workspace_1 > 0
+    assert plan_2 - plan_1 == 16  # four int32 words per request (plan.hpp)
+    assert workspace_1 == workspace_2  # the workspace depends on rows and SMs, not on the batch
+    assert etap.plan_bytes(2, 1, 16, num_sms=NUM_SMS) == plan_2
+    assert etap.workspace_bytes(2, 1, 16, num_sms=NUM_SMS) == workspace_2
+
+
+def test_sizes_of_too_many_rows_raise_the_librarys_unsupported_message():
+    with pytest.raises(etap.UnsupportedError, match=r"R = s_q·h_q/h_kv = 128 query rows per KV head; this build "
+                                                    r"supports up to 64"):
+        _C.buffer_sizes(problem(s_q=2, h_q=64), NUM_SMS)
+
+
+def test_sizes_of_an_invalid_problem_raise_invalid_argument():
+    with pytest.raises(etap.InvalidArgumentError, match=r"^batch must be at least 1; got 0"):
+        etap.plan_bytes(0, 1, 16, num_sms=NUM_SMS)
+    with pytest.raises(etap.InvalidArgumentError, match=r"h_q \(10\) must be divisible by h_kv \(3\)"):
+        _C.buffer_sizes(problem(h_q=10, h_kv=3), NUM_SMS)
+
+
+def test_sizes_of_unsupported_head_dims_page_sizes_and_dtypes():
+    with pytest.raises(etap.UnsupportedError, match="head dims d_qk=512/d_v=512 are not supported yet"):
+        etap.plan_bytes(4, 1, 16, d_qk=512, num_sms=NUM_SMS)
+    with pytest.raises(etap.UnsupportedError, match="page_size 32 is not supported yet"):
+        etap.workspace_bytes(4, 1, 16, page_size=32, num_sms=NUM_SMS)
+    with pytest.raises(etap.UnsupportedError, match="q_dtype fp32 is not supported"):
+        etap.plan_bytes(4, 1, 16, dtype="fp32", num_sms=NUM_SMS)
+    with pytest.raises(etap.UnsupportedError, match="FP8 KV cache is not supported yet"):
+        _C.buffer_sizes(problem(kv_dtype=_C.DTYPE_FP8_E4M3), NUM_SMS)
+    with pytest.raises(etap.UnsupportedError, match=r"h_kv = 2 KV heads is not supported yet"):
+        _C.buffer_sizes(problem(h_q=16, h_kv=2), NUM_SMS)
+
+
+@needs_no_device
+def test_sizes_without_a_device_say_so():
+    with pytest.raises(etap.NoDeviceError, match="cannot query the SM count"):
+        etap.plan_bytes(4, 1, 16)
+
+
+def test_problem_tuple_is_checked_by_the_binding():
+    with pytest.raises(ValueError, match="problem must be a tuple of 12 ints; got 3"):
+        _C.buffer_sizes((1, 2, 3), NUM_SMS)
+    with pytest.raises(ValueError, match="does not fit in int32"):
+        _C.buffer_sizes(problem(batch=2**31), NUM_SMS)
+
+
+def test_largest_max_pages_per_seq_matches_the_librarys_cost_line():
+    for batch in (1, 7, 1000, 2**20):
+        largest = _layout.largest_max_pages_per_seq(batch)
+        _C.buffer_sizes(problem(batch=batch, max_pages_per_seq=largest), NUM_SMS)
+        with pytest.raises(etap.UnsupportedError, match="must stay below 2"):
+            _C.buffer_sizes(problem(batch=batch, max_pages_per_seq=largest + 1), NUM_SMS)
+
+
+def test_validate_accepts_dense_arguments():
+    _C.validate(*call_args(problem()))
+    _C.validate(*call_args(problem(batch=3, s_q=2, h_q=32), causal=True))
+
+
+def test_validate_reports_misaligned_and_bad_strides():
+    with pytest.raises(etap.InvalidArgumentError, match="q must be 16-byte aligned for TMA; got address 0x100002"):
+        _C.validate(*call_args(problem(), q=Q + 2))
+    with pytest.raises(etap.InvalidArgumentError, match="kv_token_stride = 580 is not a multiple of 8 elements"):
+        _C.validate(*call_args(problem(), strides={"kv": (64 * 580, 580, 576)}))
+    with pytest.raises(etap.InvalidArgumentError, match="block_table_stride \\(8\\) must be at least "
+                                                        "max_pages_per_seq \\(16\\)"):
+        _C.validate(*call_args(problem(), strides={"bt": 8}))
+    with pytest.raises(etap.InvalidArgumentError, match="softmax_scale must be a finite positive number"):
+        _C.validate(*call_args(problem(), scale=float("nan")))
+    with pytest.raises(etap.InvalidArgumentError, match="lse_base has the unknown value 7"):
+        _C.validate(*call_args(problem(), lse_base=7))
+
+
+def test_decode_reports_small_buffers_before_touching_the_device():
+    p = problem()
+    plan_bytes, workspace_bytes = _C.buffer_sizes(p, NUM_SMS)
+    with pytest.raises(etap.WorkspaceTooSmallError, match=f"plan buffer is 8 bytes; this problem needs {plan_bytes}"):
+        decode(p, plan_bytes=8)
+    with pytest.raises(etap.WorkspaceTooSmallError,
+                       match=f"workspace is 64 bytes; this problem needs {workspace_bytes} "
+                             r"\(etap::workspace_bytes\)"):
+        decode(p, workspace_bytes=64)
+    with pytest.raises(etap.UnsupportedError, match="R = s_q·h_q/h_kv = 256"):
+        decode(problem(s_q=4, h_q=64))
+
+
+@needs_no_device
+def test_decode_and_plan_without_a_device_say_so():
+    with pytest.raises(etap.NoDeviceError, match="no CUDA device"):
+        decode(problem())
+    with pytest.raises(etap.NoDeviceError, match="no CUDA device"):
+        _C.plan_from_seqlens(problem(), SEQLENS, PLAN, 1 << 20, 0, NUM_SMS)
+    with pytest.raises(etap.NoDeviceError, match="no CUDA device"):
+        etap.check_device()
+
+
+def test_plan_from_seqlens_checks_before_the_device():
+    with pytest.raises(etap.UnsupportedError, match="R = s_q·h_q/h_kv = 128"):
+        _C.plan_from_seqlens(problem(s_q=2, h_q=64, max_pages_per_seq=0), SEQLENS, PLAN, 1 << 20, 0, NUM_SMS)
+    with pytest.raises(etap.InvalidArgumentError, match="^seqlens is null"):
+        _C.plan_from_seqlens(problem(max_pages_per_seq=0), 0, PLAN, 1 << 20, 0, NUM_SMS)
+    with pytest.raises(etap.WorkspaceTooSmallError, match="plan buffer is 4 bytes"):
+        _C.plan_from_seqlens(problem(max_pages_per_seq=0), SEQLENS, PLAN, 4, 0, NUM_SMS)
+    with pytest.raises(etap.InvalidArgumentError, match="plan buffer is null"):
+        _C.plan_from_seqlens(problem(max_pages_per_seq=0), SEQLENS, 0, 1 << 20, 0, NUM_SMS)
+
+
+def test_merge_states_validation():
+    def merge(dim=512, out_dtype=_C.DTYPE_FP32, o_states=Q, rows=4):
+        _C.merge_states(2, rows, dim, o_states, rows * dim, dim, LSE, rows, _C.LSE_NATURAL, OUT, out_dtype, dim,
+                        LSE, 0)
+
+    with pytest.raises(etap.InvalidArgumentError, match="merge_states: dim must be a positive multiple of 4; got 6"):
+        merge(dim=6)
+    with pytest.raises(etap.InvalidArgumentError, match="merge_states: out_dtype must be bf16, fp16 or fp32"):
+        merge(out_dtype=_C.DTYPE_FP8_E4M3)
+    with pytest.raises(etap.InvalidArgumentError, match="o_states must be 16-byte aligned"):
+        merge(o_states=Q + 4)
+    merge(rows=0)  # nothing to merge: no launch, no error
+
+
+def test_errors_are_per_thread_and_the_gil_is_released():
+    failures = []
+
+    def worker(s_q, h_q, expected):
+        for _ in range(200):
+            try:
+                _C.buffer_sizes(problem(s_q=s_q, h_q=h_q), NUM_SMS)
+                failures.append("no error")
+            except etap.Error as error:
+                if expected not in str(error):
+                    failures.append(str(error))
+
+    threads = [threading.Thread(target=worker, args=(2, 64, "R = s_q·h_q/h_kv = 128")),
+               threading.Thread(target=worker, args=(1, 0, "h_q must be at least 1"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
