@@ -93,7 +93,14 @@ class _OnDevice:
             torch.cuda.set_device(self.previous)
 
 
+# torch.cuda.current_stream(i).cuda_stream builds a Stream object (~4 µs a call on an H200 host); the raw
+# query behind it is what the hot path needs.
+_raw_stream = getattr(getattr(torch, "_C", None), "_cuda_getCurrentRawStream", None)
+
+
 def stream_handle(device_index: int) -> int:
+    if _raw_stream is not None:
+        return _raw_stream(device_index)
     return torch.cuda.current_stream(device_index).cuda_stream
 
 
@@ -151,10 +158,8 @@ def _plan_fake(seqlens, plan, block_table, s_q, h_q, h_kv, page_size, flashmla_t
 
 # -------------------------------------------------------------------------------------------------- decode
 
-def decode_impl(q: torch.Tensor, kv_cache: torch.Tensor, block_table: torch.Tensor, seqlens: torch.Tensor,
-                plan: torch.Tensor, workspace: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
-                softmax_scale: float, causal: bool, lse_base: int, flashmla_table: bool, num_sms: int,
-                checked: bool) -> None:
+def _decode_layout(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, flashmla_table):
+    """Checks what the library cannot see and derives the binding's problem tuple and strides."""
     device = query_device(q)
     _layout.check_rank("q", q.shape, 4, Q_LAYOUT)
     _layout.check_rank("k_cache", kv_cache.shape, 4, KV_LAYOUT)
@@ -194,6 +199,41 @@ def decode_impl(q: torch.Tensor, kv_cache: torch.Tensor, block_table: torch.Tens
     ks = _layout.strides_for_etap(kv_cache.shape[:3], kv_cache.stride()[:3], d_qk)
     os_ = _layout.strides_for_etap(out.shape[:3], out.stride()[:3], d_v)
     ls = _layout.strides_for_etap(lse.shape, lse.stride(), 1)
+    return device, problem, qs, ks, os_, bt_stride, ls
+
+
+# The checks and the layout arithmetic above cost ~35 µs of host time per call in Python, more than the
+# kernel at short context. A call whose tensors agree with an earlier valid call in everything the checks
+# read (shapes, strides, dtypes, devices, buffer sizes, the block table's storage) reuses that call's layout;
+# pointers and scalars are read afresh every call. Invalid calls raise before anything is cached.
+_layouts: dict = {}
+_MAX_LAYOUTS = 512
+
+
+def _layout_key(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, flashmla_table):
+    table_storage = None
+    if flashmla_table:
+        table_storage = (block_table.untyped_storage().nbytes(), block_table.storage_offset())
+    return (q.shape, q.stride(), q.dtype, q.get_device(), kv_cache.shape, kv_cache.stride(), kv_cache.dtype,
+            kv_cache.get_device(), block_table.shape, block_table.stride(), block_table.dtype,
+            block_table.get_device(), table_storage, seqlens.shape, seqlens.stride(), seqlens.dtype,
+            seqlens.get_device(), out.shape, out.stride(), out.dtype, out.get_device(), lse.shape, lse.stride(),
+            lse.dtype, lse.get_device(), plan.get_device(), plan.is_contiguous(), plan.nbytes,
+            workspace.get_device(), workspace.is_contiguous(), workspace.nbytes, flashmla_table)
+
+
+def decode_impl(q: torch.Tensor, kv_cache: torch.Tensor, block_table: torch.Tensor, seqlens: torch.Tensor,
+                plan: torch.Tensor, workspace: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
+                softmax_scale: float, causal: bool, lse_base: int, flashmla_table: bool, num_sms: int,
+                checked: bool) -> None:
+    key = _layout_key(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, flashmla_table)
+    layout = _layouts.get(key)
+    if layout is None:
+        layout = _decode_layout(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, flashmla_table)
+        if len(_layouts) >= _MAX_LAYOUTS:
+            _layouts.clear()
+        _layouts[key] = layout
+    device, problem, qs, ks, os_, bt_stride, ls = layout
     with _OnDevice(device):
         _C.decode(problem, q.data_ptr(), qs[0], qs[1], qs[2], kv_cache.data_ptr(), ks[0], ks[1], ks[2],
                   block_table.data_ptr(), bt_stride, seqlens.data_ptr(), out.data_ptr(), os_[0], os_[1],
@@ -220,8 +260,8 @@ def new_workspace(q: torch.Tensor, kv_cache: torch.Tensor, d_v: int, num_sms: in
 
 def new_outputs(q: torch.Tensor, d_v: int) -> Tuple[torch.Tensor, torch.Tensor]:
     batch, s_q, h_q, _ = q.shape
-    out = torch.empty((batch, s_q, h_q, d_v), dtype=q.dtype, device=q.device)
-    lse = torch.empty((batch, h_q, s_q), dtype=torch.float32, device=q.device)
+    out = q.new_empty((batch, s_q, h_q, d_v))  # new_empty: no device argument to parse (~7 µs less each)
+    lse = q.new_empty((batch, h_q, s_q), dtype=torch.float32)
     return out, lse
 
 

@@ -99,6 +99,9 @@ class Tensor:
     def is_contiguous(self):
         return self._strides == Tensor(self.shape)._strides
 
+    def new_empty(self, shape, dtype=None):
+        return Tensor(shape, self.dtype if dtype is None else dtype, self.device)
+
     def view_of(self, shape, strides, offset=0):
         """A view of this tensor's storage (what slicing or unsqueeze would give)."""
         return Tensor(shape, self.dtype, repr(self.device), strides, self._storage, self._offset + offset, self._base)
