@@ -238,7 +238,8 @@ def run_in_subprocess(implementation: str, path: str | None, args, check_file: s
 
 
 def reference(torch, config: Config, seed: int):
-    """fp32 reference of `config`'s inputs (make_inputs with `seed`): out [b, s_q, h_q, 512], lse (natural)."""
+    """fp32 reference of `config`'s inputs (make_inputs with `seed`): out [b, s_q, h_q, 512] rounded to q's
+    bf16 as FlashMLA's tests round theirs, lse (natural)."""
     q, k_cache, block_table, seqlens = make_inputs(torch, config, seed)
     outs, lses = [], []
     for i in range(config.b):
@@ -252,7 +253,7 @@ def reference(torch, config: Config, seed: int):
         lse = torch.logsumexp(scores, dim=-1)
         outs.append((torch.softmax(scores, dim=-1) @ kv[:, :512]).reshape(config.s_q, config.h_q, 512))
         lses.append(lse.reshape(config.s_q, config.h_q).T)
-    return torch.stack(outs).cpu(), torch.stack(lses).cpu()
+    return torch.stack(outs).to(torch.bfloat16).cpu(), torch.stack(lses).cpu()
 
 
 def agreement(torch, out, lse, ref_out, ref_lse) -> dict:
@@ -260,7 +261,7 @@ def agreement(torch, out, lse, ref_out, ref_lse) -> dict:
     lse: rel 8.01/65536) of one implementation's output against the fp32 reference."""
     a, b = out.float(), ref_out.float()
     diff = (a - b).abs()
-    out_ok = bool(((diff <= 8e-4) | (diff <= 2.01 / 128 * b.abs())).all())
+    out_ok = bool(((diff < 8e-4) | (diff < 2.01 / 128 * (b.abs() + 1e-6))).all())
     cos_diff = 1 - 2 * float((a.double() * b.double()).sum()) / float((a.double() ** 2 + b.double() ** 2).sum())
     lse_rel = ((lse.float() - ref_lse).abs() / ref_lse.abs().clamp_min(1e-6)).max().item()
     ok = out_ok and abs(cos_diff) <= 5e-6 and lse_rel <= 8.01 / 65536
