@@ -3,6 +3,7 @@
 #include <etap/etap.hpp>
 #include <string>
 
+#include "api/api_internal.hpp"
 #include "merge/merge.cuh"
 
 namespace etap {
@@ -61,22 +62,13 @@ Status validate_merge(const MergeArgs& a) {
   return Status::Ok();
 }
 
-// The kernels are built for compute capability 9.0 only: say so before a launch would fail with a CUDA error.
-Status check_current_device() {
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) {
-    cudaGetLastError();
-    return {StatusCode::kNoDevice, "no CUDA device found (cudaGetDevice failed)"};
-  }
-  return check_device(device);
-}
-
 }  // namespace
 
 Status merge_states(const MergeArgs& args, cudaStream_t stream) {
   if (Status status = validate_merge(args); !status.ok()) return status;
   if (args.rows == 0) return Status::Ok();
-  if (Status device = check_current_device(); !device.ok()) return device;
+  // Built for compute capability 9.0 only: say so rather than fail the launch with a CUDA error.
+  if (Status device = api::check_current_device(); !device.ok()) return device;
 
   const bool natural = args.lse_base == LseBase::kNatural;
   const float lse_to_log2 = natural ? kLog2e : 1.f;

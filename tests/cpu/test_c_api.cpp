@@ -184,10 +184,8 @@ TEST(CApi, DenseArgsWithNullProblemSaysSoAndClearsArgs) {
 }
 
 TEST(CApi, MergeWithoutDeviceSaysNoDevice) {
-  int count = 0;
-  const bool device = cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-  cudaGetLastError();
-  if (device) GTEST_SKIP() << "a CUDA device is present; this test covers CPU-only machines";
+  if (::etap::test::has_cuda_device())
+    GTEST_SKIP() << "a CUDA device is present; this test covers CPU-only machines";
   etap_merge_args args{};
   args.num_states = 2;
   args.rows = 4;

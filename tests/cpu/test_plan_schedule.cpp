@@ -19,13 +19,7 @@ const Options kOptions{kNumSms, false};
 
 using ::etap::test::Contains;
 using ::etap::test::fake_address;
-
-bool has_cuda_device() {
-  int count = 0;
-  const bool found = cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-  cudaGetLastError();
-  return found;
-}
+using ::etap::test::has_cuda_device;
 
 // What FlashMLA's get_mla_metadata knows: the batch, the rows per KV head and the KV heads.
 DecodeProblem metadata_problem(int32_t batch = 4, int32_t s_q = 1, int32_t h_q = 16) {

@@ -172,6 +172,15 @@ testing::ProblemSpec small_spec() {
   return spec;
 }
 
+// small_spec() with s_q query tokens over `seqlen` keys and the causal MTP mask.
+testing::ProblemSpec causal_spec(int32_t s_q, int32_t seqlen) {
+  testing::ProblemSpec spec = small_spec();
+  spec.s_q = s_q;
+  spec.seqlen_fixed = seqlen;
+  spec.causal = true;
+  return spec;
+}
+
 // Decoded output row [d_v] of (request b, token i, head h).
 const double* out_row(const testing::HostData& d, const std::vector<double>& out, int b, int i, int h) {
   const DecodeProblem& p = d.problem;
@@ -269,10 +278,7 @@ TEST(ReferenceDecode, UniformLogitsGiveMeanOfValues) {
 }
 
 TEST(ReferenceDecode, CausalMtpFirstTokenSeesNoKey) {
-  auto spec = small_spec();
-  spec.s_q = 4;
-  spec.seqlen_fixed = 3;
-  spec.causal = true;
+  const auto spec = causal_spec(4, 3);
   const auto data = testing::make_problem(spec);
   std::vector<double> out, lse;
   reference::decode(data.view(), out, lse);
@@ -288,10 +294,7 @@ TEST(ReferenceDecode, CausalMtpFirstTokenSeesNoKey) {
 }
 
 TEST(ReferenceDecode, CausalLastTokenSeesEveryKey) {
-  auto spec = small_spec();
-  spec.s_q = 3;
-  spec.seqlen_fixed = 70;
-  spec.causal = true;
+  auto spec = causal_spec(3, 70);
   const auto causal = testing::make_problem(spec);
   spec.causal = false;
   const auto full = testing::make_problem(spec);

@@ -1,6 +1,7 @@
 // Small helpers shared by the CPU tests of the API boundary.
 #pragma once
 
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -18,6 +19,15 @@ inline ::testing::AssertionResult Contains(const std::string& text, const std::s
 template <typename T>
 T* fake_address(std::uintptr_t address) {
   return reinterpret_cast<T*>(address);
+}
+
+// Whether any CUDA device is visible (tests of the no-device paths skip where one is); clears the error a
+// failed query leaves behind.
+inline bool has_cuda_device() {
+  int count = 0;
+  const bool found = cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+  cudaGetLastError();
+  return found;
 }
 
 // The problem shape the API tests start from (100 pages, 16 block-table columns), for etap::DecodeProblem
