@@ -295,8 +295,10 @@ HostData make_problem(const ProblemSpec& spec) {
     const int64_t page_rows = int64_t{p.page_size} * p.h_kv;
     if (p.kv_format == KvFormat::kFp8PerTensor) {
       std::mt19937_64 rng(mix_seed(spec.seed, 3, 0));
+      // m · 2^(E-3), m in [8, 16), 2^E the smallest power of two >= 6·input_std / 448.
       const double m = 8 + static_cast<double>(rng() % 8);
-      data.descale_k = static_cast<float>(round_up_to_4_bits(6.0 * spec.input_std / 448.0) * m / 8);
+      const int exponent = static_cast<int>(std::ceil(std::log2(6.0 * spec.input_std / 448.0)));
+      data.descale_k = static_cast<float>(std::ldexp(m, exponent - 3));
     }
     data.kv_bytes.resize(static_cast<std::size_t>(p.num_pages) * page_rows * row_bytes);
     parallel_for(p.num_pages, [&](int64_t page) {

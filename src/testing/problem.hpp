@@ -31,7 +31,7 @@ struct ProblemSpec {
 // FP8 caches (make_problem): values drawn from N(0, input_std) and quantised, with scales m · 2^k, m a
 // random integer in [8, 16) — at most 4 significant bits, so that every e4m3 · scale is exact in bf16 and
 // the bf16 tolerance applies to a kernel that dequantises into bf16.
-//   kFp8PerTensor: one scale, the smallest such number >= 6·input_std / 448 times a random m/8.
+//   kFp8PerTensor: one scale m · 2^(E-3), 2^E the smallest power of two >= 6·input_std / 448.
 //   kFp8DeepSeekV32: per token and 128 channels, the smallest such number >= amax / 448 (FlashMLA rounds
 //   amax / 448 up to a power of two); RoPE in bf16.
 // Poison in unowned slots: e4m3 bytes 0x7F (NaN), and in a 656-byte token fp32 NaN scales and bf16 NaN RoPE.
