@@ -38,6 +38,18 @@ typedef enum etap_dtype {
   ETAP_DTYPE_FP32 = 3
 } etap_dtype;
 
+/* etap::KvFormat: how the cache stores one token of one KV head (etap.hpp documents the layouts). */
+typedef enum etap_kv_format {
+  ETAP_KV_DENSE = 0,           /* d_qk values of kv_dtype = q_dtype */
+  ETAP_KV_FP8_PER_TENSOR = 1,  /* d_qk e4m3 bytes, one fp32 scale for the cache (descale_k) */
+  ETAP_KV_FP8_DEEPSEEK_V32 = 2 /* 656 bytes: 512 e4m3, 4 fp32 scales (one per 128 channels), 64 bf16 RoPE */
+} etap_kv_format;
+
+/* Byte offsets of the 656-byte DeepSeek-V3.2 token (etap::Fp8DeepSeekV32Token). */
+#define ETAP_FP8_V32_SCALE_OFFSET 512
+#define ETAP_FP8_V32_ROPE_OFFSET 528
+#define ETAP_FP8_V32_TOKEN_BYTES 656
+
 /* FlashMLA returns the natural log, FlashInfer log2: the base is part of the call, never implied. */
 typedef enum etap_lse_base { ETAP_LSE_NATURAL = 0, ETAP_LSE_BASE2 = 1 } etap_lse_base;
 
@@ -58,10 +70,12 @@ typedef struct etap_problem {
   int32_t q_dtype;           /* etap_dtype */
   int32_t kv_dtype;          /* etap_dtype */
   int32_t out_dtype;         /* etap_dtype, must equal q_dtype */
+  int32_t kv_format;         /* etap_kv_format; FP8 formats need kv_dtype FP8_E4M3 */
 } etap_problem;
 
 /* Pointers (device memory) and strides (in elements) of one decode call (etap::DecodeArgs). The last
- * dimension of every tensor is contiguous; etap_make_dense_args fills the strides of contiguous tensors. */
+ * dimension of every tensor is contiguous; etap_make_dense_args fills the strides of contiguous tensors.
+ * The KV strides of an FP8 format are in bytes, multiples of 16. */
 typedef struct etap_decode_args {
   etap_problem problem;
   const void* q; /* [batch, s_q, h_q, d_qk] */
@@ -75,9 +89,11 @@ typedef struct etap_decode_args {
   int64_t out_batch_stride, out_seq_stride, out_head_stride;
   float* lse; /* [batch, h_q, s_q] fp32; may be NULL */
   int64_t lse_batch_stride, lse_head_stride, lse_seq_stride;
-  float softmax_scale; /* DeepSeek-V3: 1/sqrt(192) * mscale^2 ~ 0.1352, not 1/sqrt(576) */
-  int32_t causal;      /* nonzero: query token i sees keys [0, seqlen - s_q + i] */
-  int32_t lse_base;    /* etap_lse_base */
+  float softmax_scale;    /* DeepSeek-V3: 1/sqrt(192) * mscale^2 ~ 0.1352, not 1/sqrt(576) */
+  int32_t causal;         /* nonzero: query token i sees keys [0, seqlen - s_q + i] */
+  int32_t lse_base;       /* etap_lse_base */
+  const float* descale_k; /* device fp32 scalar: required by FP8_PER_TENSOR, NULL otherwise */
+  const float* descale_q; /* reserved for an e4m3 query (not accepted yet): NULL */
 } etap_decode_args;
 
 typedef struct etap_options {

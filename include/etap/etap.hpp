@@ -18,6 +18,30 @@ namespace etap {
 
 enum class DType : int32_t { kBF16 = 0, kFP16 = 1, kFP8E4M3 = 2, kFP32 = 3 };
 
+// How the KV cache stores one token of one KV head (docs/DESIGN.md, "FP8 KV cache"). Dequantised value =
+// e4m3 value · scale, exactly.
+enum class KvFormat : int32_t {
+  kDense = 0,           // d_qk values of kv_dtype (= q_dtype, bf16 or fp16)
+  kFp8PerTensor = 1,    // d_qk e4m3 bytes; one fp32 scale for the whole cache, *DecodeArgs::descale_k (vLLM)
+  kFp8DeepSeekV32 = 2,  // 656 bytes (Fp8DeepSeekV32Token): 512 e4m3, 4 fp32 scales, 64 bf16 RoPE (FlashMLA)
+};
+
+// DeepSeek-V3.2's FP8 token, FlashMLA's "FP8 with scale" layout (d_qk = 576, d_v = 512), byte offsets:
+//   [0, 512)    latent channel c as e4m3, dequantised as e4m3 · scale[c / 128]
+//   [512, 528)  scale[0..3], fp32 little-endian, one per 128 latent channels
+//   [528, 656)  RoPE channel 512 + j as bf16 (j < 64), not quantised
+// 656 = 41 · 16, so rows of tokens keep TMA's 16-byte alignment.
+struct Fp8DeepSeekV32Token {
+  static constexpr int32_t kLatent = 512;      // e4m3 channels
+  static constexpr int32_t kScaleGroup = 128;  // latent channels per scale
+  static constexpr int32_t kScales = kLatent / kScaleGroup;
+  static constexpr int32_t kRope = 64;  // bf16 channels
+  static constexpr int32_t kScaleOffset = kLatent;
+  static constexpr int32_t kRopeOffset = kScaleOffset + kScales * 4;
+  static constexpr int32_t kBytes = kRopeOffset + kRope * 2;
+};
+static_assert(Fp8DeepSeekV32Token::kBytes == 656 && Fp8DeepSeekV32Token::kBytes % 16 == 0);
+
 // FlashMLA returns the natural log, FlashInfer log2: the base is part of the call, never implied.
 enum class LseBase : int32_t { kNatural = 0, kBase2 = 1 };
 
@@ -47,6 +71,7 @@ class Status {
 
 ETAP_API const char* to_string(StatusCode code);
 ETAP_API const char* to_string(DType dtype);
+ETAP_API const char* to_string(KvFormat format);
 ETAP_API std::size_t dtype_bytes(DType dtype);
 
 // Unused block-table entries may hold any value; FlashMLA's padding id, documented for callers.
@@ -65,21 +90,23 @@ struct DecodeProblem {
   int32_t max_pages_per_seq = 0;  // block_table columns
   DType q_dtype = DType::kBF16;
   DType kv_dtype = DType::kBF16;
-  DType out_dtype = DType::kBF16;  // must equal q_dtype
+  DType out_dtype = DType::kBF16;         // must equal q_dtype
+  KvFormat kv_format = KvFormat::kDense;  // FP8 formats: kv_dtype kFP8E4M3, q/out bf16 or fp16
 
   // Query rows that share one KV head: R = s_q · h_q / h_kv.
   int32_t rows() const { return h_kv > 0 ? s_q * h_q / h_kv : 0; }
 };
 
 // Pointers and strides of one decode call. Strides are in elements; the last dimension of every tensor is
-// contiguous. make_dense_args() fills the strides of contiguous tensors.
+// contiguous. make_dense_args() fills the strides of contiguous tensors. The KV strides of an FP8 format are
+// in bytes (its element, e4m3, is one byte; a 656-byte token is 656 of them) and must be multiples of 16.
 struct DecodeArgs {
   DecodeProblem problem;
 
   const void* q = nullptr;  // [batch, s_q, h_q, d_qk]
   int64_t q_batch_stride = 0, q_seq_stride = 0, q_head_stride = 0;
 
-  const void* kv_cache = nullptr;  // [num_pages, page_size, h_kv, d_qk]
+  const void* kv_cache = nullptr;  // [num_pages, page_size, h_kv, d_qk] (kFp8DeepSeekV32: 656 bytes per row)
   int64_t kv_page_stride = 0, kv_token_stride = 0, kv_head_stride = 0;
 
   const int32_t* block_table = nullptr;  // [batch, max_pages_per_seq] page ids
@@ -96,6 +123,12 @@ struct DecodeArgs {
   float softmax_scale = 0.f;  // DeepSeek-V3: 1/sqrt(192) · mscale² ≈ 0.1352, not 1/sqrt(576)
   bool causal = false;        // MTP: query token i sees keys [0, seqlen − s_q + i]
   LseBase lse_base = LseBase::kNatural;
+
+  // Device fp32 scalars, multiplied into the dequantised values (vLLM's k_scale/q_scale). descale_k is
+  // required by kFp8PerTensor and must be null for the other formats; descale_q is reserved for an e4m3
+  // query (not accepted yet) and must be null.
+  const float* descale_k = nullptr;
+  const float* descale_q = nullptr;
 };
 
 ETAP_API DecodeArgs make_dense_args(const DecodeProblem& problem, const void* q, const void* kv_cache,
@@ -111,7 +144,8 @@ struct Options {
 };
 
 // Sizes of the caller-owned buffers. Both depend only on the problem shape and the SM count. They return 0
-// when the problem fails validation or when options.num_sms = 0 and the current device's SM count cannot be
+// when the problem fails validation or is not supported by this build (FP8 formats, until their kernel
+// exists), or when options.num_sms = 0 and the current device's SM count cannot be
 // queried (no device): pass num_sms explicitly to size buffers on a machine without a GPU.
 ETAP_API std::size_t plan_bytes(const DecodeProblem& problem, const Options& options = {});
 ETAP_API std::size_t workspace_bytes(const DecodeProblem& problem, const Options& options = {});

@@ -87,7 +87,7 @@ def test_sizes_of_unsupported_head_dims_page_sizes_and_dtypes():
         etap.workspace_bytes(4, 1, 16, page_size=32, num_sms=NUM_SMS)
     with pytest.raises(etap.UnsupportedError, match="q_dtype fp32 is not supported"):
         etap.plan_bytes(4, 1, 16, dtype="fp32", num_sms=NUM_SMS)
-    with pytest.raises(etap.UnsupportedError, match="FP8 KV cache is not supported yet"):
+    with pytest.raises(etap.InvalidArgumentError, match="kv_dtype fp8_e4m3 needs an FP8 kv_format"):
         _C.buffer_sizes(problem(kv_dtype=_C.DTYPE_FP8_E4M3), NUM_SMS)
     with pytest.raises(etap.UnsupportedError, match=r"h_kv = 2 KV heads is not supported yet"):
         _C.buffer_sizes(problem(h_q=16, h_kv=2), NUM_SMS)

@@ -70,6 +70,7 @@ namespace api {
 
 Status buffer_sizes(const DecodeProblem& problem, const Options& options, BufferSizes* sizes) {
   ETAP_RETURN_IF_ERROR(check_problem(problem));
+  ETAP_RETURN_IF_ERROR(check_kernel_built(problem));
   int num_sms = 0;
   ETAP_RETURN_IF_ERROR(resolve_num_sms(options, &num_sms));
   const decoding::PlanParams params = decoding::plan_params(num_sms, problem.h_kv, problem.rows());

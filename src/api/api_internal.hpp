@@ -32,6 +32,13 @@ struct BufferSizes {
 };
 Status buffer_sizes(const DecodeProblem& problem, const Options& options, BufferSizes* sizes);
 
+// Elements of one [token, head] row of the KV cache: d_qk, or the 656 bytes of a kFp8DeepSeekV32 token.
+int64_t kv_row_elements(const DecodeProblem& problem);
+
+// kUnsupported for a valid problem this build has no kernel for (the FP8 formats); run after
+// check_problem.
+Status check_kernel_built(const DecodeProblem& problem);
+
 // "0x7f00…" for messages that name an address.
 std::string hex_address(const void* pointer);
 

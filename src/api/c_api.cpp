@@ -26,6 +26,12 @@ static_assert(ETAP_DTYPE_FP32 == static_cast<int>(DType::kFP32));
 static_assert(ETAP_LSE_NATURAL == static_cast<int>(LseBase::kNatural));
 static_assert(ETAP_LSE_BASE2 == static_cast<int>(LseBase::kBase2));
 static_assert(ETAP_PADDING_PAGE_ID == kPaddingPageId);
+static_assert(ETAP_KV_DENSE == static_cast<int>(KvFormat::kDense));
+static_assert(ETAP_KV_FP8_PER_TENSOR == static_cast<int>(KvFormat::kFp8PerTensor));
+static_assert(ETAP_KV_FP8_DEEPSEEK_V32 == static_cast<int>(KvFormat::kFp8DeepSeekV32));
+static_assert(ETAP_FP8_V32_SCALE_OFFSET == Fp8DeepSeekV32Token::kScaleOffset);
+static_assert(ETAP_FP8_V32_ROPE_OFFSET == Fp8DeepSeekV32Token::kRopeOffset);
+static_assert(ETAP_FP8_V32_TOKEN_BYTES == Fp8DeepSeekV32Token::kBytes);
 
 thread_local std::string last_error;
 
@@ -65,6 +71,7 @@ DecodeProblem to_cpp(const etap_problem& c) {
   p.q_dtype = static_cast<DType>(c.q_dtype);
   p.kv_dtype = static_cast<DType>(c.kv_dtype);
   p.out_dtype = static_cast<DType>(c.out_dtype);
+  p.kv_format = static_cast<KvFormat>(c.kv_format);
   return p;
 }
 
@@ -80,7 +87,8 @@ etap_problem to_c(const DecodeProblem& p) {
           p.max_pages_per_seq,
           static_cast<int32_t>(p.q_dtype),
           static_cast<int32_t>(p.kv_dtype),
-          static_cast<int32_t>(p.out_dtype)};
+          static_cast<int32_t>(p.out_dtype),
+          static_cast<int32_t>(p.kv_format)};
 }
 
 DecodeArgs to_cpp(const etap_decode_args& c) {
@@ -108,6 +116,8 @@ DecodeArgs to_cpp(const etap_decode_args& c) {
   a.softmax_scale = c.softmax_scale;
   a.causal = c.causal != 0;
   a.lse_base = static_cast<LseBase>(c.lse_base);
+  a.descale_k = c.descale_k;
+  a.descale_q = c.descale_q;
   return a;
 }
 
@@ -136,6 +146,8 @@ etap_decode_args to_c(const DecodeArgs& a) {
   c.softmax_scale = a.softmax_scale;
   c.causal = a.causal ? 1 : 0;
   c.lse_base = static_cast<int32_t>(a.lse_base);
+  c.descale_k = a.descale_k;
+  c.descale_q = a.descale_q;
   return c;
 }
 

@@ -40,6 +40,18 @@ const char* to_string(DType dtype) {
   return "unknown dtype";
 }
 
+const char* to_string(KvFormat format) {
+  switch (format) {
+    case KvFormat::kDense:
+      return "dense";
+    case KvFormat::kFp8PerTensor:
+      return "fp8_per_tensor";
+    case KvFormat::kFp8DeepSeekV32:
+      return "fp8_deepseek_v32";
+  }
+  return "unknown kv_format";
+}
+
 std::size_t dtype_bytes(DType dtype) {
   switch (dtype) {
     case DType::kBF16:
@@ -66,7 +78,7 @@ DecodeArgs make_dense_args(const DecodeProblem& problem, const void* q, const vo
   args.q_batch_stride = int64_t{p.s_q} * args.q_seq_stride;
 
   args.kv_cache = kv_cache;
-  args.kv_head_stride = p.d_qk;
+  args.kv_head_stride = api::kv_row_elements(p);
   args.kv_token_stride = int64_t{p.h_kv} * args.kv_head_stride;
   args.kv_page_stride = int64_t{p.page_size} * args.kv_token_stride;
 
@@ -91,6 +103,10 @@ DecodeArgs make_dense_args(const DecodeProblem& problem, const void* q, const vo
 }
 
 namespace api {
+
+int64_t kv_row_elements(const DecodeProblem& problem) {
+  return problem.kv_format == KvFormat::kFp8DeepSeekV32 ? Fp8DeepSeekV32Token::kBytes : problem.d_qk;
+}
 
 std::string hex_address(const void* pointer) {
   char text[2 + 16 + 1];

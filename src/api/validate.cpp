@@ -29,6 +29,8 @@ constexpr int64_t kMaxCostPerRequestOverhead = 64;
 constexpr int64_t kCostLineLimit = int64_t{1} << 31;
 static_assert(decoding::kFixedCost <= kMaxCostPerRequestOverhead, "the cost-line bound assumes a small F");
 constexpr const char* kStrideHint = "strides are in elements; etap::make_dense_args fills dense strides";
+constexpr const char* kFp8StrideHint =
+    "the KV strides of an FP8 format are in bytes; etap::make_dense_args fills dense strides";
 
 Status invalid(std::string message) {
   return {StatusCode::kInvalidArgument, std::move(message)};
@@ -52,6 +54,12 @@ Status check_positive(const char* name, int64_t value, const char* what) {
   return invalid(str(name, " must be at least 1; got ", value, " (", what, ")"));
 }
 
+bool is_known(KvFormat format) {
+  const auto value = static_cast<int32_t>(format);
+  return value >= static_cast<int32_t>(KvFormat::kDense) &&
+         value <= static_cast<int32_t>(KvFormat::kFp8DeepSeekV32);
+}
+
 Status check_dtypes(const DecodeProblem& p) {
   for (const auto& [name, dtype] : {std::pair{"q_dtype", p.q_dtype}, std::pair{"kv_dtype", p.kv_dtype},
                                     std::pair{"out_dtype", p.out_dtype}}) {
@@ -59,16 +67,48 @@ Status check_dtypes(const DecodeProblem& p) {
       return invalid(str(name, " has the unknown value ", static_cast<int32_t>(dtype),
                          "; use an etap::DType enumerator"));
   }
+  if (!is_known(p.kv_format))
+    return invalid(str("kv_format has the unknown value ", static_cast<int32_t>(p.kv_format),
+                       "; use an etap::KvFormat enumerator"));
   if (p.q_dtype != DType::kBF16 && p.q_dtype != DType::kFP16)
     return unsupported(str("q_dtype ", dtype_name(p.q_dtype), " is not supported; supported: bf16, fp16"));
-  if (p.kv_dtype == DType::kFP8E4M3)
-    return unsupported("FP8 KV cache is not supported yet; use a cache of the query's dtype");
-  if (p.kv_dtype != p.q_dtype)
-    return invalid(
-        str("kv_dtype (", dtype_name(p.kv_dtype), ") must equal q_dtype (", dtype_name(p.q_dtype), ")"));
+  if (p.kv_format == KvFormat::kDense) {
+    if (p.kv_dtype == DType::kFP8E4M3)
+      return invalid(
+          "kv_dtype fp8_e4m3 needs an FP8 kv_format: kFp8PerTensor (one fp32 scale, descale_k) or "
+          "kFp8DeepSeekV32 (656-byte tokens with their own scales); the dense format holds q's dtype");
+    if (p.kv_dtype != p.q_dtype)
+      return invalid(
+          str("kv_dtype (", dtype_name(p.kv_dtype), ") must equal q_dtype (", dtype_name(p.q_dtype), ")"));
+  } else if (p.kv_dtype != DType::kFP8E4M3) {
+    return invalid(str("kv_format ", to_string(p.kv_format),
+                       " stores e4m3 values; set kv_dtype to fp8_e4m3 (got ", dtype_name(p.kv_dtype), ")"));
+  }
   if (p.out_dtype != p.q_dtype)
     return invalid(
         str("out_dtype (", dtype_name(p.out_dtype), ") must equal q_dtype (", dtype_name(p.q_dtype), ")"));
+  return Status::Ok();
+}
+
+// The scale pointers: descale_k exactly when the format keeps its scale outside the cache.
+Status check_scales(const DecodeArgs& args) {
+  const KvFormat format = args.problem.kv_format;
+  if (format == KvFormat::kFp8PerTensor) {
+    if (args.descale_k == nullptr)
+      return invalid(
+          "descale_k is null; kv_format fp8_per_tensor needs the device address of the cache's fp32 scale "
+          "(vLLM's k_scale): dequantised value = e4m3 value · *descale_k");
+    if (reinterpret_cast<std::uintptr_t>(args.descale_k) % kInt32Alignment != 0)
+      return invalid(
+          str("descale_k must be 4-byte aligned (fp32); got address ", api::hex_address(args.descale_k)));
+  } else if (args.descale_k != nullptr) {
+    return invalid(str("descale_k must be null for kv_format ", to_string(format),
+                       format == KvFormat::kDense ? ": a dense cache is not quantised"
+                                                  : ": its scales are stored in each 656-byte token"));
+  }
+  if (args.descale_q != nullptr)
+    return invalid(str("descale_q must be null: it scales an e4m3 query, and q_dtype is ",
+                       dtype_name(args.problem.q_dtype), " (this build takes bf16 or fp16 queries)"));
   return Status::Ok();
 }
 
@@ -93,12 +133,12 @@ struct Dim {
 // Strides must be positive, below the TMA limit, keep 16-bit rows 16-byte aligned, and never map two
 // elements to one address (each dimension steps past the span of the dimensions inside it). `dims` are
 // listed outer to inner, the contiguous last dimension (inner_extent) excluded.
-Status check_strides(std::array<Dim, 3> dims, int64_t inner_extent, int64_t element_bytes,
-                     bool rows_feed_tma) {
+Status check_strides(std::array<Dim, 3> dims, int64_t inner_extent, int64_t element_bytes, bool rows_feed_tma,
+                     const char* hint = kStrideHint) {
   const int64_t row_multiple = kTmaRowAlignmentBytes / element_bytes;
   for (const Dim& d : dims) {
     if (d.stride < 1)
-      return invalid(str(d.stride_name, " must be positive; got ", d.stride, " (", kStrideHint, ")"));
+      return invalid(str(d.stride_name, " must be positive; got ", d.stride, " (", hint, ")"));
     if (d.stride >= kMaxStrideBytes / element_bytes)
       return invalid(
           str(d.stride_name, " = ", d.stride, " elements is too large; strides must stay below 2^40 bytes"));
@@ -114,8 +154,8 @@ Status check_strides(std::array<Dim, 3> dims, int64_t inner_extent, int64_t elem
     if (d.extent <= 1) continue;  // a single index never overlaps anything
     if (d.stride < span)
       return invalid(str(d.stride_name, " = ", d.stride, " is smaller than ", span,
-                         " elements, the span of the dimensions inside it, so rows would overlap (",
-                         kStrideHint, ")"));
+                         " elements, the span of the dimensions inside it, so rows would overlap (", hint,
+                         ")"));
     const int64_t step = d.extent - 1;
     span = step > (std::numeric_limits<int64_t>::max() - span) / d.stride
                ? std::numeric_limits<int64_t>::max()
@@ -143,6 +183,10 @@ Status check_problem(const DecodeProblem& p) {
   ETAP_RETURN_IF_ERROR(check_positive("num_pages", p.num_pages, "pages in the KV cache"));
   ETAP_RETURN_IF_ERROR(check_positive("max_pages_per_seq", p.max_pages_per_seq, "block_table columns"));
   ETAP_RETURN_IF_ERROR(check_dtypes(p));
+  if (p.kv_format == KvFormat::kFp8DeepSeekV32 && (p.d_qk != kSupportedDqk || p.d_v != kSupportedDv))
+    return invalid(str("kv_format fp8_deepseek_v32 fixes d_qk = ", kSupportedDqk, " and d_v = ", kSupportedDv,
+                       " (512 e4m3 latent + 64 bf16 RoPE channels per 656-byte token); got d_qk = ", p.d_qk,
+                       ", d_v = ", p.d_v));
 
   if (p.d_qk != kSupportedDqk || p.d_v != kSupportedDv)
     return unsupported(str("head dims d_qk=", p.d_qk, "/d_v=", p.d_v,
@@ -165,6 +209,13 @@ Status check_problem(const DecodeProblem& p) {
                            " must stay below 2^31 (the schedule uses 32-bit positions); split the batch into "
                            "smaller calls"));
   return Status::Ok();
+}
+
+Status check_kernel_built(const DecodeProblem& p) {
+  if (p.kv_format == KvFormat::kDense) return Status::Ok();
+  return unsupported(str("kv_format ", to_string(p.kv_format),
+                         " is valid, but the FP8 decode kernel is not built yet (issue 11); use a dense bf16 "
+                         "or fp16 cache"));
 }
 
 int32_t largest_max_pages_per_seq(int32_t batch) {
@@ -193,16 +244,20 @@ Status validate(const DecodeArgs& args) {
   ETAP_RETURN_IF_ERROR(check_alignment("block_table", args.block_table, kInt32Alignment, "(int32)"));
   ETAP_RETURN_IF_ERROR(check_alignment("seqlens", args.seqlens, kInt32Alignment, "(int32)"));
   if (args.lse != nullptr) ETAP_RETURN_IF_ERROR(check_alignment("lse", args.lse, kInt32Alignment, "(fp32)"));
+  ETAP_RETURN_IF_ERROR(check_scales(args));
 
   const int64_t element = static_cast<int64_t>(dtype_bytes(p.q_dtype));
   ETAP_RETURN_IF_ERROR(check_strides(
       {Dim{"q_batch_stride", args.q_batch_stride, p.batch}, Dim{"q_seq_stride", args.q_seq_stride, p.s_q},
        Dim{"q_head_stride", args.q_head_stride, p.h_q}},
       p.d_qk, element, true));
+  // FP8 formats: byte strides, every row 16-byte aligned (656 = 41 · 16).
+  const bool fp8 = p.kv_format != KvFormat::kDense;
   ETAP_RETURN_IF_ERROR(check_strides({Dim{"kv_page_stride", args.kv_page_stride, p.num_pages},
                                       Dim{"kv_token_stride", args.kv_token_stride, p.page_size},
                                       Dim{"kv_head_stride", args.kv_head_stride, p.h_kv}},
-                                     p.d_qk, element, true));
+                                     api::kv_row_elements(p), static_cast<int64_t>(dtype_bytes(p.kv_dtype)),
+                                     true, fp8 ? kFp8StrideHint : kStrideHint));
   ETAP_RETURN_IF_ERROR(check_strides({Dim{"out_batch_stride", args.out_batch_stride, p.batch},
                                       Dim{"out_seq_stride", args.out_seq_stride, p.s_q},
                                       Dim{"out_head_stride", args.out_head_stride, p.h_q}},
@@ -222,7 +277,7 @@ Status validate(const DecodeArgs& args) {
   if (args.lse_base != LseBase::kNatural && args.lse_base != LseBase::kBase2)
     return invalid(str("lse_base has the unknown value ", static_cast<int32_t>(args.lse_base),
                        "; use LseBase::kNatural or LseBase::kBase2"));
-  return Status::Ok();
+  return api::check_kernel_built(p);
 }
 
 }  // namespace etap

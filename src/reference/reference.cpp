@@ -4,6 +4,7 @@
 #include <atomic>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <etap/reference.hpp>
 #include <exception>
 #include <limits>
@@ -43,6 +44,23 @@ const HalfTable& half_table(DType dtype) {
 
 bool is_half_dtype(DType dtype) {
   return dtype == DType::kBF16 || dtype == DType::kFP16;
+}
+
+const std::array<double, 256>& e4m3_table() {
+  static const std::array<double, 256> table = [] {
+    std::array<double, 256> t{};
+    for (uint32_t i = 0; i < t.size(); ++i) t[i] = fp8_e4m3_to_float(static_cast<uint8_t>(i));
+    return t;
+  }();
+  return table;
+}
+
+// Round to nearest, ties to even, of a non-negative value already scaled to the integer grid.
+double round_half_even(double x) {
+  const double floor = std::floor(x);
+  const double rest = x - floor;
+  if (rest > 0.5 || (rest == 0.5 && std::fmod(floor, 2.0) != 0.0)) return floor + 1.0;
+  return floor;
 }
 
 // Runs body(i) for i in [0, count) on `threads` threads; the assignment of items to threads does not
@@ -89,13 +107,25 @@ void check_problem(const HostProblem& hp) {
   if (p.d_v < 1 || p.d_v > p.d_qk) fail("need 1 <= d_v <= d_qk");
   if (p.page_size < 1 || p.max_pages_per_seq < 0 || p.num_pages < 0)
     fail("need page_size >= 1, max_pages_per_seq >= 0, num_pages >= 0");
-  if (!is_half_dtype(p.q_dtype) || !is_half_dtype(p.kv_dtype))
-    fail(std::string("q and kv must be bf16 or fp16; got ") + to_string(p.q_dtype) + "/" +
+  const bool dense = p.kv_format == KvFormat::kDense;
+  if (!is_half_dtype(p.q_dtype) || (dense && !is_half_dtype(p.kv_dtype)))
+    fail(std::string("q and a dense kv must be bf16 or fp16; got ") + to_string(p.q_dtype) + "/" +
          to_string(p.kv_dtype));
+  if (p.kv_format != KvFormat::kDense && p.kv_format != KvFormat::kFp8PerTensor &&
+      p.kv_format != KvFormat::kFp8DeepSeekV32)
+    fail("unknown kv_format " + std::to_string(static_cast<int32_t>(p.kv_format)));
+  if (!dense && p.kv_dtype != DType::kFP8E4M3)
+    fail(std::string("kv_format ") + to_string(p.kv_format) + " needs kv_dtype fp8_e4m3; got " +
+         to_string(p.kv_dtype));
+  if (p.kv_format == KvFormat::kFp8DeepSeekV32 && (p.d_qk != 576 || p.d_v != 512))
+    fail("kv_format fp8_deepseek_v32 needs d_qk = 576 and d_v = 512");
+  if (p.kv_format == KvFormat::kFp8PerTensor && !(std::isfinite(hp.descale_k) && hp.descale_k > 0.f))
+    fail("descale_k must be finite and positive; got " + std::to_string(hp.descale_k));
   if (p.batch > 0 && (!hp.q || !hp.block_table || !hp.seqlens)) fail("null q, block_table or seqlens");
   for (int32_t b = 0; b < p.batch; ++b) {
     const int64_t pages = (usable_seqlen(hp, b) + p.page_size - 1) / p.page_size;
-    if (pages > 0 && !hp.kv_cache) fail("null kv_cache");
+    if (pages > 0 && dense && !hp.kv_cache) fail("null kv_cache");
+    if (pages > 0 && !dense && !hp.kv_bytes) fail("null kv_bytes (the FP8 cache)");
     for (int64_t j = 0; j < pages; ++j) {
       const int32_t id = hp.block_table[b * static_cast<int64_t>(p.max_pages_per_seq) + j];
       if (id < 0 || id >= p.num_pages)
@@ -130,7 +160,8 @@ void decode_rows(const HostProblem& hp, int32_t b, int32_t kv_head, int32_t row_
   const int32_t heads_per_kv = p.h_q / p.h_kv;
   const int64_t n = usable_seqlen(hp, b);
   const HalfTable& q_table = half_table(p.q_dtype);
-  const HalfTable& kv_table = half_table(p.kv_dtype);
+  const HalfTable& kv_table = half_table(p.kv_format == KvFormat::kDense ? p.kv_dtype : DType::kBF16);
+  const std::array<double, 256>& e4m3 = e4m3_table();
   const int32_t d_qk = p.d_qk, d_v = p.d_v;
 
   std::vector<Row> rows;
@@ -152,19 +183,45 @@ void decode_rows(const HostProblem& hp, int32_t b, int32_t kv_head, int32_t row_
     return lse[(b * int64_t{p.h_q} + row.head) * p.s_q + row.token];
   };
 
-  // [page_size, h_kv, d_qk] rows of token t
-  auto key_row = [&](int64_t t) {
+  // Index of token t's [token, head] row in the cache [num_pages, page_size, h_kv, row].
+  auto cache_row = [&](int64_t t) {
     const int32_t page = hp.block_table[b * static_cast<int64_t>(p.max_pages_per_seq) + t / p.page_size];
     const int64_t slot = static_cast<int64_t>(page) * p.page_size + t % p.page_size;
-    return hp.kv_cache + (slot * p.h_kv + kv_head) * d_qk;
+    return slot * p.h_kv + kv_head;
+  };
+  // The first `cols` dequantised values of token t; every product e4m3 · fp32 scale is exact in fp64.
+  auto load_row = [&](int64_t t, int32_t cols, double* dst) {
+    using Token = Fp8DeepSeekV32Token;
+    switch (p.kv_format) {
+      case KvFormat::kDense: {
+        const uint16_t* src = hp.kv_cache + cache_row(t) * d_qk;
+        for (int32_t c = 0; c < cols; ++c) dst[c] = kv_table[src[c]];
+        return;
+      }
+      case KvFormat::kFp8PerTensor: {
+        const uint8_t* src = hp.kv_bytes + cache_row(t) * d_qk;
+        const double scale = hp.descale_k;
+        for (int32_t c = 0; c < cols; ++c) dst[c] = e4m3[src[c]] * scale;
+        return;
+      }
+      case KvFormat::kFp8DeepSeekV32: {
+        const uint8_t* src = hp.kv_bytes + cache_row(t) * Token::kBytes;
+        float scales[Token::kScales];  // little-endian host, as the device
+        std::memcpy(scales, src + Token::kScaleOffset, sizeof(scales));
+        const int32_t latent = std::min(cols, Token::kLatent);
+        for (int32_t c = 0; c < latent; ++c) dst[c] = e4m3[src[c]] * double{scales[c / Token::kScaleGroup]};
+        for (int32_t c = latent; c < cols; ++c) {
+          uint16_t bits;
+          std::memcpy(&bits, src + Token::kRopeOffset + 2 * (c - Token::kLatent), sizeof(bits));
+          dst[c] = kv_table[bits];
+        }
+        return;
+      }
+    }
   };
   std::vector<double> block(static_cast<std::size_t>(kKeyBlock) * d_qk);  // [kKeyBlock, d_qk]
   auto load_block = [&](int64_t t0, int64_t count, int32_t cols) {
-    for (int64_t t = 0; t < count; ++t) {
-      const uint16_t* src = key_row(t0 + t);
-      double* dst = block.data() + t * d_qk;
-      for (int32_t c = 0; c < cols; ++c) dst[c] = kv_table[src[c]];
-    }
+    for (int64_t t = 0; t < count; ++t) load_row(t0 + t, cols, block.data() + t * d_qk);
   };
 
   std::vector<double> q(nr * d_qk);              // [nr, d_qk]
@@ -286,6 +343,40 @@ uint16_t float_to_fp16(float value) {
   const uint32_t half = 1u << (shift - 1);
   if (rest > half || (rest == half && (result & 1))) ++result;
   return sign | static_cast<uint16_t>(result);
+}
+
+float fp8_e4m3_to_float(uint8_t bits) {
+  const bool negative = (bits & 0x80) != 0;
+  const uint32_t exponent = (bits >> 3) & 0xF;
+  const uint32_t mantissa = bits & 0x7;
+  if (exponent == 0xF && mantissa == 0x7)
+    return std::bit_cast<float>((negative ? 0x80000000u : 0u) | 0x7FC00000u);  // e4m3fn's only NaN
+  if (exponent == 0) {  // zero or subnormal: mantissa · 2^-9
+    const float magnitude = std::ldexp(static_cast<float>(mantissa), -9);
+    return negative ? -magnitude : magnitude;
+  }
+  // Rebias the exponent from 7 to 127.
+  return std::bit_cast<float>((negative ? 0x80000000u : 0u) | ((exponent + 120) << 23) | (mantissa << 20));
+}
+
+uint8_t float_to_fp8_e4m3(float value) {
+  constexpr uint8_t kNaN = 0x7F, kMaxFinite = 0x7E;  // 448 = 1.75 · 2^8
+  constexpr int kMinNormalExponent = -6, kMantissaBits = 3, kBias = 7;
+  const uint8_t sign = std::signbit(value) ? 0x80 : 0x00;
+  if (std::isnan(value)) return sign | kNaN;
+  const double magnitude = std::abs(static_cast<double>(value));
+  if (magnitude >= 448.0) return sign | kMaxFinite;  // satfinite; ±inf included
+  int exponent = 0;
+  std::frexp(magnitude, &exponent);  // magnitude = f · 2^exponent, f in [0.5, 1)
+  const int e = std::max(exponent - 1, kMinNormalExponent);
+  // Units of the last place at e: 2^(e-3); the subnormal range shares the quantum of the smallest normal.
+  const double units = round_half_even(std::ldexp(magnitude, kMantissaBits - e));  // in [0, 16]
+  // A subnormal rounds into the normal range, and a mantissa overflow into the next exponent, by the
+  // same carry: the encoding is (e - emin) · 8 + units when units counts from 0 in the subnormal range.
+  const int code = magnitude < std::ldexp(1.0, kMinNormalExponent)
+                       ? static_cast<int>(units)
+                       : ((e + kBias) << kMantissaBits) + static_cast<int>(units) - (1 << kMantissaBits);
+  return sign | static_cast<uint8_t>(std::min<int>(code, kMaxFinite));
 }
 
 float half_bits_to_float(uint16_t bits, DType dtype) {

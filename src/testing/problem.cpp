@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -21,6 +22,8 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr uint16_t kBF16NaN = 0x7FC0;
 constexpr uint16_t kFP16NaN = 0x7E00;
+constexpr uint8_t kE4M3NaN = 0x7F;
+constexpr uint32_t kFP32NaNBits = 0x7FC00000;
 
 // element_bound (problem.hpp): u = 2 × the unit roundoff of the output type.
 constexpr double kBF16Unit = 1.0 / 128;   // 2 · 2^-8
@@ -53,11 +56,11 @@ void parallel_for(int64_t count, Body body) {
   for (auto& t : pool) t.join();
 }
 
-// N(0, std) rounded to `dtype`: Marsaglia's polar method on the two halves of one 64-bit draw (no
+// N(0, std) as floats, sink(i, value): Marsaglia's polar method on the two halves of one 64-bit draw (no
 // trigonometry), several times faster than std::normal_distribution for caches of 10^8 values.
-void fill_random(uint16_t* dst, int64_t count, float std_dev, DType dtype, uint64_t seed) {
+template <typename Sink>
+void fill_normal(int64_t count, float std_dev, uint64_t seed, Sink sink) {
   constexpr double k2Pow31 = 2147483648.0;
-  const auto round = dtype == DType::kBF16 ? &reference::float_to_bf16 : &reference::float_to_fp16;
   std::mt19937_64 rng(seed);
   for (int64_t i = 0; i < count;) {
     const uint64_t bits = rng();
@@ -66,8 +69,69 @@ void fill_random(uint16_t* dst, int64_t count, float std_dev, DType dtype, uint6
     const double s = u * u + v * v;
     if (s >= 1.0 || s == 0.0) continue;
     const double f = std_dev * std::sqrt(-2.0 * std::log(s) / s);
-    dst[i++] = round(static_cast<float>(u * f));
-    if (i < count) dst[i++] = round(static_cast<float>(v * f));
+    sink(i++, static_cast<float>(u * f));
+    if (i < count) sink(i++, static_cast<float>(v * f));
+  }
+}
+
+// N(0, std) rounded to `dtype`.
+void fill_random(uint16_t* dst, int64_t count, float std_dev, DType dtype, uint64_t seed) {
+  const auto round = dtype == DType::kBF16 ? &reference::float_to_bf16 : &reference::float_to_fp16;
+  fill_normal(count, std_dev, seed, [&](int64_t i, float value) { dst[i] = round(value); });
+}
+
+// The smallest m · 2^k >= t (t > 0) with m an integer in [8, 16]: at most 4 significant bits.
+double round_up_to_4_bits(double t) {
+  int exponent = 0;
+  const double fraction = std::frexp(t, &exponent);  // t = fraction · 2^exponent, fraction in [0.5, 1)
+  return std::ceil(fraction * 16.0) * std::ldexp(1.0, exponent - 4);
+}
+
+// One FP8 page of `rows` [token, head] rows: N(0, std) quantised (problem.hpp describes the scales).
+void fill_fp8_page(uint8_t* dst, int64_t rows, int32_t d_qk, KvFormat format, float descale_k, float std_dev,
+                   uint64_t seed) {
+  using Token = Fp8DeepSeekV32Token;
+  if (format == KvFormat::kFp8PerTensor) {
+    fill_normal(rows * d_qk, std_dev, seed,
+                [&](int64_t i, float value) { dst[i] = reference::float_to_fp8_e4m3(value / descale_k); });
+    return;
+  }
+  std::vector<float> values(static_cast<std::size_t>(rows) * d_qk);  // [rows, 576]
+  fill_normal(rows * d_qk, std_dev, seed, [&](int64_t i, float value) { values[i] = value; });
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = values.data() + r * d_qk;
+    uint8_t* token = dst + r * Token::kBytes;
+    float scales[Token::kScales];
+    for (int32_t g = 0; g < Token::kScales; ++g) {
+      const float* group = src + g * Token::kScaleGroup;
+      float amax = 0.f;
+      for (int32_t c = 0; c < Token::kScaleGroup; ++c) amax = std::max(amax, std::abs(group[c]));
+      scales[g] = amax > 0.f ? static_cast<float>(round_up_to_4_bits(amax / 448.0)) : 1.f;
+      for (int32_t c = 0; c < Token::kScaleGroup; ++c)
+        token[g * Token::kScaleGroup + c] = reference::float_to_fp8_e4m3(group[c] / scales[g]);
+    }
+    std::memcpy(token + Token::kScaleOffset, scales, sizeof(scales));
+    for (int32_t j = 0; j < Token::kRope; ++j) {
+      const uint16_t bits = reference::float_to_bf16(src[Token::kLatent + j]);
+      std::memcpy(token + Token::kRopeOffset + 2 * j, &bits, sizeof(bits));
+    }
+  }
+}
+
+// NaN in every field of `rows` FP8 rows.
+void poison_fp8_rows(uint8_t* dst, int64_t rows, int32_t d_qk, KvFormat format) {
+  using Token = Fp8DeepSeekV32Token;
+  if (format == KvFormat::kFp8PerTensor) {
+    std::fill(dst, dst + rows * d_qk, kE4M3NaN);
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* token = dst + r * Token::kBytes;
+    std::fill(token, token + Token::kLatent, kE4M3NaN);
+    for (int32_t g = 0; g < Token::kScales; ++g)
+      std::memcpy(token + Token::kScaleOffset + 4 * g, &kFP32NaNBits, sizeof(kFP32NaNBits));
+    for (int32_t j = 0; j < Token::kRope; ++j)
+      std::memcpy(token + Token::kRopeOffset + 2 * j, &kBF16NaN, sizeof(kBF16NaN));
   }
 }
 
@@ -100,6 +164,8 @@ reference::HostProblem HostData::view() const {
   hp.problem = problem;
   hp.q = q.data();
   hp.kv_cache = kv_cache.data();
+  hp.kv_bytes = kv_bytes.data();
+  hp.descale_k = descale_k;
   hp.block_table = block_table.data();
   hp.seqlens = seqlens.data();
   hp.softmax_scale = softmax_scale;
@@ -141,6 +207,11 @@ DecodeProblem problem_shape(const ProblemSpec& spec) {
   if (spec.page_size < 1 || spec.d_v < 1 || spec.d_v > spec.d_qk)
     fail_spec("need page_size >= 1, 1 <= d_v <= d_qk");
   if (spec.dtype != DType::kBF16 && spec.dtype != DType::kFP16) fail_spec("dtype must be bf16 or fp16");
+  if (spec.kv_format != KvFormat::kDense && spec.kv_format != KvFormat::kFp8PerTensor &&
+      spec.kv_format != KvFormat::kFp8DeepSeekV32)
+    fail_spec("unknown kv_format " + std::to_string(static_cast<int32_t>(spec.kv_format)));
+  if (spec.kv_format == KvFormat::kFp8DeepSeekV32 && (spec.d_qk != 576 || spec.d_v != 512))
+    fail_spec("kv_format fp8_deepseek_v32 needs d_qk = 576 and d_v = 512");
   if (!spec.seqlens.empty() && static_cast<int32_t>(spec.seqlens.size()) != spec.batch)
     fail_spec("seqlens has " + std::to_string(spec.seqlens.size()) + " entries for batch " +
               std::to_string(spec.batch));
@@ -166,8 +237,9 @@ DecodeProblem problem_shape(const ProblemSpec& spec) {
           .num_pages = static_cast<int32_t>(num_pages),
           .max_pages_per_seq = static_cast<int32_t>(max_pages + spec.extra_table_columns),
           .q_dtype = spec.dtype,
-          .kv_dtype = spec.dtype,
-          .out_dtype = spec.dtype};
+          .kv_dtype = spec.kv_format == KvFormat::kDense ? spec.dtype : DType::kFP8E4M3,
+          .out_dtype = spec.dtype,
+          .kv_format = spec.kv_format};
 }
 
 HostData make_problem(const ProblemSpec& spec) {
@@ -175,9 +247,13 @@ HostData make_problem(const ProblemSpec& spec) {
   data.problem = problem_shape(spec);
   const DecodeProblem& p = data.problem;
   // q, the KV cache and the block table, with the page-id and ownership tables of the same length.
+  const bool dense = p.kv_format == KvFormat::kDense;
+  const int64_t row_bytes =
+      dense ? int64_t{p.d_qk} * 2
+            : (p.kv_format == KvFormat::kFp8PerTensor ? p.d_qk : Fp8DeepSeekV32Token::kBytes);
   const double bytes =
-      dtype_bytes(p.q_dtype) * (static_cast<double>(p.batch) * p.s_q * p.h_q * p.d_qk +
-                                static_cast<double>(p.num_pages) * p.page_size * p.h_kv * p.d_qk) +
+      dtype_bytes(p.q_dtype) * static_cast<double>(p.batch) * p.s_q * p.h_q * p.d_qk +
+      static_cast<double>(row_bytes) * p.num_pages * p.page_size * p.h_kv +
       sizeof(int32_t) * (static_cast<double>(p.batch) * p.max_pages_per_seq + 2.0 * p.num_pages);
   if (const double available = host_memory_bytes(); available > 0 && bytes > available)
     fail_spec("the inputs need " + std::to_string(static_cast<int64_t>(bytes / 1e9)) +
@@ -214,6 +290,28 @@ HostData make_problem(const ProblemSpec& spec) {
                 mix_seed(spec.seed, 1, b));
   });
 
+  if (!dense) {
+    // [num_pages, page_size, h_kv, row_bytes]
+    const int64_t page_rows = int64_t{p.page_size} * p.h_kv;
+    if (p.kv_format == KvFormat::kFp8PerTensor) {
+      std::mt19937_64 rng(mix_seed(spec.seed, 3, 0));
+      // m · 2^(E-3), m in [8, 16), 2^E the smallest power of two >= 6·input_std / 448.
+      const double m = 8 + static_cast<double>(rng() % 8);
+      const int exponent = static_cast<int>(std::ceil(std::log2(6.0 * spec.input_std / 448.0)));
+      data.descale_k = static_cast<float>(std::ldexp(m, exponent - 3));
+    }
+    data.kv_bytes.resize(static_cast<std::size_t>(p.num_pages) * page_rows * row_bytes);
+    parallel_for(p.num_pages, [&](int64_t page) {
+      uint8_t* dst = data.kv_bytes.data() + page * page_rows * row_bytes;
+      fill_fp8_page(dst, page_rows, p.d_qk, p.kv_format, data.descale_k, spec.input_std,
+                    mix_seed(spec.seed, 2, page));
+      const int64_t owned_rows = int64_t{owned_tokens[page]} * p.h_kv;
+      if (spec.poison)
+        poison_fp8_rows(dst + owned_rows * row_bytes, page_rows - owned_rows, p.d_qk, p.kv_format);
+    });
+    return data;
+  }
+
   // [num_pages, page_size, h_kv, d_qk]
   const int64_t token_elems = static_cast<int64_t>(p.h_kv) * p.d_qk;
   const int64_t page_elems = p.page_size * token_elems;
@@ -230,10 +328,12 @@ HostData make_problem(const ProblemSpec& spec) {
 namespace {
 
 void release(DeviceData& d) {
-  for (void* ptr : {d.d_q, d.d_kv, static_cast<void*>(d.d_block_table), static_cast<void*>(d.d_seqlens),
-                    d.d_out, static_cast<void*>(d.d_lse), d.d_plan, d.d_workspace})
+  for (void* ptr :
+       {d.d_q, d.d_kv, static_cast<void*>(d.d_descale_k), static_cast<void*>(d.d_block_table),
+        static_cast<void*>(d.d_seqlens), d.d_out, static_cast<void*>(d.d_lse), d.d_plan, d.d_workspace})
     if (ptr) cudaFree(ptr);
   d.d_q = d.d_kv = d.d_out = d.d_plan = d.d_workspace = nullptr;
+  d.d_descale_k = nullptr;
   d.d_block_table = d.d_seqlens = nullptr;
   d.d_lse = nullptr;
   d.plan_size = d.workspace_size = 0;
@@ -250,7 +350,12 @@ void upload(const HostData& host, LseBase lse_base, const Options& options, Devi
   release(device);
   const DecodeProblem& p = host.problem;
   upload_vector(host.q, reinterpret_cast<uint16_t**>(&device.d_q));
-  upload_vector(host.kv_cache, reinterpret_cast<uint16_t**>(&device.d_kv));
+  if (p.kv_format == KvFormat::kDense)
+    upload_vector(host.kv_cache, reinterpret_cast<uint16_t**>(&device.d_kv));
+  else
+    upload_vector(host.kv_bytes, reinterpret_cast<uint8_t**>(&device.d_kv));
+  if (p.kv_format == KvFormat::kFp8PerTensor)
+    upload_vector(std::vector<float>{host.descale_k}, &device.d_descale_k);
   upload_vector(host.block_table, &device.d_block_table);
   upload_vector(host.seqlens, &device.d_seqlens);
 
@@ -266,6 +371,7 @@ void upload(const HostData& host, LseBase lse_base, const Options& options, Devi
   device.args =
       make_dense_args(p, device.d_q, device.d_kv, device.d_block_table, device.d_seqlens, device.d_out,
                       device.d_lse, static_cast<float>(host.softmax_scale), host.causal, lse_base);
+  device.args.descale_k = device.d_descale_k;
   device.plan_size = plan_bytes(p, options);
   device.workspace_size = workspace_bytes(p, options);
   device.d_plan = allocate(device.plan_size);

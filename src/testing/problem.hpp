@@ -16,7 +16,8 @@ struct ProblemSpec {
   int32_t d_qk = 576, d_v = 512, page_size = 64;
   std::vector<int32_t> seqlens;  // one per request; if empty, every request gets seqlen_fixed
   int32_t seqlen_fixed = 0;
-  DType dtype = DType::kBF16;                 // q, kv and out
+  DType dtype = DType::kBF16;                 // q, out and a dense kv
+  KvFormat kv_format = KvFormat::kDense;      // FP8 formats: kv_dtype kFP8E4M3 (problem_shape)
   float input_std = 0.25f;                    // N(0, std) for q and kv
   double softmax_scale = 0.1352337788608801;  // DeepSeek-V3
   bool causal = false;
@@ -27,12 +28,22 @@ struct ProblemSpec {
   bool poison = true;               // NaN in unowned slots
 };
 
+// FP8 caches (make_problem): values drawn from N(0, input_std) and quantised, with scales m · 2^k, m a
+// random integer in [8, 16) — at most 4 significant bits, so that every e4m3 · scale is exact in bf16 and
+// the bf16 tolerance applies to a kernel that dequantises into bf16.
+//   kFp8PerTensor: one scale m · 2^(E-3), 2^E the smallest power of two >= 6·input_std / 448.
+//   kFp8DeepSeekV32: per token and 128 channels, the smallest such number >= amax / 448 (FlashMLA rounds
+//   amax / 448 up to a power of two); RoPE in bf16.
+// Poison in unowned slots: e4m3 bytes 0x7F (NaN), and in a 656-byte token fp32 NaN scales and bf16 NaN RoPE.
+
 // Seqlens drawn from N(mean, mean/2), clipped to >= 1, fixed seed (the benchmark's varlen sweep).
 std::vector<int32_t> varlen_seqlens(int32_t batch, int32_t mean, uint64_t seed);
 
 struct HostData {
   DecodeProblem problem;
-  std::vector<uint16_t> q, kv_cache;
+  std::vector<uint16_t> q, kv_cache;  // kv_cache: dense format only
+  std::vector<uint8_t> kv_bytes;      // FP8 formats: the cache, rows of kv row bytes (reference.hpp)
+  float descale_k = 1.f;              // kFp8PerTensor: the cache's scale
   std::vector<int32_t> block_table, seqlens;
   double softmax_scale = 0.0;
   bool causal = false;
@@ -52,6 +63,7 @@ struct DeviceData {
   DecodeArgs args;  // dense strides, pointing at the buffers below
   void* d_q = nullptr;
   void* d_kv = nullptr;
+  float* d_descale_k = nullptr;  // kFp8PerTensor: one float
   int32_t* d_block_table = nullptr;
   int32_t* d_seqlens = nullptr;
   void* d_out = nullptr;

@@ -51,9 +51,39 @@ TEST(CApi, DefaultsMirrorTheCppStructs) {
   EXPECT_EQ(c.d_v, cpp.d_v);
   EXPECT_EQ(c.page_size, cpp.page_size);
   EXPECT_EQ(c.q_dtype, ETAP_DTYPE_BF16);
+  EXPECT_EQ(c.kv_format, ETAP_KV_DENSE);
+  EXPECT_EQ(static_cast<int>(cpp.kv_format), ETAP_KV_DENSE);
   const etap_options options = etap_default_options();
   EXPECT_EQ(options.num_sms, 0);
   EXPECT_EQ(options.checked, 0);
+}
+
+// The FP8 fields cross the C boundary: byte strides of the 656-byte token, descale_k checked, and the
+// missing kernel reported after every check passes.
+TEST(CApi, Fp8FormatsCrossTheBoundary) {
+  etap_problem p = c_problem();
+  p.kv_dtype = ETAP_DTYPE_FP8_E4M3;
+  p.kv_format = ETAP_KV_FP8_DEEPSEEK_V32;
+  etap_decode_args args = c_args(p);
+  EXPECT_EQ(args.kv_token_stride, ETAP_FP8_V32_TOKEN_BYTES);
+  EXPECT_EQ(args.descale_k, nullptr);
+  EXPECT_EQ(args.descale_q, nullptr);
+  EXPECT_EQ(etap_validate(&args), ETAP_UNSUPPORTED);
+  EXPECT_TRUE(Contains(etap_last_error(), "the FP8 decode kernel is not built yet"));
+  etap_options options = etap_default_options();
+  options.num_sms = 132;
+  EXPECT_EQ(etap_plan_bytes(&p, &options), 0u);
+
+  p.kv_format = ETAP_KV_FP8_PER_TENSOR;
+  args = c_args(p);
+  EXPECT_EQ(args.kv_token_stride, 576);
+  EXPECT_EQ(etap_validate(&args), ETAP_INVALID_ARGUMENT);
+  EXPECT_TRUE(Contains(etap_last_error(), "descale_k is null"));
+  args.descale_k = fake_address<float>(0x700000);
+  EXPECT_EQ(etap_validate(&args), ETAP_UNSUPPORTED);
+  args.descale_q = fake_address<float>(0x700000);
+  EXPECT_EQ(etap_validate(&args), ETAP_INVALID_ARGUMENT);
+  EXPECT_TRUE(Contains(etap_last_error(), "descale_q must be null"));
 }
 
 TEST(CApi, ValidArgsPass) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <etap/reference.hpp>
 #include <limits>
 #include <numeric>
@@ -132,6 +133,143 @@ TEST(MakeProblem, WithoutPoisonEverythingIsFinite) {
   spec.poison = false;
   const auto d = testing::make_problem(spec);
   for (uint16_t bits : d.kv_cache) ASSERT_FALSE(is_nan_bits(bits, DType::kBF16));
+}
+
+// FP8 caches: a scale with at most 4 significant bits keeps e4m3 · scale exact in bf16.
+bool has_4_significant_bits(float scale) {
+  int exponent = 0;
+  const double sixteenths = std::frexp(double{scale}, &exponent) * 16;
+  return scale > 0 && std::isfinite(scale) && sixteenths == std::floor(sixteenths);
+}
+
+// The owned flag of every [token] slot of the cache (h_kv = 1).
+std::vector<char> owned_slots(const testing::HostData& d) {
+  const DecodeProblem& p = d.problem;
+  std::vector<char> owned(static_cast<std::size_t>(p.num_pages) * p.page_size, 0);
+  for (int b = 0; b < p.batch; ++b)
+    for (int t = 0; t < d.seqlens[b]; ++t)
+      owned[d.block_table[b * p.max_pages_per_seq + t / p.page_size] * p.page_size + t % p.page_size] = 1;
+  return owned;
+}
+
+TEST(MakeFp8Problem, ShapesAndSizes) {
+  for (const KvFormat format : {KvFormat::kFp8PerTensor, KvFormat::kFp8DeepSeekV32}) {
+    auto spec = varied_spec();
+    spec.kv_format = format;
+    spec.dtype = DType::kFP16;
+    const auto d = testing::make_problem(spec);
+    const DecodeProblem& p = d.problem;
+    EXPECT_EQ(p.kv_format, format);
+    EXPECT_EQ(p.kv_dtype, DType::kFP8E4M3);
+    EXPECT_EQ(p.q_dtype, DType::kFP16);
+    EXPECT_EQ(p.out_dtype, DType::kFP16);
+    const int64_t row = format == KvFormat::kFp8PerTensor ? 576 : 656;
+    EXPECT_EQ(d.kv_bytes.size(), static_cast<std::size_t>(p.num_pages) * p.page_size * row);
+    EXPECT_TRUE(d.kv_cache.empty());
+    EXPECT_TRUE(has_4_significant_bits(d.descale_k)) << d.descale_k;
+    const auto view = d.view();
+    EXPECT_EQ(view.kv_bytes, d.kv_bytes.data());
+    EXPECT_EQ(view.descale_k, d.descale_k);
+    for (int b = 0; b < p.batch; ++b) {  // padding ids past each request's pages, as for bf16
+      const int pages = (d.seqlens[b] + p.page_size - 1) / p.page_size;
+      for (int j = pages; j < p.max_pages_per_seq; ++j)
+        EXPECT_EQ(d.block_table[b * p.max_pages_per_seq + j], kPaddingPageId);
+    }
+  }
+}
+
+TEST(MakeFp8Problem, PerTensorPoisonIsE4m3NaNInExactlyTheUnownedSlots) {
+  auto spec = varied_spec();
+  spec.kv_format = KvFormat::kFp8PerTensor;
+  const auto d = testing::make_problem(spec);
+  const std::vector<char> owned = owned_slots(d);
+  for (std::size_t slot = 0; slot < owned.size(); ++slot)
+    for (int c = 0; c < 576; ++c) {
+      const uint8_t byte = d.kv_bytes[slot * 576 + c];
+      if (owned[slot])
+        ASSERT_TRUE(std::isfinite(reference::fp8_e4m3_to_float(byte))) << slot << "," << c;
+      else
+        ASSERT_EQ(byte, 0x7F) << slot << "," << c;
+    }
+}
+
+TEST(MakeFp8Problem, DeepSeekV32PoisonIsNaNInEveryFieldOfTheUnownedSlots) {
+  using Token = Fp8DeepSeekV32Token;
+  auto spec = varied_spec();
+  spec.kv_format = KvFormat::kFp8DeepSeekV32;
+  const auto d = testing::make_problem(spec);
+  const std::vector<char> owned = owned_slots(d);
+  for (std::size_t slot = 0; slot < owned.size(); ++slot) {
+    const uint8_t* token = d.kv_bytes.data() + slot * Token::kBytes;
+    float scales[Token::kScales];
+    std::memcpy(scales, token + Token::kScaleOffset, sizeof(scales));
+    for (int c = 0; c < Token::kLatent; ++c)
+      ASSERT_EQ(std::isnan(reference::fp8_e4m3_to_float(token[c])), !owned[slot]) << slot << "," << c;
+    for (const float scale : scales) {
+      if (owned[slot])
+        ASSERT_TRUE(has_4_significant_bits(scale)) << slot << " scale " << scale;
+      else
+        ASSERT_TRUE(std::isnan(scale)) << slot;
+    }
+    for (int j = 0; j < Token::kRope; ++j) {
+      uint16_t bits;
+      std::memcpy(&bits, token + Token::kRopeOffset + 2 * j, sizeof(bits));
+      ASSERT_EQ(is_nan_bits(bits, DType::kBF16), !owned[slot]) << slot << "," << j;
+    }
+  }
+}
+
+// Quantised values keep the requested spread; each DeepSeek-V3.2 group uses the e4m3 range (amax near 448).
+TEST(MakeFp8Problem, DequantisedValuesHaveTheRequestedSpread) {
+  using Token = Fp8DeepSeekV32Token;
+  for (const KvFormat format : {KvFormat::kFp8PerTensor, KvFormat::kFp8DeepSeekV32}) {
+    testing::ProblemSpec spec;
+    spec.seqlens = {256};
+    spec.spare_pages = 0;
+    spec.kv_format = format;
+    const auto d = testing::make_problem(spec);
+    const int64_t rows = 256, row_bytes = format == KvFormat::kFp8PerTensor ? 576 : Token::kBytes;
+    double sum_sq = 0;
+    int64_t count = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* row = d.kv_bytes.data() + r * row_bytes;
+      float scales[Token::kScales] = {d.descale_k, d.descale_k, d.descale_k, d.descale_k};
+      if (format == KvFormat::kFp8DeepSeekV32) std::memcpy(scales, row + Token::kScaleOffset, sizeof(scales));
+      for (int g = 0; g < Token::kScales; ++g) {
+        float amax = 0;
+        for (int c = g * 128; c < (g + 1) * 128; ++c) {
+          const double v = double{reference::fp8_e4m3_to_float(row[c])} * scales[g];
+          sum_sq += v * v;
+          ++count;
+          amax = std::max(amax, std::abs(reference::fp8_e4m3_to_float(row[c])));
+        }
+        if (format == KvFormat::kFp8DeepSeekV32) {
+          EXPECT_GE(amax, 224.f) << r << "," << g;
+        }
+      }
+    }
+    EXPECT_NEAR(std::sqrt(sum_sq / count), spec.input_std, 0.05 * spec.input_std) << to_string(format);
+  }
+}
+
+TEST(MakeFp8Problem, SameSeedSameDataOtherSeedOtherData) {
+  auto spec = varied_spec();
+  spec.kv_format = KvFormat::kFp8DeepSeekV32;
+  const auto a = testing::make_problem(spec);
+  const auto b = testing::make_problem(spec);
+  EXPECT_EQ(a.kv_bytes, b.kv_bytes);
+  spec.seed += 1;
+  EXPECT_NE(testing::make_problem(spec).kv_bytes, a.kv_bytes);
+}
+
+TEST(MakeFp8Problem, DeepSeekV32NeedsTheMlaHeadDims) {
+  auto spec = varied_spec();
+  spec.kv_format = KvFormat::kFp8DeepSeekV32;
+  spec.d_qk = 512;
+  EXPECT_THROW(testing::problem_shape(spec), std::invalid_argument);
+  spec.d_qk = 576;
+  spec.kv_format = static_cast<KvFormat>(9);
+  EXPECT_THROW(testing::problem_shape(spec), std::invalid_argument);
 }
 
 TEST(MakeProblem, InputsHaveTheRequestedSpreadAndNoZeros) {

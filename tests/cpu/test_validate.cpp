@@ -298,9 +298,161 @@ TEST_F(Validate, QueryFp32Unsupported) {
                 StatusCode::kUnsupported, "q_dtype fp32 is not supported; supported: bf16, fp16");
 }
 
-TEST_F(Validate, Fp8KvCacheUnsupported) {
+TEST_F(Validate, Fp8DtypeNeedsAnFp8Format) {
   expect_status(with_problem([](DecodeProblem& p) { p.kv_dtype = DType::kFP8E4M3; }),
-                StatusCode::kUnsupported, "FP8 KV cache is not supported yet");
+                StatusCode::kInvalidArgument, "kv_dtype fp8_e4m3 needs an FP8 kv_format");
+}
+
+TEST_F(Validate, UnknownKvFormat) {
+  expect_status(with_problem([](DecodeProblem& p) { p.kv_format = static_cast<KvFormat>(7); }),
+                StatusCode::kInvalidArgument, "kv_format has the unknown value 7");
+}
+
+// FP8 problems: valid arguments reach the one remaining refusal, the missing kernel.
+class ValidateFp8 : public Validate {
+ protected:
+  void use(KvFormat format, DType q = DType::kBF16) {
+    problem_.kv_format = format;
+    problem_.kv_dtype = DType::kFP8E4M3;
+    problem_.q_dtype = problem_.out_dtype = q;
+    reset();
+    if (format == KvFormat::kFp8PerTensor) args_.descale_k = fake_address<float>(0x700000);
+  }
+  void expect_kernel_missing() { expect(StatusCode::kUnsupported, "the FP8 decode kernel is not built yet"); }
+};
+
+TEST_F(ValidateFp8, ValidArgumentsReachTheMissingKernel) {
+  for (const KvFormat format : {KvFormat::kFp8PerTensor, KvFormat::kFp8DeepSeekV32})
+    for (const DType q : {DType::kBF16, DType::kFP16}) {
+      SCOPED_TRACE(std::string(to_string(format)) + " q " + to_string(q));
+      use(format, q);
+      expect_kernel_missing();
+      EXPECT_TRUE(Contains(validate(args_).message(), to_string(format)));
+    }
+}
+
+TEST_F(ValidateFp8, DenseStridesAreBytes) {
+  use(KvFormat::kFp8PerTensor);
+  EXPECT_EQ(args_.kv_head_stride, 576);
+  EXPECT_EQ(args_.kv_token_stride, 576);
+  EXPECT_EQ(args_.kv_page_stride, 64 * 576);
+  use(KvFormat::kFp8DeepSeekV32);
+  EXPECT_EQ(args_.kv_head_stride, 656);
+  EXPECT_EQ(args_.kv_token_stride, 656);
+  EXPECT_EQ(args_.kv_page_stride, 64 * 656);
+  EXPECT_EQ(args_.q_head_stride, 576);  // q and out keep element strides
+  EXPECT_EQ(args_.out_head_stride, 512);
+}
+
+TEST_F(ValidateFp8, FormatNeedsE4m3Cache) {
+  use(KvFormat::kFp8DeepSeekV32);
+  problem_.kv_dtype = DType::kBF16;
+  reset();
+  expect(StatusCode::kInvalidArgument,
+         "kv_format fp8_deepseek_v32 stores e4m3 values; set kv_dtype to fp8_e4m3");
+}
+
+TEST_F(ValidateFp8, OutputInTheQueryDtype) {
+  use(KvFormat::kFp8PerTensor, DType::kFP16);
+  args_.problem.out_dtype = DType::kBF16;
+  expect(StatusCode::kInvalidArgument, "out_dtype (bf16) must equal q_dtype (fp16)");
+  use(KvFormat::kFp8PerTensor);
+  args_.problem.out_dtype = DType::kFP8E4M3;
+  expect(StatusCode::kInvalidArgument, "out_dtype (fp8_e4m3) must equal q_dtype (bf16)");
+}
+
+TEST_F(ValidateFp8, E4m3QueryUnsupported) {
+  use(KvFormat::kFp8PerTensor);
+  args_.problem.q_dtype = args_.problem.out_dtype = DType::kFP8E4M3;
+  expect(StatusCode::kUnsupported, "q_dtype fp8_e4m3 is not supported; supported: bf16, fp16");
+}
+
+TEST_F(ValidateFp8, PerTensorNeedsDescaleK) {
+  use(KvFormat::kFp8PerTensor);
+  args_.descale_k = nullptr;
+  expect(StatusCode::kInvalidArgument,
+         "descale_k is null; kv_format fp8_per_tensor needs the device address");
+  args_.descale_k = fake_address<float>(0x700002);
+  expect(StatusCode::kInvalidArgument, "descale_k must be 4-byte aligned (fp32)");
+}
+
+TEST_F(ValidateFp8, DescaleKRefusedWhereUnused) {
+  use(KvFormat::kFp8DeepSeekV32);
+  args_.descale_k = fake_address<float>(0x700000);
+  expect(
+      StatusCode::kInvalidArgument,
+      "descale_k must be null for kv_format fp8_deepseek_v32: its scales are stored in each 656-byte token");
+  args_ = make_dense_args(
+      problem_ = DecodeProblem{.batch = 4, .h_q = 16, .num_pages = 100, .max_pages_per_seq = 16},
+      fake_address<void>(0x100000), fake_address<void>(0x200000), fake_address<int32_t>(0x300000),
+      fake_address<int32_t>(0x400000), fake_address<void>(0x500000), nullptr, 0.1352f, false);
+  args_.descale_k = fake_address<float>(0x700000);
+  expect(StatusCode::kInvalidArgument,
+         "descale_k must be null for kv_format dense: a dense cache is not quantised");
+}
+
+TEST_F(ValidateFp8, DescaleQReservedForAnE4m3Query) {
+  use(KvFormat::kFp8PerTensor);
+  args_.descale_q = fake_address<float>(0x800000);
+  expect(StatusCode::kInvalidArgument,
+         "descale_q must be null: it scales an e4m3 query, and q_dtype is bf16");
+}
+
+TEST_F(ValidateFp8, DeepSeekV32FixesHeadDims) {
+  use(KvFormat::kFp8DeepSeekV32);
+  args_.problem.d_v = 256;
+  expect(StatusCode::kInvalidArgument, "kv_format fp8_deepseek_v32 fixes d_qk = 576 and d_v = 512");
+  args_.problem.d_v = 512;
+  args_.problem.d_qk = 512;
+  expect(StatusCode::kInvalidArgument, "got d_qk = 512, d_v = 512");
+}
+
+TEST_F(ValidateFp8, PerTensorHeadDimsAndPageSizesAsToday) {
+  use(KvFormat::kFp8PerTensor);
+  args_.problem.page_size = 32;
+  expect(StatusCode::kUnsupported, "page_size 32 is not supported yet");
+  use(KvFormat::kFp8PerTensor);
+  args_.problem.d_v = 256;
+  expect(StatusCode::kUnsupported, "head dims d_qk=576/d_v=256 are not supported yet");
+}
+
+TEST_F(ValidateFp8, TokenStrideOf656BytesRows) {
+  use(KvFormat::kFp8DeepSeekV32);
+  args_.kv_head_stride = 576;  // the element count of a 576-value row, not the 656-byte token
+  args_.kv_token_stride = args_.kv_head_stride;
+  args_.kv_page_stride = 64 * args_.kv_token_stride;
+  expect(StatusCode::kInvalidArgument, "kv_token_stride = 576 is smaller than 656 elements");
+  expect(StatusCode::kInvalidArgument, "the KV strides of an FP8 format are in bytes");
+  use(KvFormat::kFp8DeepSeekV32);
+  args_.kv_token_stride = args_.kv_head_stride = 664;  // 8-byte steps: TMA needs 16
+  args_.kv_page_stride = 64 * 664;
+  expect(StatusCode::kInvalidArgument, "kv_token_stride = 664 is not a multiple of 16 elements (16 bytes)");
+  use(KvFormat::kFp8DeepSeekV32);
+  args_.kv_page_stride = 65 * 656;  // FlashMLA's tests pad each page by a token: fine
+  expect_kernel_missing();
+  args_.kv_cache = fake_address<void>(0x200008);
+  expect(StatusCode::kInvalidArgument, "kv_cache must be 16-byte aligned for TMA");
+}
+
+TEST_F(ValidateFp8, PerTensorByteStrides) {
+  use(KvFormat::kFp8PerTensor);
+  args_.kv_token_stride = args_.kv_head_stride = 584;
+  args_.kv_page_stride = 64 * 584;
+  expect(StatusCode::kInvalidArgument, "kv_token_stride = 584 is not a multiple of 16 elements");
+  use(KvFormat::kFp8PerTensor);
+  args_.kv_page_stride = 64 * 576 + 16;
+  expect_kernel_missing();
+}
+
+TEST_F(ValidateFp8, BufferSizesZeroUntilTheKernelExists) {
+  use(KvFormat::kFp8PerTensor);
+  Options options;
+  options.num_sms = 132;
+  EXPECT_EQ(plan_bytes(problem_, options), 0u);
+  EXPECT_EQ(workspace_bytes(problem_, options), 0u);
+  problem_.kv_format = KvFormat::kDense;
+  problem_.kv_dtype = DType::kBF16;
+  EXPECT_GT(plan_bytes(problem_, options), 0u);
 }
 
 TEST_F(Validate, KvDtypeMismatch) {
