@@ -324,7 +324,7 @@ REPRO = textwrap.dedent("""
     lib = ctypes.CDLL(sys.argv[1])
     class Problem(ctypes.Structure):
         _fields_ = [(n, ctypes.c_int32) for n in ("batch", "s_q", "h_q", "h_kv", "d_qk", "d_v", "page_size",
-                    "num_pages", "max_pages_per_seq", "q_dtype", "kv_dtype", "out_dtype")]
+                    "num_pages", "max_pages_per_seq", "q_dtype", "kv_dtype", "out_dtype", "kv_format")]
     class Options(ctypes.Structure):
         _fields_ = [("num_sms", ctypes.c_int32), ("checked", ctypes.c_int32)]
     lib.etap_default_problem.restype = Problem
