@@ -81,6 +81,15 @@ Status buffer_sizes(const DecodeProblem& problem, const Options& options, Buffer
   return Status::Ok();
 }
 
+Status launch_plan_checked(const DecodeArgs& args, const BufferSizes& sizes, void* plan_buffer,
+                           std::size_t plan_buffer_bytes, cudaStream_t stream) {
+  ETAP_RETURN_IF_ERROR(check_buffer("plan buffer", plan_buffer, plan_buffer_bytes, sizes.plan_bytes,
+                                    kPlanAlignment, "etap::plan_bytes"));
+  ETAP_RETURN_IF_ERROR(check_current_device());
+  return cuda_status("launching the plan kernel",
+                     decoding::launch_plan(args, static_cast<int32_t*>(plan_buffer), sizes.params, stream));
+}
+
 }  // namespace api
 
 std::size_t plan_bytes(const DecodeProblem& problem, const Options& options) {
@@ -98,11 +107,7 @@ Status plan(const DecodeArgs& args, void* plan_buffer, std::size_t plan_buffer_b
   ETAP_RETURN_IF_ERROR(validate(args));
   api::BufferSizes sizes{};
   ETAP_RETURN_IF_ERROR(api::buffer_sizes(args.problem, options, &sizes));
-  ETAP_RETURN_IF_ERROR(check_buffer("plan buffer", plan_buffer, plan_buffer_bytes, sizes.plan_bytes,
-                                    kPlanAlignment, "etap::plan_bytes"));
-  ETAP_RETURN_IF_ERROR(check_current_device());
-  return cuda_status("launching the plan kernel",
-                     decoding::launch_plan(args, static_cast<int32_t*>(plan_buffer), sizes.params, stream));
+  return api::launch_plan_checked(args, sizes, plan_buffer, plan_buffer_bytes, stream);
 }
 
 Status decode(const DecodeArgs& args, const void* plan_buffer, std::size_t plan_buffer_bytes, void* workspace,

@@ -56,4 +56,9 @@ Status check_buffer(const char* name, const void* buffer, std::size_t size, std:
 // kCudaError naming `what` when `error` is not cudaSuccess.
 Status cuda_status(const char* what, cudaError_t error);
 
+// The shared tail of both plan() overloads, once their arguments are checked and `sizes` computed: the plan
+// buffer, the device, then the plan kernel (only args.problem and args.seqlens are read).
+Status launch_plan_checked(const DecodeArgs& args, const BufferSizes& sizes, void* plan_buffer,
+                           std::size_t plan_buffer_bytes, cudaStream_t stream);
+
 }  // namespace etap::api

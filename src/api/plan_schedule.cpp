@@ -1,7 +1,6 @@
 // plan() from the problem and device seqlens alone: the schedule before a block table exists (FlashMLA's
 // older get_mla_metadata). Same checks, buffer sizes and plan kernel as plan(args).
 #include "api/api_internal.hpp"
-#include "decode/launch/launch.hpp"
 
 namespace etap {
 
@@ -21,15 +20,10 @@ Status plan(const DecodeProblem& problem, const int32_t* seqlens, void* plan_buf
   if (reinterpret_cast<std::uintptr_t>(seqlens) % alignof(int32_t) != 0)
     return {StatusCode::kInvalidArgument,
             api::str("seqlens must be 4-byte aligned (int32); got address ", api::hex_address(seqlens))};
-  ETAP_RETURN_IF_ERROR(api::check_buffer("plan buffer", plan_buffer, plan_buffer_bytes, sizes.plan_bytes,
-                                         api::kPlanAlignment, "etap::plan_bytes"));
-  ETAP_RETURN_IF_ERROR(api::check_current_device());
   DecodeArgs args;
   args.problem = planned;
   args.seqlens = seqlens;
-  return api::cuda_status(
-      "launching the plan kernel",
-      decoding::launch_plan(args, static_cast<int32_t*>(plan_buffer), sizes.params, stream));
+  return api::launch_plan_checked(args, sizes, plan_buffer, plan_buffer_bytes, stream);
 }
 
 }  // namespace etap
