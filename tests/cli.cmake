@@ -118,8 +118,8 @@ etap_cli_test(cli_run_seqlen_suffix 0 "problem: b=1 s_q=1 h_q=16 \\(R=16\\) s_k=
 etap_cli_test(cli_run_falls_back_without_gpu 0
   "${no_gpu_text}; running the CPU reference instead\nproblem: b=2 s_q=1 h_q=16 \\(R=16\\) s_k=100 "
   NO_GPU ARGS run --batch 2 --seqlen 100)
-etap_cli_test(cli_run_rows_refused 4 "R = s_q.+h_q/h_kv = 144 query rows per KV head; this build supports up to 64"
-  ARGS run --cpu --s-q 9)
+etap_cli_test(cli_run_rows_refused 4 "s_q.+h_q = 9216 query rows per request; this build supports up to 4096"
+  ARGS run --cpu --s-q 9 --h-q 1024)
 etap_cli_test(cli_run_scale_nan_refused 4 "softmax_scale must be a finite positive number; got nan"
   ARGS run --cpu --scale nan)
 etap_cli_test(cli_run_batch_zero 105 "--batch: Value 0 ${not_in_range}" ARGS run --batch 0)

@@ -54,7 +54,8 @@ struct PaddedConsumer {
     uint32_t q_phase = 0;
     for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
       if (seg.pages == 0) {
-        write_empty_request<T>(p, seg.request, wg * kWgThreads + thread, Cfg::kConsumerThreads);
+        write_empty_request<T>(p, tile_rows(p, blockIdx.y), seg.request, wg * kWgThreads + thread,
+                               Cfg::kConsumerThreads);
         return;
       }
       hopper::mbarrier_wait(&smem.q_full, q_phase);

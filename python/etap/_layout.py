@@ -101,9 +101,11 @@ def block_table_capacity(shape: Sequence[int], row_stride: int, storage_elements
     return min(width, largest_max_pages_per_seq(batch))
 
 
-def largest_max_pages_per_seq(batch: int) -> int:
-    """The largest max_pages_per_seq etap accepts for `batch` requests (its schedule's 32-bit cost line)."""
-    return max((2**31 - 1) // max(batch, 1) - 64, 1)
+def largest_max_pages_per_seq(batch: int, page_size: int = 64) -> int:
+    """The largest max_pages_per_seq etap accepts for `batch` requests of `page_size`-token pages (its
+    schedule's 32-bit cost line counts 64-token blocks)."""
+    blocks = (2**31 - 1) // max(batch, 1) - 64
+    return min(max(blocks * 64 // max(page_size, 1), 1), 2**31 - 1)
 
 
 def legacy_metadata_batch(batch: int) -> int:

@@ -73,7 +73,8 @@ Status buffer_sizes(const DecodeProblem& problem, const Options& options, Buffer
   ETAP_RETURN_IF_ERROR(check_kernel_built(problem));
   int num_sms = 0;
   ETAP_RETURN_IF_ERROR(resolve_num_sms(options, &num_sms));
-  const decoding::PlanParams params = decoding::plan_params(num_sms, problem.h_kv, problem.rows());
+  const decoding::RowTiling tiling = decoding::row_tiling(problem.s_q, problem.h_q, problem.h_kv);
+  const decoding::PlanParams params = decoding::plan_params(num_sms, tiling.num_tiles);
   sizes->params = params;
   sizes->plan_bytes = static_cast<std::size_t>(decoding::PlanLayout{problem.batch, params.num_parts}.bytes());
   sizes->workspace_bytes =

@@ -8,6 +8,7 @@
 
 #include "common/status.hpp"
 #include "decode/plan/plan.hpp"
+#include "decode/plan/row_tiles.hpp"
 
 namespace etap::api {
 
@@ -16,9 +17,9 @@ using common::str;
 // Shapes, dtypes and supported configurations of a problem, independent of any pointer or stride.
 Status check_problem(const DecodeProblem& problem);
 
-// The largest max_pages_per_seq that check_problem accepts for `batch` requests (the schedule's 32-bit cost
-// line), at least 1.
-int32_t largest_max_pages_per_seq(int32_t batch);
+// The largest max_pages_per_seq that check_problem accepts for `batch` requests of `page_size`-token pages
+// (the schedule's 32-bit cost line), at least 1.
+int32_t largest_max_pages_per_seq(int32_t batch, int32_t page_size);
 
 // Options.num_sms, or the SM count of the current device when it is 0.
 Status resolve_num_sms(const Options& options, int* num_sms);

@@ -11,7 +11,7 @@ Status plan(const DecodeProblem& problem, const int32_t* seqlens, void* plan_buf
   // Without a block table, every request keeps ceil(seqlen / page_size) pages, up to the bound that keeps
   // the schedule's 32-bit cost line from overflowing (any block table decode() accepts is within it).
   if (planned.max_pages_per_seq == 0)
-    planned.max_pages_per_seq = api::largest_max_pages_per_seq(planned.batch);
+    planned.max_pages_per_seq = api::largest_max_pages_per_seq(planned.batch, planned.page_size);
   api::BufferSizes sizes{};
   ETAP_RETURN_IF_ERROR(api::buffer_sizes(planned, options, &sizes));
   if (seqlens == nullptr)

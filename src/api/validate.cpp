@@ -14,12 +14,15 @@ namespace {
 
 using api::str;
 
-constexpr int32_t kSupportedDqk = mla::kDqk;
-constexpr int32_t kSupportedDv = mla::kDv;
-constexpr int32_t kSupportedPageSize = mla::kPageSize;
-constexpr int32_t kSupportedHkv = 1;
-constexpr int64_t kMaxSq = 64;
-constexpr int64_t kMaxRows = 64;  // R = s_q·h_q/h_kv: one row tile of the kernel
+// (d_qk, d_v) pairs the kernels are built for: DeepSeek-V2/V3/R1 and Kimi-K2 (576/512), the latent part alone
+// without RoPE (512/512, as FlashMLA accepts), kv_lora_rank-256 models (320/256).
+struct HeadDims {
+  int32_t d_qk, d_v;
+};
+constexpr HeadDims kSupportedHeadDims[] = {{mla::kDqk, mla::kDv}, {512, 512}, {320, 256}};
+// All query rows of one request (s_q·h_q): the partial results of a split request hold this many rows. The
+// conformance sweep tests up to 2048 (h_q = 128 × s_q = 16).
+constexpr int64_t kMaxRequestRows = 4096;
 constexpr std::uintptr_t kTmaAlignment = 16;
 constexpr std::uintptr_t kInt32Alignment = 4;
 constexpr int64_t kTmaRowAlignmentBytes = 16;
@@ -31,6 +34,11 @@ static_assert(decoding::kFixedCost <= kMaxCostPerRequestOverhead, "the cost-line
 constexpr const char* kStrideHint = "strides are in elements; etap::make_dense_args fills dense strides";
 constexpr const char* kFp8StrideHint =
     "the KV strides of an FP8 format are in bytes; etap::make_dense_args fills dense strides";
+
+// KV blocks (the schedule's unit, 64 tokens) of the longest request the block table allows.
+int64_t max_blocks(const DecodeProblem& p) {
+  return (int64_t{p.max_pages_per_seq} * p.page_size + decoding::kBlockTokens - 1) / decoding::kBlockTokens;
+}
 
 Status invalid(std::string message) {
   return {StatusCode::kInvalidArgument, std::move(message)};
@@ -183,29 +191,23 @@ Status check_problem(const DecodeProblem& p) {
   ETAP_RETURN_IF_ERROR(check_positive("num_pages", p.num_pages, "pages in the KV cache"));
   ETAP_RETURN_IF_ERROR(check_positive("max_pages_per_seq", p.max_pages_per_seq, "block_table columns"));
   ETAP_RETURN_IF_ERROR(check_dtypes(p));
-  if (p.kv_format == KvFormat::kFp8DeepSeekV32 && (p.d_qk != kSupportedDqk || p.d_v != kSupportedDv))
-    return invalid(str("kv_format fp8_deepseek_v32 fixes d_qk = ", kSupportedDqk, " and d_v = ", kSupportedDv,
+  if (p.kv_format == KvFormat::kFp8DeepSeekV32 && (p.d_qk != mla::kDqk || p.d_v != mla::kDv))
+    return invalid(str("kv_format fp8_deepseek_v32 fixes d_qk = ", mla::kDqk, " and d_v = ", mla::kDv,
                        " (512 e4m3 latent + 64 bf16 RoPE channels per 656-byte token); got d_qk = ", p.d_qk,
                        ", d_v = ", p.d_v));
 
-  if (p.d_qk != kSupportedDqk || p.d_v != kSupportedDv)
+  if (std::none_of(std::begin(kSupportedHeadDims), std::end(kSupportedHeadDims),
+                   [&](HeadDims d) { return d.d_qk == p.d_qk && d.d_v == p.d_v; }))
     return unsupported(str("head dims d_qk=", p.d_qk, "/d_v=", p.d_v,
-                           " are not supported yet; supported: ", kSupportedDqk, "/", kSupportedDv));
-  if (p.page_size != kSupportedPageSize)
-    return unsupported(
-        str("page_size ", p.page_size, " is not supported yet; supported: ", kSupportedPageSize, " tokens"));
-  if (p.h_kv != kSupportedHkv)
-    return unsupported(str("h_kv = ", p.h_kv, " KV heads is not supported yet; supported: ", kSupportedHkv,
-                           " (MLA's shared latent head)"));
-  if (p.s_q > kMaxSq)
-    return unsupported(str("s_q = ", p.s_q, " query tokens per request; this build supports up to ", kMaxSq));
-  const int64_t rows = int64_t{p.s_q} * p.h_q / p.h_kv;
-  if (rows > kMaxRows)
-    return unsupported(str("R = s_q·h_q/h_kv = ", rows, " query rows per KV head; this build supports up to ",
-                           kMaxRows, " (lower s_q, or split the heads over several calls)"));
-  const int64_t cost_line = int64_t{p.batch} * (int64_t{p.max_pages_per_seq} + kMaxCostPerRequestOverhead);
+                           " are not supported; supported: 576/512, 512/512 and 320/256"));
+  const int64_t request_rows = int64_t{p.s_q} * p.h_q;
+  if (request_rows > kMaxRequestRows)
+    return unsupported(str("s_q·h_q = ", request_rows, " query rows per request; this build supports up to ",
+                           kMaxRequestRows, " (split the batch's query tokens over several calls)"));
+  const int64_t cost_line = int64_t{p.batch} * (max_blocks(p) + kMaxCostPerRequestOverhead);
   if (cost_line >= kCostLineLimit)
-    return unsupported(str("batch · (max_pages_per_seq + ", kMaxCostPerRequestOverhead, ") = ", cost_line,
+    return unsupported(str("batch · (ceil(max_pages_per_seq · page_size / ", decoding::kBlockTokens, ") + ",
+                           kMaxCostPerRequestOverhead, ") = ", cost_line,
                            " must stay below 2^31 (the schedule uses 32-bit positions); split the batch into "
                            "smaller calls"));
   return Status::Ok();
@@ -218,9 +220,10 @@ Status check_kernel_built(const DecodeProblem& p) {
                          "or fp16 cache"));
 }
 
-int32_t largest_max_pages_per_seq(int32_t batch) {
-  if (batch < 1) return 1;
-  const int64_t largest = (kCostLineLimit - 1) / batch - kMaxCostPerRequestOverhead;
+int32_t largest_max_pages_per_seq(int32_t batch, int32_t page_size) {
+  if (batch < 1 || page_size < 1) return 1;
+  const int64_t blocks = (kCostLineLimit - 1) / batch - kMaxCostPerRequestOverhead;
+  const int64_t largest = blocks * decoding::kBlockTokens / page_size;
   return static_cast<int32_t>(std::clamp<int64_t>(largest, 1, std::numeric_limits<int32_t>::max()));
 }
 

@@ -12,12 +12,18 @@ inline constexpr float kLn2 = std::numbers::ln2_v<float>;
 
 }  // namespace etap
 
-// The shape the kernels are built for (DeepSeek-V3 MLA): one latent KV head of 512 columns ‖ 64 RoPE
-// columns, V = the first 512 columns of each cache row, 64-token pages.
+// DeepSeek-V3's MLA shape (the defaults of DecodeProblem): one latent KV head of 512 columns ‖ 64 RoPE
+// columns, V = the first 512 columns of each cache row.
 namespace etap::mla {
 
 inline constexpr int kDqk = 576;
 inline constexpr int kDv = 512;
-inline constexpr int kPageSize = 64;
 
 }  // namespace etap::mla
+
+namespace etap::decoding {
+
+// The kernel streams the KV cache in blocks of 64 tokens, one wgmma M tile, whatever the cache's page size.
+inline constexpr int kBlockTokens = 64;
+
+}  // namespace etap::decoding

@@ -26,7 +26,7 @@ std::vector<int32_t> build_plan_host(const int32_t* seqlens, int32_t batch, int3
   std::vector<int32_t> pages(static_cast<std::size_t>(batch));
   int64_t total = 0;
   for (int32_t i = 0; i < batch; ++i) {
-    pages[i] = request_pages(seqlens[i], page_size, max_pages);
+    pages[i] = request_blocks(seqlens[i], page_size, max_pages);
     prefix[i] = static_cast<int32_t>(total);
     total += pages[i] + fixed;
   }

@@ -99,7 +99,7 @@ TEST(BufferSizes, WorkspaceHoldsTwoSlotsPerPart) {
 
 TEST(BufferSizes, FewerPartsForMoreRowTilesAndMoreRowsPerSlot) {
   const DecodeProblem p = mla_problem(1, 4, 16);  // R = 64
-  const auto params = decoding::plan_params(kNumSms, 1, 64);
+  const auto params = decoding::plan_params(kNumSms, 1);
   EXPECT_EQ(workspace_bytes(p, {kNumSms, false}),
             static_cast<std::size_t>(decoding::WorkspaceLayout::make(p, params.num_parts).bytes()));
 }
@@ -203,7 +203,8 @@ TEST(DecodeCall, MisalignedWorkspace) {
 
 TEST(DecodeCall, UnsupportedProblemReportedFirst) {
   DecodeProblem p = mla_problem();
-  p.page_size = 32;
+  p.d_qk = 128;
+  p.d_v = 128;
   const Status status = decode(fake_args(p), fake_address<void>(0x700000), 1 << 20,
                                fake_address<void>(0x800000), 1 << 30, nullptr, {kNumSms, false});
   EXPECT_EQ(status.code(), StatusCode::kUnsupported);

@@ -131,7 +131,7 @@ TEST(CApi, LastErrorSurvivesALaterSuccess) {
 
 TEST(CApi, LastErrorIsPerThread) {
   etap_problem p = c_problem();
-  p.page_size = 16;
+  p.d_qk = p.d_v = 128;
   const etap_decode_args args = c_args(p);
   ASSERT_EQ(etap_validate(&args), ETAP_UNSUPPORTED);
   const std::string mine = etap_last_error();
@@ -143,7 +143,7 @@ TEST(CApi, LastErrorIsPerThread) {
   other.join();
   EXPECT_EQ(theirs, "args is NULL");
   EXPECT_EQ(std::string(etap_last_error()), mine);
-  EXPECT_TRUE(Contains(mine, "page_size 16 is not supported yet"));
+  EXPECT_TRUE(Contains(mine, "head dims d_qk=128/d_v=128 are not supported"));
 }
 
 TEST(CApi, SizesEqualTheCppOnes) {
@@ -163,10 +163,10 @@ TEST(CApi, NullOptionsMeansDefaults) {
 TEST(CApi, ZeroSizeSaysWhy) {
   etap_problem p = c_problem();
   p.d_qk = 320;
-  p.d_v = 256;
+  p.d_v = 320;
   const etap_options options{kNumSms, 0};
   EXPECT_EQ(etap_workspace_bytes(&p, &options), 0u);
-  EXPECT_TRUE(Contains(etap_last_error(), "head dims d_qk=320/d_v=256 are not supported yet"));
+  EXPECT_TRUE(Contains(etap_last_error(), "head dims d_qk=320/d_v=320 are not supported"));
   EXPECT_EQ(etap_plan_bytes(nullptr, &options), 0u);
   EXPECT_STREQ(etap_last_error(), "problem is NULL");
 }

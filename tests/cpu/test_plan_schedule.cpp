@@ -64,9 +64,9 @@ TEST(PlanFromSeqlens, InvalidProblemGivesTheSameMessageAsPlanBytes) {
 }
 
 TEST(PlanFromSeqlens, TooManyRowsIsUnsupported) {
-  const Status status = plan_without_table(metadata_problem(16, 2, 64), fake_seqlens(), fake_plan(), 1 << 20);
+  const Status status = plan_without_table(metadata_problem(16, 64, 128), fake_seqlens(), fake_plan(), 1 << 20);
   EXPECT_EQ(status.code(), StatusCode::kUnsupported);
-  EXPECT_TRUE(Contains(status.message(), "R = s_q·h_q/h_kv = 128 query rows per KV head"));
+  EXPECT_TRUE(Contains(status.message(), "s_q·h_q = 8192 query rows per request")) << status.message();
 }
 
 TEST(PlanFromSeqlens, NumPagesIsNotRead) {
@@ -133,11 +133,11 @@ TEST(PlanFromSeqlens, CApiMirrorsTheCppCall) {
   const etap_options options{kNumSms, 0};
   etap_problem p = etap_default_problem();
   p.batch = 8;
-  p.s_q = 4;
-  p.h_q = 32;
+  p.s_q = 64;
+  p.h_q = 128;
   EXPECT_EQ(etap_plan_from_seqlens(&p, fake_seqlens(), fake_plan(), 1 << 20, nullptr, &options),
             ETAP_UNSUPPORTED);
-  EXPECT_TRUE(Contains(etap_last_error(), "R = s_q·h_q/h_kv = 128"));
+  EXPECT_TRUE(Contains(etap_last_error(), "s_q·h_q = 8192"));
   p.s_q = 1;
   EXPECT_EQ(etap_plan_from_seqlens(&p, nullptr, fake_plan(), 1 << 20, nullptr, &options),
             ETAP_INVALID_ARGUMENT);

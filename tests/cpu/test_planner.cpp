@@ -10,6 +10,7 @@
 
 #include "decode/launch/launch.hpp"
 #include "decode/plan/plan.hpp"
+#include "decode/plan/row_tiles.hpp"
 #include "testing/plan_host.hpp"
 
 namespace etap::decoding {
@@ -46,7 +47,7 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
   std::vector<int32_t> pages(batch);
   int64_t total = 0;
   for (int32_t i = 0; i < batch; ++i) {
-    pages[i] = request_pages(seqlens[i], kPageSize, max_pages);
+    pages[i] = request_blocks(seqlens[i], kPageSize, max_pages);
     ASSERT_EQ(plan[layout.cost_prefix() + i], total) << "cost prefix of request " << i;
     total += pages[i] + fixed;
   }
@@ -130,33 +131,73 @@ int32_t parts_used(const std::vector<int32_t>& plan) {
   return used;
 }
 
-TEST(PlanParams, PartsFromSmsHeadsAndRowTiles) {
-  EXPECT_EQ(plan_params(132, 1, 16).num_parts, 132);
-  EXPECT_EQ(plan_params(132, 1, 64).num_parts, 132);
-  EXPECT_EQ(plan_params(132, 1, 65).num_parts, 66);
-  EXPECT_EQ(plan_params(132, 2, 16).num_parts, 66);
-  EXPECT_EQ(plan_params(1, 4, 256).num_parts, 1);
+TEST(PlanParams, PartsFromSmsAndRowTiles) {
+  EXPECT_EQ(plan_params(132, 1).num_parts, 132);
+  EXPECT_EQ(plan_params(132, 2).num_parts, 66);
+  EXPECT_EQ(plan_params(132, 3).num_parts, 44);
+  EXPECT_EQ(plan_params(132, 32).num_parts, 4);
+  EXPECT_EQ(plan_params(1, 4).num_parts, 1);
+  EXPECT_EQ(plan_params(132, 200).num_parts, 1);
+}
+
+TEST(RowTiles, TilesCoverEveryRowOnceWithRectanglesOfAtMost64Rows) {
+  struct Shape {
+    int32_t s_q, h_q, h_kv, tiles, n;
+  };
+  for (const Shape c : {Shape{1, 16, 1, 1, 16}, Shape{4, 16, 1, 1, 64}, Shape{1, 64, 1, 1, 64},
+                        Shape{1, 128, 1, 2, 64}, Shape{2, 128, 1, 4, 64}, Shape{16, 128, 1, 32, 64},
+                        Shape{5, 16, 1, 2, 48}, Shape{3, 40, 1, 3, 40}, Shape{1, 96, 1, 2, 48},
+                        Shape{2, 16, 2, 2, 16}, Shape{1, 8, 8, 8, 1}, Shape{16, 16, 1, 4, 64},
+                        Shape{3, 1, 1, 1, 3}, Shape{1, 100, 1, 2, 50}}) {
+    SCOPED_TRACE(::testing::Message() << "s_q " << c.s_q << " h_q " << c.h_q << " h_kv " << c.h_kv);
+    const RowTiling t = row_tiling(c.s_q, c.h_q, c.h_kv);
+    EXPECT_EQ(t.num_tiles, c.tiles);
+    EXPECT_EQ(t.tile_rows(), c.n);
+    EXPECT_LE(t.tile_rows(), kMaxTileRows);
+    std::vector<int> seen(static_cast<std::size_t>(c.s_q) * c.h_q, 0);
+    for (int32_t y = 0; y < t.num_tiles; ++y) {
+      const RowTile tile = row_tile(t, c.s_q, y);
+      EXPECT_GE(tile.tokens, 1);
+      EXPECT_GE(tile.heads, 1);
+      for (int32_t s = tile.token0; s < tile.token0 + tile.tokens; ++s)
+        for (int32_t h = tile.head0; h < tile.head0 + tile.heads; ++h) {
+          EXPECT_EQ(h / t.heads_per_kv, tile.kv_head) << "a tile stays within its KV head's heads";
+          ++seen.at(static_cast<std::size_t>(s) * c.h_q + h);
+        }
+    }
+    for (std::size_t r = 0; r < seen.size(); ++r) EXPECT_EQ(seen[r], 1) << "row " << r;
+  }
 }
 
 // The tuned values themselves are measurements (plan.hpp); what the planner relies on is tested here.
 TEST(PlanParams, UseTheNamedConstantsWithinTheirBounds) {
   static_assert(kFixedCost >= 1, "the empty-request ownership rule needs F >= 1");
   static_assert(kMinWork >= 1, "W >= 1 keeps every part's interval non-empty");
-  for (const int32_t rows : {1, 16, 33, 64}) {
-    const PlanParams params = plan_params(kH100Sms, 1, rows);
-    EXPECT_EQ(params.fixed_cost, kFixedCost) << "rows " << rows;
-    EXPECT_EQ(params.min_work, kMinWork) << "rows " << rows;
+  for (const int32_t tiles : {1, 2, 7, 32}) {
+    const PlanParams params = plan_params(kH100Sms, tiles);
+    EXPECT_EQ(params.fixed_cost, kFixedCost) << "tiles " << tiles;
+    EXPECT_EQ(params.min_work, kMinWork) << "tiles " << tiles;
   }
 }
 
+TEST(PlanPolicy, RequestBlocksCountsTokensIn64TokenBlocksForAnyPageSize) {
+  EXPECT_EQ(request_blocks(65, 1, 1000), 2);
+  EXPECT_EQ(request_blocks(65, 1, 10), 1);     // 10 one-token pages hold 10 tokens
+  EXPECT_EQ(request_blocks(300, 16, 10), 3);   // 160 tokens
+  EXPECT_EQ(request_blocks(300, 256, 10), 5);  // 300 tokens fit
+  EXPECT_EQ(request_blocks(2147483647, 256, 1 << 30), 33554432);
+  EXPECT_EQ(request_tokens(300, 16, 10), 160);
+  EXPECT_EQ(request_tokens(-1, 16, 10), 0);
+}
+
 TEST(PlanPolicy, RequestPagesRoundsUpAndClamps) {
-  EXPECT_EQ(request_pages(0, 64, 10), 0);
-  EXPECT_EQ(request_pages(-3, 64, 10), 0);
-  EXPECT_EQ(request_pages(1, 64, 10), 1);
-  EXPECT_EQ(request_pages(64, 64, 10), 1);
-  EXPECT_EQ(request_pages(65, 64, 10), 2);
-  EXPECT_EQ(request_pages(100000, 64, 10), 10);
-  EXPECT_EQ(request_pages(2147483647, 64, 1 << 30), 33554432);
+  EXPECT_EQ(request_blocks(0, 64, 10), 0);
+  EXPECT_EQ(request_blocks(-3, 64, 10), 0);
+  EXPECT_EQ(request_blocks(1, 64, 10), 1);
+  EXPECT_EQ(request_blocks(64, 64, 10), 1);
+  EXPECT_EQ(request_blocks(65, 64, 10), 2);
+  EXPECT_EQ(request_blocks(100000, 64, 10), 10);
+  EXPECT_EQ(request_blocks(2147483647, 64, 1 << 30), 33554432);
 }
 
 TEST(PlanPolicy, WorkPerPartIsAtLeastOne) {
@@ -195,7 +236,7 @@ TEST(Planner, OneMillionTokensSpreadOverAllParts) {
 }
 
 TEST(Planner, LongRequestWithRowTilesOfMtp) {
-  const PlanParams params = plan_params(kH100Sms, 1, 64);
+  const PlanParams params = plan_params(kH100Sms, 1);
   check_invariants({200000, 3, 70000}, params);
 }
 
@@ -296,7 +337,7 @@ TEST(PlannerProperty, RandomSchedulesKeepEveryInvariant) {
     }
     SCOPED_TRACE(::testing::Message() << "case " << c << ": batch " << batch << ", sms " << sms << ", rows "
                                       << rows << ", max_pages " << max_pages);
-    check_invariants(seqlens, plan_params(sms, 1, rows), max_pages);
+    check_invariants(seqlens, plan_params(sms, (rows + 63) / 64), max_pages);
     if (::testing::Test::HasFatalFailure() || ::testing::Test::HasNonfatalFailure()) return;
   }
 }

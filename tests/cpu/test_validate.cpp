@@ -7,6 +7,8 @@
 #include <etap/etap.hpp>
 #include <limits>
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "cpu/test_util.hpp"
 
@@ -236,11 +238,21 @@ TEST_F(Validate, DvLargerThanDqk) {
 
 TEST_F(Validate, UnsupportedHeadDims) {
   expect_status(with_problem([](DecodeProblem& p) {
-                  p.d_qk = 320;
-                  p.d_v = 256;
+                  p.d_qk = 128;
+                  p.d_v = 128;
                 }),
                 StatusCode::kUnsupported,
-                "head dims d_qk=320/d_v=256 are not supported yet; supported: 576/512");
+                "head dims d_qk=128/d_v=128 are not supported; supported: 576/512, 512/512 and 320/256");
+}
+
+TEST_F(Validate, EveryBuiltHeadDimPairIsAccepted) {
+  for (auto [d_qk, d_v] : {std::pair{576, 512}, std::pair{512, 512}, std::pair{320, 256}}) {
+    const Status status = with_problem([&](DecodeProblem& p) {
+      p.d_qk = d_qk;
+      p.d_v = d_v;
+    });
+    EXPECT_TRUE(status.ok()) << d_qk << "/" << d_v << ": " << status.message();
+  }
 }
 
 TEST_F(Validate, PageSizeZero) {
@@ -248,31 +260,29 @@ TEST_F(Validate, PageSizeZero) {
                 "page_size must be at least 1; got 0");
 }
 
-TEST_F(Validate, PageSize16Unsupported) {
-  expect_status(with_problem([](DecodeProblem& p) { p.page_size = 16; }), StatusCode::kUnsupported,
-                "page_size 16 is not supported yet; supported: 64");
+TEST_F(Validate, AnyPageSizeHkvAndRowCountUpToTheLimitIsAccepted) {
+  for (int32_t page_size : {1, 3, 16, 48, 64, 80, 128, 256}) {
+    const Status status = with_problem([&](DecodeProblem& p) { p.page_size = page_size; });
+    EXPECT_TRUE(status.ok()) << "page " << page_size << ": " << status.message();
+  }
+  for (auto [s_q, h_q, h_kv] : {std::tuple{1, 128, 1}, std::tuple{16, 128, 1}, std::tuple{2, 16, 2},
+                                std::tuple{1, 8, 8}, std::tuple{32, 128, 1}, std::tuple{64, 64, 1}}) {
+    const Status status = with_problem([&](DecodeProblem& p) {
+      p.s_q = s_q;
+      p.h_q = h_q;
+      p.h_kv = h_kv;
+    });
+    EXPECT_TRUE(status.ok()) << s_q << "x" << h_q << "/" << h_kv << ": " << status.message();
+  }
 }
 
-TEST_F(Validate, TwoKvHeadsUnsupported) {
-  expect_status(with_problem([](DecodeProblem& p) { p.h_kv = 2; }), StatusCode::kUnsupported,
-                "h_kv = 2 KV heads is not supported yet");
-}
-
-TEST_F(Validate, TooManyRowsPerKvHead) {
+TEST_F(Validate, TooManyRowsPerRequest) {
   expect_status(with_problem([](DecodeProblem& p) {
-                  p.s_q = 2;
-                  p.h_q = 64;
+                  p.s_q = 33;
+                  p.h_q = 128;
                 }),
                 StatusCode::kUnsupported,
-                "R = s_q·h_q/h_kv = 128 query rows per KV head; this build supports up to 64");
-}
-
-TEST_F(Validate, TooManyQueryTokens) {
-  expect_status(with_problem([](DecodeProblem& p) {
-                  p.s_q = 65;
-                  p.h_q = 1;
-                }),
-                StatusCode::kUnsupported, "s_q = 65 query tokens per request; this build supports up to 64");
+                "s_q·h_q = 4224 query rows per request; this build supports up to 4096");
 }
 
 TEST_F(Validate, NumPagesZero) {
@@ -407,13 +417,10 @@ TEST_F(ValidateFp8, DeepSeekV32FixesHeadDims) {
   expect(StatusCode::kInvalidArgument, "got d_qk = 512, d_v = 512");
 }
 
-TEST_F(ValidateFp8, PerTensorHeadDimsAndPageSizesAsToday) {
-  use(KvFormat::kFp8PerTensor);
-  args_.problem.page_size = 32;
-  expect(StatusCode::kUnsupported, "page_size 32 is not supported yet");
+TEST_F(ValidateFp8, PerTensorHeadDimsAsDense) {
   use(KvFormat::kFp8PerTensor);
   args_.problem.d_v = 256;
-  expect(StatusCode::kUnsupported, "head dims d_qk=576/d_v=256 are not supported yet");
+  expect(StatusCode::kUnsupported, "head dims d_qk=576/d_v=256 are not supported");
 }
 
 TEST_F(ValidateFp8, TokenStrideOf656BytesRows) {

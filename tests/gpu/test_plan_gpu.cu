@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "decode/plan/plan.hpp"
+#include "decode/plan/row_tiles.hpp"
 #include "gpu/gpu_test_util.hpp"
 #include "testing/plan_host.hpp"
 
@@ -81,7 +82,7 @@ std::vector<int32_t> gpu_plan(const PlanCase& c, bool in_graph = false) {
 
 void expect_matches_host(const PlanCase& c, bool in_graph = false) {
   const DecodeProblem problem = problem_of(c);
-  const auto params = decoding::plan_params(c.num_sms, problem.h_kv, problem.rows());
+  const auto params = decoding::plan_params(c.num_sms, decoding::row_tiling(problem.s_q, problem.h_q, problem.h_kv).num_tiles);
   const std::vector<int32_t> expected =
       testing::build_plan_host(c.seqlens.data(), problem.batch, kPageSize, c.max_pages, params);
   const std::vector<int32_t> actual = gpu_plan(c, in_graph);

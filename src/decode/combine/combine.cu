@@ -13,9 +13,9 @@
 namespace etap::decoding {
 namespace {
 
-using mla::kDv;
 constexpr int kThreads = 512;
-constexpr int kColumnVectors = kDv / 4;                  // float4 columns of a row
+constexpr int kMaxDv = mla::kDv;                         // the widest d_v sizes the thread layout
+constexpr int kColumnVectors = kMaxDv / 4;               // float4 columns of a row (fewer used at d_v 256)
 constexpr int kStateGroups = kThreads / kColumnVectors;  // threads sharing one column split the states
 constexpr int kUnroll = 8;                               // independent loads in flight per thread
 constexpr int kDirectStates = 16;                        // max splits for the reduction-free path
@@ -55,9 +55,10 @@ __device__ void store_row(const KernelParams& p, int32_t request, int32_t row, i
 template <typename T>
 __device__ void merge_direct(const KernelParams& p, int32_t request, int32_t row, int32_t states,
                              int64_t slot, int column) {
-  const float* lse = p.partial_lse + partial_row(p, slot, row);                 // state stride: rows
-  const float* o = p.partial_o + partial_row(p, slot, row) * kDv + column * 4;  // state stride: rows · 512
-  const int64_t o_stride = static_cast<int64_t>(p.rows) * kDv;
+  if (column * 4 >= p.d_v) return;
+  const float* lse = p.partial_lse + partial_row(p, slot, row);                   // state stride: rows
+  const float* o = p.partial_o + partial_row(p, slot, row) * p.d_v + column * 4;  // state stride: rows · d_v
+  const int64_t o_stride = static_cast<int64_t>(p.rows) * p.d_v;
   float l[kDirectStates];
   float4 v[kDirectStates];
 #pragma unroll
@@ -119,17 +120,18 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
     const int32_t states = p.plan[layout.num_splits() + request];
     const int64_t slot = p.plan[layout.slot_offset() + request];
     const float* lse = p.partial_lse + partial_row(p, slot, row);                 // state stride: rows
-    const float* o = p.partial_o + partial_row(p, slot, row) * kDv + column * 4;  // state stride: rows · 512
+    const bool active = column * 4 < p.d_v;  // all threads take part in the reductions
+    const float* o = p.partial_o + partial_row(p, slot, row) * p.d_v + column * 4;  // state stride: rows · d_v
 
     // The first states' partial O are loaded before the weights are known, so that their latency overlaps
     // the lse reductions (the decode kernel writes every split's partial, zeros for rows without keys).
-    const int64_t o_stride = static_cast<int64_t>(p.rows) * kDv;
+    const int64_t o_stride = static_cast<int64_t>(p.rows) * p.d_v;
     float4 first[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int s = group + u * kStateGroups;
-      first[u] =
-          s < states ? *reinterpret_cast<const float4*>(o + s * o_stride) : make_float4(0.f, 0.f, 0.f, 0.f);
+      first[u] = active && s < states ? *reinterpret_cast<const float4*>(o + s * o_stride)
+                                      : make_float4(0.f, 0.f, 0.f, 0.f);
     }
 
     // A split that saw no key of this row has lse −inf: weight 0.
@@ -155,8 +157,8 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
         if (s0 == group)
           v[u] = first[u];
         else
-          v[u] = w[u] != 0.f ? *reinterpret_cast<const float4*>(o + s * o_stride)
-                             : make_float4(0.f, 0.f, 0.f, 0.f);
+          v[u] = active && w[u] != 0.f ? *reinterpret_cast<const float4*>(o + s * o_stride)
+                                       : make_float4(0.f, 0.f, 0.f, 0.f);
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
@@ -168,7 +170,7 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
     }
     if (group > 0) group_sum[group - 1][column] = acc;
     __syncthreads();
-    if (group == 0) {
+    if (group == 0 && active) {
 #pragma unroll
       for (int g = 0; g < kStateGroups - 1; ++g) {
         const float4 other = group_sum[g][column];

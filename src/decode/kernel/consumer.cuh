@@ -40,6 +40,7 @@ struct Consumer {
   const int warp;  // within the warpgroup
   const int lane;
   const int col0;
+  const TileRows rows;  // this CTA's query rows (blockIdx.y's row tile)
 
   float o[Cfg::kVTiles][kORegs];  // Oᵀ [4 tiles × 64 d] × N, fp32
   ColumnSoftmax<kHalfN> softmax;
@@ -50,7 +51,8 @@ struct Consumer {
         wg(warpgroup),
         warp((threadIdx.x % kWgThreads) / kWarpSize),
         lane(threadIdx.x % kWarpSize),
-        col0(warpgroup * Cfg::kHalfN) {}
+        col0(warpgroup * Cfg::kHalfN),
+        rows(tile_rows(params, blockIdx.y)) {}
 
   __device__ void run() {
     zero_q_padding();
@@ -59,7 +61,7 @@ struct Consumer {
 
     for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
       if (seg.pages == 0) {
-        write_empty_request<T>(p, seg.request, wg * kWgThreads + warp * kWarpSize + lane,
+        write_empty_request<T>(p, rows, seg.request, wg * kWgThreads + warp * kWarpSize + lane,
                                Cfg::kConsumerThreads);
         return;
       }
@@ -77,12 +79,13 @@ struct Consumer {
 #pragma unroll
       for (int c = 0; c < kCols; ++c) {
         const int col = col0 + slot_column(c, lane);
-        limit[c] = col >= p.rows ? -1 : p.causal ? seg.seqlen - p.s_q + col / p.h_q : seg.seqlen - 1;
+        limit[c] = rows.row(p, col) < 0 ? -1 : p.causal ? seg.seqlen - p.s_q + rows.token(col) : seg.seqlen - 1;
       }
-      const int32_t fully_visible_end = (p.causal ? seg.seqlen - p.s_q : seg.seqlen - 1) + 1;
+      const int32_t fully_visible_end = (p.causal ? seg.seqlen - p.s_q + rows.tile.token0 : seg.seqlen - 1) + 1;
 
       for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
         hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);
+        if (p.kv_load == KvLoad::kGather) hopper::fence_proxy_async_smem();  // cp.async wrote the block
         float s[kSRegs];
         compute_scores(stage.index, s);
         if (k == seg.page_end - 1 && lane == 0) hopper::mbarrier_arrive(&smem.q_empty);
@@ -99,15 +102,15 @@ struct Consumer {
         stage.advance();
         parity ^= 1;
       }
-      store_segment<Cfg>(p, smem, seg, o, softmax, smem.column_partial[parity][wg], wg, warp, lane);
+      store_segment<Cfg>(p, smem, rows, seg, o, softmax, smem.column_partial[parity][wg], wg, warp, lane);
     });
   }
 
-  // Query rows in [R, N) are computed but never stored; keeping them zero keeps their columns finite.
+  // Columns past the Q box (tile rows, N) are computed but never stored; keeping them zero keeps them finite.
   __device__ void zero_q_padding() {
-    const int first = max(p.rows, col0), rows = col0 + kHalfN - first;
-    if (rows > 0)
-      zero_box_rows([&](int b) { return smem.q[b]; }, Cfg::kBoxes, first, rows, threadIdx.x % kWgThreads,
+    const int first = max(p.tiling.tile_rows(), col0), count = col0 + kHalfN - first;
+    if (count > 0)
+      zero_box_rows([&](int b) { return smem.q[b]; }, Cfg::kBoxes, first, count, threadIdx.x % kWgThreads,
                     kWgThreads);
     hopper::fence_proxy_async_smem();
     hopper::named_barrier_sync(barrier_id(NamedBarrier::kQPadZeroed, wg), kWgThreads);

@@ -15,22 +15,30 @@
 
 namespace etap::decoding {
 
-// A request with no key: out = 0, lse = +inf (FlashMLA's convention). Threads [0, threads) share the rows.
+// A request with no key: out = 0, lse = +inf (FlashMLA's convention) for this CTA's rows. Threads
+// [0, threads) share the rows.
 template <typename T>
-__device__ void write_empty_request(const KernelParams& p, int32_t request, int thread, int threads) {
+__device__ void write_empty_request(const KernelParams& p, const TileRows& rows, int32_t request, int thread,
+                                    int threads) {
   constexpr int kChunk = 16 / sizeof(T);  // elements per 16-byte store
-  constexpr int kChunks = mla::kDv / kChunk;
-  for (int idx = thread; idx < p.rows * kChunks; idx += threads) {
-    const int row = idx / kChunks, chunk = idx % kChunks;
-    T* out = static_cast<T*>(p.out) + out_offset(p, request, row) + chunk * kChunk;
+  const int chunks = p.d_v / kChunk;
+  const int columns = p.tiling.tile_rows();
+  for (int idx = thread; idx < columns * chunks; idx += threads) {
+    const int32_t row = rows.row(p, idx / chunks);
+    if (row < 0) continue;
+    T* out = static_cast<T*>(p.out) + out_offset(p, request, row) + (idx % chunks) * kChunk;
     *reinterpret_cast<uint4*>(out) = make_uint4(0, 0, 0, 0);
   }
   if (p.lse != nullptr)
-    for (int row = thread; row < p.rows; row += threads) p.lse[lse_offset(p, request, row)] = INFINITY;
+    for (int c = thread; c < columns; c += threads) {
+      const int32_t row = rows.row(p, c);
+      if (row >= 0) p.lse[lse_offset(p, request, row)] = INFINITY;
+    }
 }
 
 template <class Cfg, class Softmax>
-__device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, const Segment& seg,
+__device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, const TileRows& rows,
+                              const Segment& seg,
                               const float (&o)[Cfg::kVTiles][Cfg::kN / 2], const Softmax& softmax,
                               float (*partial)[Cfg::kHalfN], int wg, int warp, int lane) {
   using T = typename Cfg::Element;
@@ -58,8 +66,8 @@ __device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, c
       const int col = slot_column(c, lane);
       const float total = partial[0][col] + partial[1][col] + partial[2][col] + partial[3][col];
       smem.row_sum[col0 + col] = total;
-      const int row = col0 + col;
-      if (row < p.rows) {
+      const int32_t row = rows.row(p, col0 + col);
+      if (row >= 0) {
         const float lse2 = total > 0.f ? softmax.max[c] + log2f(total) : -INFINITY;
         if (split) {
           p.partial_lse[partial_row(p, seg.slot, row)] = lse2;
@@ -80,15 +88,16 @@ __device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, c
   const int thread = threadIdx.x % Cfg::kWarpgroupThreads;
 #pragma unroll
   for (int i = 0; i < Cfg::kN / 2; ++i) {
-    const auto rc = hopper::accumulator_coord(thread, i);  // row = d within the tile, col = query row
-    if (rc.col >= p.rows) continue;
+    const auto rc = hopper::accumulator_coord(thread, i);  // row = d within the tile, col = query column
+    const int32_t row = rows.row(p, rc.col);
+    if (row < 0) continue;
     if (split) {
-      float* dst = p.partial_o + partial_row(p, seg.slot, rc.col) * mla::kDv;
+      float* dst = p.partial_o + partial_row(p, seg.slot, row) * Cfg::kDv;
 #pragma unroll
       for (int t = 0; t < Cfg::kVTiles; ++t)
         dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] = o[t][i] * inv[column_slot(i)];
     } else {
-      T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, rc.col);
+      T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, row);
 #pragma unroll
       for (int t = 0; t < Cfg::kVTiles; ++t)
         dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] =

@@ -4,26 +4,44 @@
 #include <cstdint>
 
 #include "common/host_device.hpp"
+#include "decode/plan/row_tiles.hpp"
 
 namespace etap::decoding {
+
+// How the producer moves a 64-token KV block into shared memory (kv_block_load, chosen by page size).
+enum class KvLoad : int32_t {
+  kWholeBlocks = 0,  // page_size % 64 == 0: one TMA box of 64 tokens per 64-column slice
+  kChunks = 1,       // page_size % 8 == 0: 64 / chunk_tokens boxes per slice, one per page-aligned chunk
+  kGather = 2,       // any other page size (SGLang's 1): 16-byte cp.async of each token's row
+};
 
 struct KernelParams {
   const int32_t* plan;         // plan.hpp layout (PlanHeader + arrays)
   const int32_t* seqlens;      // [batch]
   const int32_t* block_table;  // [batch, max_pages]
   int64_t block_table_stride;
-  int32_t batch, s_q, h_q, rows, max_pages;
+  int32_t batch, s_q, h_q;
+  int32_t rows;  // s_q · h_q: query rows of a request (row index s · h_q + h), the rows of a partial slot
+  int32_t d_v;
+  int32_t max_pages, page_size;
+  RowTiling tiling;     // blockIdx.y = row tile (row_tiles.hpp)
   int32_t num_parts;    // of the plan (its layout), = gridDim.x of the decode kernel
   float scale_log2;     // softmax_scale · log2(e): logits are kept in log2 units
   float lse_out_scale;  // log2 → requested base: ln 2 (natural) or 1 (base 2)
   int32_t causal;
 
-  void* out;  // [batch, s_q, h_q, 512]
+  KvLoad kv_load;
+  int32_t chunk_tokens;  // kChunks: tokens per TMA box (divides page_size and 64)
+  // kGather: the cache itself, element strides (TMA reads it through kv_map otherwise).
+  const void* kv_cache;  // [num_pages, page_size, h_kv, d_qk]
+  int64_t kv_page_stride, kv_token_stride, kv_head_stride;
+
+  void* out;  // [batch, s_q, h_q, d_v]
   int64_t out_batch_stride, out_seq_stride, out_head_stride;
   float* lse;  // [batch, h_q, s_q] or null
   int64_t lse_batch_stride, lse_head_stride, lse_seq_stride;
 
-  float* partial_o;    // [slots, rows, 512] normalised partial O of split requests
+  float* partial_o;    // [slots, rows, d_v] normalised partial O of split requests
   float* partial_lse;  // [slots, rows] log2; −inf for a row that saw no key in its split
 };
 
@@ -37,9 +55,29 @@ ETAP_HD int64_t lse_offset(const KernelParams& p, int32_t request, int32_t row) 
   return request * p.lse_batch_stride + h * p.lse_head_stride + s * p.lse_seq_stride;
 }
 
-// Row `row` of partial slot `slot`: its index in partial_lse; partial_o holds the row at index · 512.
+// Row `row` of partial slot `slot`: its index in partial_lse; partial_o holds the row at index · d_v.
 ETAP_HD int64_t partial_row(const KernelParams& p, int64_t slot, int32_t row) {
   return slot * p.rows + row;
+}
+
+// A CTA's query rows: column c of its Sᵀ (c < tiling.tile_rows()) is token token0 + c / tile_heads, head
+// head0 + c % tile_heads — the order in which the Q box lands in shared memory.
+struct TileRows {
+  RowTile tile;
+  int32_t tile_heads;
+
+  // Request row index (s · h_q + h) of column c, or −1 for a padding column.
+  ETAP_HD int32_t row(const KernelParams& p, int32_t c) const {
+    const int32_t t = c / tile_heads, h = c % tile_heads;
+    if (t >= tile.tokens || h >= tile.heads) return -1;
+    return (tile.token0 + t) * p.h_q + tile.head0 + h;
+  }
+  // Query token of column c (meaningful for columns whose row() ≥ 0).
+  ETAP_HD int32_t token(int32_t c) const { return tile.token0 + c / tile_heads; }
+};
+
+ETAP_HD TileRows tile_rows(const KernelParams& p, int32_t tile_index) {
+  return {row_tile(p.tiling, p.s_q, tile_index), p.tiling.tile_heads};
 }
 
 }  // namespace etap::decoding

@@ -10,11 +10,12 @@
 
 namespace etap::decoding {
 
+// "Pages" of a segment are the kernel's 64-token KV blocks (kBlockTokens), whatever the cache's page size.
 struct Segment {
   int32_t request;
-  int32_t page_begin, page_end;  // pages of this CTA
-  int32_t pages;                 // pages of the whole request
-  int32_t seqlen;                // clamped to [0, pages · page size]
+  int32_t page_begin, page_end;  // blocks of this CTA
+  int32_t pages;                 // blocks of the whole request
+  int32_t seqlen;                // clamped to [0, max_pages · page_size]
   int32_t split_index, num_splits;
   int32_t slot;  // partial-result slot when num_splits > 1
 };
@@ -29,9 +30,8 @@ __device__ __forceinline__ void for_each_segment(const KernelParams& p, int part
   const int32_t req_end = p.plan[layout.part_req_end() + part];
   for (int32_t i = req_begin; i <= req_end; ++i) {
     const int32_t raw_seqlen = p.seqlens[i];
-    const int32_t pages = request_pages(raw_seqlen, mla::kPageSize, p.max_pages);
-    const int32_t tokens = pages * mla::kPageSize;
-    const int32_t seqlen = raw_seqlen < 0 ? 0 : (raw_seqlen > tokens ? tokens : raw_seqlen);
+    const auto seqlen = static_cast<int32_t>(request_tokens(raw_seqlen, p.page_size, p.max_pages));
+    const int32_t pages = (seqlen + kBlockTokens - 1) / kBlockTokens;
     const PageRange range =
         part_pages(part, p.plan[layout.cost_prefix() + i], pages, header.fixed_cost, header.work_per_part);
     if (pages > 0 && range.begin == range.end) continue;

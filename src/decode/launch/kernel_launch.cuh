@@ -16,9 +16,10 @@ namespace etap::decoding {
 // H200 (docs/PERF.md v5, b = 16, 64K tokens): 312 µs with 256 B, 295 µs with 128 B, 296 µs with none.
 inline constexpr int kKvL2PromotionBytes = 128;
 
-// Tensor maps of q and the KV cache (built per call: they depend on the caller's pointers).
-inline cudaError_t make_tensor_maps(const DecodeArgs& args, int box_cols, int box_tokens, CUtensorMap* q_map,
-                                    CUtensorMap* kv_map) {
+// Tensor maps of q (box: 64 columns × the row tile's heads × its tokens) and the KV cache (box: 64 columns ×
+// 1 head × box_tokens tokens), built per call: they depend on the caller's pointers.
+inline cudaError_t make_tensor_maps(const DecodeArgs& args, const KernelParams& params, int box_cols,
+                                    int box_tokens, CUtensorMap* q_map, CUtensorMap* kv_map) {
   const DecodeProblem& pb = args.problem;
   std::string error;
   hopper::TensorMapSpec q{};
@@ -32,34 +33,50 @@ inline cudaError_t make_tensor_maps(const DecodeArgs& args, int box_cols, int bo
   q.strides_bytes[1] = args.q_seq_stride * 2;
   q.strides_bytes[2] = args.q_batch_stride * 2;
   q.box[0] = box_cols;
-  q.box[1] = pb.h_q;
-  q.box[2] = pb.s_q;
+  q.box[1] = params.tiling.tile_heads;
+  q.box[2] = params.tiling.tile_tokens;
   q.box[3] = 1;
   if (cudaError_t e = hopper::encode_tensor_map(q, q_map, &error); e != cudaSuccess) return e;
 
   hopper::TensorMapSpec kv{};
   kv.base = args.kv_cache;
-  kv.rank = 3;  // d, token in page, page
+  kv.rank = 4;  // d, head, token in page, page
   kv.dims[0] = pb.d_qk;
-  kv.dims[1] = pb.page_size;
-  kv.dims[2] = pb.num_pages;
-  kv.strides_bytes[0] = args.kv_token_stride * 2;
-  kv.strides_bytes[1] = args.kv_page_stride * 2;
+  kv.dims[1] = pb.h_kv;
+  kv.dims[2] = pb.page_size;
+  kv.dims[3] = pb.num_pages;
+  kv.strides_bytes[0] = args.kv_head_stride * 2;
+  kv.strides_bytes[1] = args.kv_token_stride * 2;
+  kv.strides_bytes[2] = args.kv_page_stride * 2;
   kv.box[0] = box_cols;
-  kv.box[1] = box_tokens;
-  kv.box[2] = 1;
+  kv.box[1] = 1;
+  kv.box[2] = box_tokens;
+  kv.box[3] = 1;
   kv.l2_promotion_bytes = kKvL2PromotionBytes;
   return hopper::encode_tensor_map(kv, kv_map, &error);
 }
 
-// One instantiation of etap_decode_kernel: N query rows per CTA, element type T, consumer warpgroups
-// ConsumerT.
-template <int kN, typename T, template <class> class ConsumerT>
+// Tokens of one KV TMA box: a whole block, a page-aligned chunk, or (gather: the map is not read) one token.
+inline int kv_box_tokens(const KernelParams& params) {
+  switch (params.kv_load) {
+    case KvLoad::kWholeBlocks:
+      return kBlockTokens;
+    case KvLoad::kChunks:
+      return params.chunk_tokens;
+    case KvLoad::kGather:
+      break;
+  }
+  return 1;
+}
+
+// One instantiation of etap_decode_kernel: N query rows per CTA, element type T, head dims Dims, consumer
+// warpgroups ConsumerT. Grid: (parts, row tiles).
+template <int kN, typename T, class Dims, template <class> class ConsumerT>
 cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                cudaStream_t stream) {
-  using Cfg = KernelConfig<kN, T>;
+  using Cfg = KernelConfig<kN, T, Dims>;
   CUtensorMap q_map, kv_map;
-  if (cudaError_t e = make_tensor_maps(args, Cfg::kBoxCols, Cfg::kPageTokens, &q_map, &kv_map);
+  if (cudaError_t e = make_tensor_maps(args, params, Cfg::kBoxCols, kv_box_tokens(params), &q_map, &kv_map);
       e != cudaSuccess)
     return e;
   constexpr int smem_bytes = sizeof(SharedStorage<Cfg>);
@@ -67,22 +84,23 @@ cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& param
   if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
       e != cudaSuccess)
     return e;
-  kernel<<<num_parts, Cfg::kThreads, smem_bytes, stream>>>(q_map, kv_map, params);
+  const dim3 grid(num_parts, params.tiling.num_tiles);
+  kernel<<<grid, Cfg::kThreads, smem_bytes, stream>>>(q_map, kv_map, params);
   return cudaGetLastError();
 }
 
-template <typename T>
+template <typename T, class Dims>
 cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                  cudaStream_t stream) {
-  switch (rows_per_cta(params.rows)) {
+  switch (rows_per_cta(params.tiling.tile_rows())) {
     case 16:
-      return launch_etap_kernel<16, T, Consumer>(args, params, num_parts, stream);
+      return launch_etap_kernel<16, T, Dims, Consumer>(args, params, num_parts, stream);
     case 32:
-      return launch_etap_kernel<32, T, Consumer>(args, params, num_parts, stream);
+      return launch_etap_kernel<32, T, Dims, Consumer>(args, params, num_parts, stream);
     case 48:
-      return launch_etap_kernel<48, T, Consumer>(args, params, num_parts, stream);
+      return launch_etap_kernel<48, T, Dims, Consumer>(args, params, num_parts, stream);
     case 64:
-      return launch_etap_kernel<64, T, Consumer>(args, params, num_parts, stream);
+      return launch_etap_kernel<64, T, Dims, Consumer>(args, params, num_parts, stream);
     default:
       return cudaErrorNotSupported;
   }

@@ -18,10 +18,16 @@ struct WorkspaceLayout {
   int64_t lse_offset() const { return kPartialOffset + slots * rows * d_v * 4; }  // fp32 [slots, rows], log2
   int64_t bytes() const { return lse_offset() + slots * rows * 4; }
 
+  // Rows of a slot: every query row of a request (s_q · h_q), each row tile storing its own.
   static WorkspaceLayout make(const DecodeProblem& p, int32_t num_parts) {
-    return {2 * static_cast<int64_t>(num_parts), p.rows(), p.d_v};
+    return {2 * static_cast<int64_t>(num_parts), int64_t{p.s_q} * p.h_q, p.d_v};
   }
 };
+
+// The KV load path for a page size (KvLoad): TMA chunks need page-aligned boxes of at least 8 tokens, so
+// that each chunk starts on a 1024-byte swizzle atom of the stage.
+inline constexpr int32_t kMinChunkTokens = 8;
+KvLoad kv_load_of(int32_t page_size);
 
 // Launches the plan kernel: fills the plan buffer (plan.hpp layout) from device seqlens.
 cudaError_t launch_plan(const DecodeArgs& args, int32_t* plan, PlanParams params, cudaStream_t stream);

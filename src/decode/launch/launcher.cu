@@ -2,6 +2,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <numeric>
+
 #include "common/constants.hpp"
 #include "decode/combine/combine.cuh"
 #include "decode/launch/kernel_launch.hpp"
@@ -21,12 +23,21 @@ KernelParams make_params(const DecodeArgs& args, const int32_t* plan, void* work
   p.batch = pb.batch;
   p.s_q = pb.s_q;
   p.h_q = pb.h_q;
-  p.rows = pb.rows();
+  p.rows = pb.s_q * pb.h_q;
+  p.d_v = pb.d_v;
   p.max_pages = pb.max_pages_per_seq;
+  p.page_size = pb.page_size;
+  p.tiling = row_tiling(pb.s_q, pb.h_q, pb.h_kv);
   p.num_parts = num_parts;
   p.scale_log2 = args.softmax_scale * kLog2e;
   p.lse_out_scale = args.lse_base == LseBase::kNatural ? kLn2 : 1.f;
   p.causal = args.causal ? 1 : 0;
+  p.kv_load = kv_load_of(pb.page_size);
+  p.chunk_tokens = std::gcd(pb.page_size, kBlockTokens);
+  p.kv_cache = args.kv_cache;
+  p.kv_page_stride = args.kv_page_stride;
+  p.kv_token_stride = args.kv_token_stride;
+  p.kv_head_stride = args.kv_head_stride;
   p.out = args.out;
   p.out_batch_stride = args.out_batch_stride;
   p.out_seq_stride = args.out_seq_stride;
@@ -40,12 +51,35 @@ KernelParams make_params(const DecodeArgs& args, const int32_t* plan, void* work
   return p;
 }
 
+namespace {
+
+template <typename T>
+cudaError_t launch_for_dims(const DecodeArgs& args, const KernelParams& kp, int32_t num_parts,
+                            cudaStream_t stream) {
+  const DecodeProblem& pb = args.problem;
+  if (pb.d_qk == DimsMla::kDqk && pb.d_v == DimsMla::kDv)
+    return launch_decode_kernel<T, DimsMla>(args, kp, num_parts, stream);
+  if (pb.d_qk == DimsLatent::kDqk && pb.d_v == DimsLatent::kDv)
+    return launch_decode_kernel<T, DimsLatent>(args, kp, num_parts, stream);
+  if (pb.d_qk == DimsRank256::kDqk && pb.d_v == DimsRank256::kDv)
+    return launch_decode_kernel<T, DimsRank256>(args, kp, num_parts, stream);
+  return cudaErrorNotSupported;  // validate() admits only the pairs above
+}
+
+}  // namespace
+
+KvLoad kv_load_of(int32_t page_size) {
+  if (page_size % kBlockTokens == 0) return KvLoad::kWholeBlocks;
+  if (page_size % kMinChunkTokens == 0) return KvLoad::kChunks;
+  return KvLoad::kGather;
+}
+
 cudaError_t launch_decode(const DecodeArgs& args, const int32_t* plan, PlanParams params, void* workspace,
                           cudaStream_t stream) {
   const KernelParams kp = make_params(args, plan, workspace, params.num_parts);
   const cudaError_t e = args.problem.q_dtype == DType::kBF16
-                            ? launch_decode_kernel<__nv_bfloat16>(args, kp, params.num_parts, stream)
-                            : launch_decode_kernel<__half>(args, kp, params.num_parts, stream);
+                            ? launch_for_dims<__nv_bfloat16>(args, kp, params.num_parts, stream)
+                            : launch_for_dims<__half>(args, kp, params.num_parts, stream);
   if (e != cudaSuccess) return e;
   return launch_combine(args, kp, params.num_parts, stream);
 }

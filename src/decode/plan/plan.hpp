@@ -1,7 +1,8 @@
 // Split-KV schedule: a pure policy, compiled for host and device from this one source.
 //
 // Every request i is a run of positions on one "cost line": first kFixed(F) positions for its fixed cost
-// (Q load, epilogue, combine), then one position per KV page. Request i starts at the prefix sum C_i of
+// (Q load, epilogue, combine), then one position per KV block of kBlockTokens = 64 tokens (whatever the
+// cache's page size; "page" below means such a block). Request i starts at the prefix sum C_i of
 // the costs before it. Part p (one CTA) owns the positions [p·W, (p+1)·W), W = ceil(total / P).
 //   - part p touches request i iff p ∈ [first_part_i, last_part_i] (an empty request is owned by the part
 //     holding its last fixed-cost position, C_i + F − 1, so that no owned cost spills past a part's end);
@@ -12,6 +13,7 @@
 
 #include <cstdint>
 
+#include "common/constants.hpp"
 #include "common/host_device.hpp"
 
 namespace etap::decoding {
@@ -47,7 +49,8 @@ struct PlanLayout {
   ETAP_HD int64_t bytes() const { return words() * 4; }
 };
 
-// Parts and fixed cost for a problem with `rows` query rows per KV head on `num_sms` SMs.
+// Parts and fixed cost for a problem whose requests have `num_tiles` row tiles (row_tiles.hpp; every tile
+// runs the same plan in its own CTA) on `num_sms` SMs.
 struct PlanParams {
   int32_t num_parts;
   int32_t fixed_cost;
@@ -65,19 +68,24 @@ inline constexpr int32_t kFixedCost = 1;
 // 21.9 → 19.9 µs).
 inline constexpr int32_t kMinWork = 2;
 
-ETAP_HD PlanParams plan_params(int32_t num_sms, int32_t h_kv, int32_t rows) {
-  const int32_t row_tiles = (rows + 63) / 64;
-  int32_t parts = num_sms / (h_kv > 0 ? h_kv : 1) / (row_tiles > 0 ? row_tiles : 1);
+ETAP_HD PlanParams plan_params(int32_t num_sms, int32_t num_tiles) {
+  int32_t parts = num_sms / (num_tiles > 0 ? num_tiles : 1);
   if (parts < 1) parts = 1;
   if (parts > kMaxParts) parts = kMaxParts;
   return {parts, kFixedCost, kMinWork};
 }
 
-// Pages of a request: seqlen clamped to [0, max_pages · page_size] (checked mode reports violations).
-ETAP_HD int32_t request_pages(int32_t seqlen, int32_t page_size, int32_t max_pages) {
+// Tokens of a request the kernel reads: seqlen clamped to [0, max_pages · page_size] (checked mode reports
+// violations).
+ETAP_HD int64_t request_tokens(int32_t seqlen, int32_t page_size, int32_t max_pages) {
   if (seqlen <= 0) return 0;
-  const int64_t pages = (static_cast<int64_t>(seqlen) + page_size - 1) / page_size;
-  return pages < max_pages ? static_cast<int32_t>(pages) : max_pages;
+  const int64_t capacity = static_cast<int64_t>(max_pages) * page_size;
+  return seqlen < capacity ? seqlen : capacity;
+}
+
+// KV blocks of kBlockTokens tokens of a request (the planner's unit of work).
+ETAP_HD int32_t request_blocks(int32_t seqlen, int32_t page_size, int32_t max_pages) {
+  return static_cast<int32_t>((request_tokens(seqlen, page_size, max_pages) + kBlockTokens - 1) / kBlockTokens);
 }
 
 ETAP_HD int32_t work_per_part(int64_t total_cost, int32_t num_parts, int32_t min_work = 1) {

@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
   int32_t cost_carry = 0;
   for (int32_t base = 0; base < batch; base += kPlanThreads) {
     const int32_t i = base + threadIdx.x;
-    const int32_t cost = i < batch ? request_pages(seqlens[i], page_size, max_pages) + fixed : 0;
+    const int32_t cost = i < batch ? request_blocks(seqlens[i], page_size, max_pages) + fixed : 0;
     int32_t chunk_total;
     const int32_t before = block_exclusive_scan(cost, chunk_total);
     if (i < batch) prefix[i] = cost_carry + before;
@@ -80,7 +80,7 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
     int32_t splits = 0;
     if (i < batch) {
       const PartSpan span =
-          request_parts(prefix[i], request_pages(seqlens[i], page_size, max_pages), fixed, w);
+          request_parts(prefix[i], request_blocks(seqlens[i], page_size, max_pages), fixed, w);
       splits = span.last - span.first + 1;
       first_part[i] = span.first;
       num_splits[i] = splits;

@@ -1,7 +1,0 @@
-// The bf16 kernels (one file per element type: the two compile in parallel).
-#include "decode/launch/kernel_launch.cuh"
-
-namespace etap::decoding {
-template cudaError_t launch_decode_kernel<__nv_bfloat16>(const DecodeArgs&, const KernelParams&, int32_t,
-                                                         cudaStream_t);
-}  // namespace etap::decoding

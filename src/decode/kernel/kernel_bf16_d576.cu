@@ -1,0 +1,7 @@
+// The bf16 kernels for d_qk = 576 (one file per element type and head dims: they compile in parallel).
+#include "decode/launch/kernel_launch.cuh"
+
+namespace etap::decoding {
+template cudaError_t launch_decode_kernel<__nv_bfloat16, DimsMla>(const DecodeArgs&, const KernelParams&, int32_t,
+                                                      cudaStream_t);
+}  // namespace etap::decoding

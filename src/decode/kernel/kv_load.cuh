@@ -1,0 +1,131 @@
+// How the producer warp moves one 64-token KV block of a request into a stage of the ring, by page size
+// (KvLoad, chosen on the host): whole TMA boxes when pages hold whole blocks, page-aligned TMA chunks when
+// pages are multiples of 8 tokens, and a 16-byte cp.async gather for any other page size (SGLang's 1).
+// Every loader streams the blocks [seg.page_begin, seg.page_end) of its segment through `stage`; the block's
+// rows land as TMA would put them (128B-swizzled, box b = columns [64b, 64b + 64)). Rows past seqlen in the
+// last block may hold anything: the consumers mask K and zero V there.
+#pragma once
+
+#include <cuda.h>
+
+#include "common/constants.hpp"
+#include "decode/kernel/schedule.cuh"
+#include "decode/kernel/shared_storage.cuh"
+#include "hopper/cp_async.cuh"
+#include "hopper/pipeline.cuh"
+#include "hopper/smem_desc.cuh"
+#include "hopper/tma.cuh"
+
+namespace etap::decoding {
+
+template <class Cfg>
+struct KvBlockLoader {
+  using T = typename Cfg::Element;
+  const KernelParams& p;
+  SharedStorage<Cfg>& smem;
+  const CUtensorMap* kv_map;  // [pages, page_size, h_kv, d_qk], box 64 cols × 1 head × box tokens
+  int32_t kv_head;
+  int lane;
+
+  // page_size % 64 == 0: block k is tokens [64·(k mod B), +64) of page table[k / B], B = page_size / 64. Page
+  // ids are read 32 blocks at a time, one per lane, the next 32 in flight while these are streamed.
+  __device__ void whole_blocks(const Segment& seg, const int32_t* table_row, hopper::PipelineState<Cfg::kStages>& stage) {
+    const int32_t blocks_per_page = p.page_size / kBlockTokens;
+    auto load_ids = [&](int32_t first) {
+      const int32_t k = first + lane;
+      return k < seg.page_end ? table_row[k / blocks_per_page] : 0;
+    };
+    int32_t current = load_ids(seg.page_begin), next = load_ids(seg.page_begin + kWarpSize);
+    for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
+      const int32_t j = (k - seg.page_begin) % kWarpSize;
+      if (j == 0 && k != seg.page_begin) {
+        current = next;
+        next = load_ids(k + kWarpSize);
+      }
+      const int32_t page = __shfl_sync(kFullWarpMask, current, j);
+      if (lane == 0) {
+        const int32_t token = (k % blocks_per_page) * kBlockTokens;
+        hopper::mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
+        hopper::mbarrier_arrive_expect_tx(&smem.full[stage.index], Cfg::kPageBytes);
+        for (int b = 0; b < Cfg::kBoxes; ++b)
+          hopper::tma_load_4d(smem.kv[stage.index][b], kv_map, b * Cfg::kBoxCols, kv_head, token, page,
+                              &smem.full[stage.index]);
+      }
+      stage.advance();
+    }
+  }
+
+  // page_size % 8 == 0: lane c loads chunk c of the block, tokens [64k + c·ct, +ct) with ct = chunk_tokens
+  // (a divisor of page_size and 64, so a chunk never crosses a page). A chunk lands at row c·ct ≥ 8 rows into
+  // the box: a whole number of 1024-byte swizzle atoms. Chunks past seqlen are not loaded.
+  __device__ void chunks(const Segment& seg, const int32_t* table_row, hopper::PipelineState<Cfg::kStages>& stage) {
+    const int32_t ct = p.chunk_tokens, per_block = kBlockTokens / ct;
+    const uint32_t chunk_bytes = Cfg::kBoxes * ct * Cfg::kBoxCols * sizeof(T);
+    auto load_id = [&](int32_t k) {
+      const int32_t t = k * kBlockTokens + lane * ct;
+      return k < seg.page_end && lane < per_block && t < seg.seqlen ? table_row[t / p.page_size] : 0;
+    };
+    int32_t id = load_id(seg.page_begin);
+    for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
+      const int32_t next_id = load_id(k + 1);  // in flight during this block's wait
+      const int32_t t = k * kBlockTokens + lane * ct;
+      const int32_t left = seg.seqlen - k * kBlockTokens;
+      const int32_t loaded = left >= kBlockTokens ? per_block : (left + ct - 1) / ct;
+      if (lane == 0) {
+        hopper::mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
+        hopper::mbarrier_arrive_expect_tx(&smem.full[stage.index], loaded * chunk_bytes);
+      }
+      __syncwarp();
+      if (lane < loaded) {
+        for (int b = 0; b < Cfg::kBoxes; ++b)
+          hopper::tma_load_4d(smem.kv[stage.index][b] + lane * ct * Cfg::kBoxCols, kv_map, b * Cfg::kBoxCols,
+                              kv_head, t % p.page_size, id, &smem.full[stage.index]);
+      }
+      id = next_id;
+      stage.advance();
+    }
+  }
+
+  // Any page size: the warp copies one token row at a time, 16 bytes per lane, into its swizzled place; the
+  // cp.asyncs of all lanes complete the stage's phase (cp.async.mbarrier.arrive) with lane 0's arrival.
+  // Lane l holds the page ids of tokens l and l + 32 of the block.
+  __device__ void gather(const Segment& seg, const int32_t* table_row, hopper::PipelineState<Cfg::kStages>& stage) {
+    constexpr int kRowChunks = Cfg::kDqk * sizeof(T) / 16;  // 16-byte pieces of a token's row
+    constexpr int kBoxChunks = hopper::kSwizzleRowBytes / 16;
+    const T* cache = static_cast<const T*>(p.kv_cache) + kv_head * p.kv_head_stride;
+    auto load_ids = [&](int32_t k, int32_t (&ids)[2]) {
+      for (int h = 0; h < 2; ++h) {
+        const int32_t t = k * kBlockTokens + h * kWarpSize + lane;
+        ids[h] = k < seg.page_end && t < seg.seqlen ? table_row[t / p.page_size] : 0;
+      }
+    };
+    int32_t ids[2], next_ids[2];
+    load_ids(seg.page_begin, ids);
+    for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
+      load_ids(k + 1, next_ids);
+      const int32_t left = seg.seqlen - k * kBlockTokens;
+      const int32_t tokens = left < kBlockTokens ? left : kBlockTokens;
+      if (lane == 0) hopper::mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
+      __syncwarp();
+      for (int32_t i = 0; i < tokens; ++i) {
+        const int32_t page = __shfl_sync(kFullWarpMask, i < kWarpSize ? ids[0] : ids[1], i % kWarpSize);
+        const int32_t t = k * kBlockTokens + i;
+        const T* row = cache + page * p.kv_page_stride + (t % p.page_size) * p.kv_token_stride;
+        for (int c = lane; c < kRowChunks; c += kWarpSize) {
+          const int box = c / kBoxChunks, chunk = c % kBoxChunks;
+          auto* dst = reinterpret_cast<uint8_t*>(smem.kv[stage.index][box]) + i * hopper::kSwizzleRowBytes +
+                      ((chunk ^ (i % 8)) * 16);
+          hopper::cp_async_16(dst, row + box * Cfg::kBoxCols + chunk * (16 / sizeof(T)));
+        }
+      }
+      hopper::cp_async_mbarrier_arrive(&smem.full[stage.index]);
+      __syncwarp();
+      if (lane == 0) hopper::mbarrier_arrive(&smem.full[stage.index]);
+      ids[0] = next_ids[0];
+      ids[1] = next_ids[1];
+      stage.advance();
+    }
+  }
+};
+
+}  // namespace etap::decoding
