@@ -48,7 +48,6 @@ constexpr int64_t kReferenceCap = int64_t{64} * 4096 * 16;
 
 constexpr float kDefaultStd = 0.25f;
 constexpr float kLargeStd = 1.5f;
-constexpr int32_t kMaxRows = 64;
 
 // A kernel that runs longer than this is taken to hang; the sweep's largest call takes milliseconds.
 constexpr double kKernelTimeoutSeconds = 60.0;
@@ -128,9 +127,76 @@ std::vector<ConformanceConfig> extra_configs() {
   return extra;
 }
 
+// Issue 10's shapes: more than 64 query rows (row tiles), MTP up to s_q = 16 and verification-sized s_q, h_kv > 1,
+// page sizes from 1 to 256 (gather, TMA chunks, whole blocks), head dims 512/512 and 320/256, in both dtypes,
+// with fixed and variable lengths (empty requests included).
+std::vector<ConformanceConfig> coverage_configs() {
+  std::vector<ConformanceConfig> cov;
+  auto add = [&](int32_t b, int32_t s_k, bool varlen, Heads heads, DType dtype) -> ConformanceConfig& {
+    return cov.emplace_back(grid_config(b, s_k, varlen, heads, dtype));
+  };
+  // Rows: one KV head, R from 96 to 2048.
+  for (DType dtype : {DType::kBF16, DType::kFP16}) {
+    for (Heads heads : {Heads{128, 1}, Heads{128, 2}, Heads{64, 2}, Heads{96, 1}, Heads{16, 16}, Heads{32, 4},
+                        Heads{40, 3}, Heads{16, 5}}) {
+      add(2, 1000, false, heads, dtype);
+      add(7, 65, true, heads, dtype);
+    }
+    add(64, 1000, true, {128, 1}, dtype);
+    add(1, 4096, false, {128, 2}, dtype);
+    add(2, 200, false, {128, 16}, dtype);  // R = 2048
+    add(7, 63, true, {128, 8}, dtype);
+  }
+  add(2, 1000, false, {16, 16}, DType::kBF16).causal = false;
+  add(2, 65536, false, {128, 1}, DType::kBF16);
+  add(7, 1000, false, {128, 1}, DType::kBF16).num_sms = 3;
+  // KV heads: R = s_q·h_q/h_kv rows per head.
+  for (auto [h_q, s_q, h_kv] : {std::tuple{16, 1, 2}, std::tuple{24, 1, 3}, std::tuple{64, 1, 8},
+                                std::tuple{8, 1, 8}, std::tuple{128, 2, 2}, std::tuple{32, 4, 2}}) {
+    for (DType dtype : {DType::kBF16, DType::kFP16}) {
+      add(2, 1000, false, {h_q, s_q}, dtype).h_kv = h_kv;
+      add(7, 65, true, {h_q, s_q}, dtype).h_kv = h_kv;
+    }
+  }
+  // Page sizes: gather (1, 3), TMA chunks (8, 16, 32, 48, 80), whole blocks (128, 192, 256).
+  for (int32_t page : {1, 3, 8, 16, 32, 48, 80, 128, 192, 256}) {
+    add(2, 1000, false, {16, 1}, DType::kBF16).page_size = page;
+    add(7, 65, true, {16, 2}, DType::kFP16).page_size = page;
+    add(7, 1000, true, {128, 1}, DType::kBF16).page_size = page;
+    add(2, 17, false, {32, 1}, DType::kBF16).page_size = page;
+  }
+  add(2, 65536, false, {16, 1}, DType::kBF16).page_size = 16;
+  add(1, 65536, false, {16, 1}, DType::kBF16).page_size = 1;
+  add(2, 4096, false, {16, 1}, DType::kBF16).page_size = 256;
+  // Head dims.
+  for (auto [d_qk, d_v] : {std::pair{512, 512}, std::pair{320, 256}}) {
+    for (DType dtype : {DType::kBF16, DType::kFP16}) {
+      for (Heads heads : {Heads{16, 1}, Heads{64, 1}, Heads{128, 2}, Heads{8, 4}}) {
+        ConformanceConfig& c = add(7, 1000, true, heads, dtype);
+        c.d_qk = d_qk;
+        c.d_v = d_v;
+        ConformanceConfig& d = add(2, 65, false, heads, dtype);
+        d.d_qk = d_qk;
+        d.d_v = d_v;
+      }
+      ConformanceConfig& e = add(2, 4096, false, {16, 2}, dtype);
+      e.d_qk = d_qk;
+      e.d_v = d_v;
+      e.page_size = 16;
+      ConformanceConfig& f = add(7, 1000, true, {32, 1}, dtype);
+      f.d_qk = d_qk;
+      f.d_v = d_v;
+      f.h_kv = 2;
+      f.page_size = 1;
+    }
+  }
+  return cov;
+}
+
 // Configs that share a generated KV cache (conformance.hpp) run next to each other.
 auto cache_key(const ConformanceConfig& c) {
-  return std::tuple{c.dtype, c.input_std, c.batch, c.seqlen, c.varlen, c.all_empty, c.seed};
+  return std::tuple{c.dtype, c.input_std, c.batch, c.seqlen, c.varlen, c.all_empty, c.seed, c.h_kv, c.page_size,
+                    c.d_qk, c.d_v};
 }
 
 std::vector<int32_t> request_lengths(const ConformanceConfig& c) {
@@ -308,6 +374,9 @@ std::string ConformanceConfig::name() const {
   if (varlen) name << " varlen";
   name << " h" << h_q << " sq" << s_q;
   if (s_q > 1) name << (causal ? " causal" : " noncausal");
+  if (h_kv != 1) name << " hkv" << h_kv;
+  if (page_size != 64) name << " page" << page_size;
+  if (d_qk != 576 || d_v != 512) name << " d" << d_qk << "-" << d_v;
   name << " " << dtype_name(dtype);
   if (lse_base == LseBase::kBase2) name << " lse2";
   if (input_std != kDefaultStd) name << " std" << input_std;
@@ -342,6 +411,17 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
     ConformanceConfig& empty = add(7, 0, false, {16, 1}, DType::kBF16);
     empty.all_empty = true;
     add(1, 65536, false, {16, 1}, DType::kBF16);
+    add(2, 1000, false, {128, 1}, DType::kBF16);            // two row tiles
+    add(7, 65, true, {16, 16}, DType::kFP16);               // MTP 16: four row tiles
+    add(7, 65, true, {16, 1}, DType::kBF16).h_kv = 2;       // two KV heads
+    add(7, 1000, true, {16, 2}, DType::kBF16).page_size = 1;   // gather
+    add(7, 1000, true, {16, 1}, DType::kFP16).page_size = 16;  // TMA chunks
+    add(2, 1000, false, {64, 1}, DType::kBF16).page_size = 128;
+    ConformanceConfig& latent = add(7, 65, true, {16, 2}, DType::kBF16);
+    latent.d_qk = latent.d_v = 512;
+    ConformanceConfig& rank256 = add(2, 1000, false, {64, 1}, DType::kFP16);
+    rank256.d_qk = 320;
+    rank256.d_v = 256;
     return configs;
   }
 
@@ -356,6 +436,7 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
         }
   for (const auto& c : large_configs()) configs.push_back(c);
   for (const auto& c : extra_configs()) configs.push_back(c);
+  for (const auto& c : coverage_configs()) configs.push_back(c);
   std::stable_sort(configs.begin(), configs.end(),
                    [](const auto& a, const auto& b) { return cache_key(a) < cache_key(b); });
   return configs;
@@ -363,9 +444,10 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
 
 std::vector<std::string> describe_sweep(bool quick) {
   if (quick)
-    return {"quick subset (the CTest `gpu` test): 20 configs covering tail pages (s_k 1, 17, 63, 64, 65),",
-            "variable lengths with empty requests, causal and non-causal MTP (s_q 2, 4; seqlen < s_q), fp16,",
-            "R = 8, 16, 32, 64, base-2 lse, large logits, an all-empty batch, one SM, and b=1 at s_k=65536."};
+    return {"quick subset (the CTest `gpu` test): 28 configs covering tail pages (s_k 1, 17, 63, 64, 65),",
+            "variable lengths with empty requests, causal and non-causal MTP (s_q 2, 4, 16; seqlen < s_q), fp16,",
+            "R = 8 … 256 (row tiles), h_kv 2, pages of 1, 16, 128 tokens, d 512/512 and 320/256, base-2 lse,",
+            "large logits, an all-empty batch, one SM, and b=1 at s_k=65536."};
   return {
       "grid: b in {1, 2, 7, 64} x s_k in {1, 17, 63, 64, 65, 1000, 4096, 65536}",
       "      x (h_q, s_q) in {8,16,32,64}x1, {8,16,32}x2, {8,16}x4 (all R = s_q*h_q <= 64; s_q > 1 causal)",
@@ -375,6 +457,8 @@ std::vector<std::string> describe_sweep(bool quick) {
       "large: b=2 and 7 at s_k=65536, b=64 at 4096 with R up to 64, fixed and variable lengths",
       "extra: non-causal MTP, all-empty batches, large logits (std 1.5), bf16 with base-2 lse,",
       "       1 and 3 SMs (long unsplit parts, odd splits), the paper's b=16 s_k=4096 h_q=16",
+      "coverage: R from 96 to 2048 (h_q up to 128, s_q up to 16, causal and not), h_kv in {2, 3, 8},",
+      "       page sizes 1, 3, 8, 16, 32, 48, 80, 128, 192, 256, head dims 512/512 and 320/256, both dtypes",
       "every config: NaN past each seqlen and in spare pages, invalid ids in unused block-table columns,",
       "       shuffled pages, NaN-poisoned out/lse/plan/workspace, two runs compared bit for bit"};
 }
@@ -389,6 +473,11 @@ struct ConformanceRunner::Cache {
     if (!valid || key != cache_key(c)) {
       ProblemSpec spec;
       spec.batch = c.batch;
+      spec.h_kv = c.h_kv;
+      spec.h_q = c.h_kv;  // problem_shape needs h_kv | h_q; the query side is set below
+      spec.page_size = c.page_size;
+      spec.d_qk = c.d_qk;
+      spec.d_v = c.d_v;
       spec.seqlens = request_lengths(c);
       spec.dtype = c.dtype;
       spec.input_std = c.input_std;
@@ -422,10 +511,7 @@ ConformanceResult ConformanceRunner::run(const ConformanceConfig& config) {
     result.failure = "not run after an earlier fatal CUDA error: " + fatal_;
     return result;
   }
-  if (config.rows() > kMaxRows) {
-    result.failure = "R = s_q*h_q = " + std::to_string(config.rows()) + " exceeds the sweep's 64";
-    return result;
-  }
+
   const HostData& host = cache_->prepare(config);
   Options options;
   options.num_sms = config.num_sms;

@@ -23,6 +23,9 @@ struct ConformanceConfig {
   bool all_empty = false;  // every request has length 0
   int32_t h_q = 16;
   int32_t s_q = 1;
+  int32_t h_kv = 1;
+  int32_t page_size = 64;
+  int32_t d_qk = 576, d_v = 512;
   DType dtype = DType::kBF16;
   bool causal = false;
   LseBase lse_base = LseBase::kNatural;
@@ -30,7 +33,7 @@ struct ConformanceConfig {
   int num_sms = 0;          // Options::num_sms; small values force long unsplit parts
   uint64_t seed = 1;
 
-  int32_t rows() const { return s_q * h_q; }
+  int32_t rows() const { return s_q * h_q / h_kv; }  // R, per KV head
   // Compact and unique, e.g. "b7 sk1000 varlen h16 sq2 causal bf16"; `etap check --filter` matches it.
   std::string name() const;
 };

@@ -15,7 +15,7 @@ using testing::ConformanceConfig;
 
 constexpr int64_t kReferenceCap = int64_t{64} * 4096 * 16;
 constexpr std::size_t kMaxConfigsAboveCap = 12;
-constexpr std::size_t kMaxQuickConfigs = 24;
+constexpr std::size_t kMaxQuickConfigs = 32;
 
 int64_t reference_work(const ConformanceConfig& c) {
   return int64_t{c.batch} * c.seqlen * c.rows();
@@ -26,9 +26,20 @@ TEST(ConformanceSweep, NamesAreUniqueAndShapesSupported) {
     std::set<std::string> names;
     for (const auto& c : testing::conformance_sweep(quick)) {
       EXPECT_TRUE(names.insert(c.name()).second) << "duplicate config " << c.name();
-      EXPECT_LE(c.rows(), 64) << c.name();
-      EXPECT_TRUE(c.s_q == 1 || c.s_q == 2 || c.s_q == 4) << c.name();
       EXPECT_TRUE(c.dtype == DType::kBF16 || c.dtype == DType::kFP16) << c.name();
+      // The library accepts the shape (buffer sizes run its validation).
+      DecodeProblem p;
+      p.batch = c.batch;
+      p.s_q = c.s_q;
+      p.h_q = c.h_q;
+      p.h_kv = c.h_kv;
+      p.d_qk = c.d_qk;
+      p.d_v = c.d_v;
+      p.page_size = c.page_size;
+      p.num_pages = 1;
+      p.max_pages_per_seq = (2 * std::max(c.seqlen, 1) + c.page_size - 1) / c.page_size;
+      p.q_dtype = p.kv_dtype = p.out_dtype = c.dtype;
+      EXPECT_GT(etap::plan_bytes(p, {132, false}), 0u) << c.name();
     }
   }
 }
@@ -78,8 +89,19 @@ TEST(ConformanceSweep, BothSweepsCoverTheSpecialCases) {
     EXPECT_TRUE(has([](const auto& c) { return c.num_sms == 1; }));
     EXPECT_TRUE(has([](const auto& c) { return c.batch == 1 && c.seqlen == 65536; }));
     for (int32_t s_k : {1, 17, 63, 64, 65})
-      EXPECT_TRUE(has([s_k](const auto& c) { return c.seqlen == s_k; })) << "tail s_k=" << s_k;
+      EXPECT_TRUE(has([s_k](const auto& c) { return c.seqlen == s_k; })) << "tail s_k=" << s_k;    EXPECT_TRUE(has([](const auto& c) { return c.rows() > 64 && c.h_q > 64; })) << "head chunks";
+    EXPECT_TRUE(has([](const auto& c) { return c.rows() > 64 && c.s_q >= 16 && c.causal; })) << "MTP 16";
+    EXPECT_TRUE(has([](const auto& c) { return c.h_kv > 1; }));
+    for (int32_t page : {1, 16, 128})
+      EXPECT_TRUE(has([page](const auto& c) { return c.page_size == page; })) << "page " << page;
+    EXPECT_TRUE(has([](const auto& c) { return c.d_qk == 512 && c.d_v == 512; }));
+    EXPECT_TRUE(has([](const auto& c) { return c.d_qk == 320 && c.d_v == 256; }));
   }
+  const auto full = testing::conformance_sweep(false);
+  EXPECT_TRUE(std::any_of(full.begin(), full.end(), [](const auto& c) { return c.rows() == 2048; }));
+  for (int32_t page : {1, 3, 8, 16, 32, 48, 80, 128, 192, 256})
+    EXPECT_TRUE(std::any_of(full.begin(), full.end(), [page](const auto& c) { return c.page_size == page; }))
+        << "page " << page;
   EXPECT_LE(testing::conformance_sweep(true).size(), kMaxQuickConfigs);
 }
 

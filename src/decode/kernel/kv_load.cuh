@@ -88,41 +88,33 @@ struct KvBlockLoader {
 
   // Any page size: the warp copies one token row at a time, 16 bytes per lane, into its swizzled place; the
   // cp.asyncs of all lanes complete the stage's phase (cp.async.mbarrier.arrive) with lane 0's arrival.
-  // Lane l holds the page ids of tokens l and l + 32 of the block.
+  // Lane l reads the page ids of tokens l and l + 32 of the block before waiting for the stage.
   __device__ void gather(const Segment& seg, const int32_t* table_row, hopper::PipelineState<Cfg::kStages>& stage) {
     constexpr int kRowChunks = Cfg::kDqk * sizeof(T) / 16;  // 16-byte pieces of a token's row
     constexpr int kBoxChunks = hopper::kSwizzleRowBytes / 16;
     const T* cache = static_cast<const T*>(p.kv_cache) + kv_head * p.kv_head_stride;
-    auto load_ids = [&](int32_t k, int32_t (&ids)[2]) {
-      for (int h = 0; h < 2; ++h) {
-        const int32_t t = k * kBlockTokens + h * kWarpSize + lane;
-        ids[h] = k < seg.page_end && t < seg.seqlen ? table_row[t / p.page_size] : 0;
-      }
-    };
-    int32_t ids[2], next_ids[2];
-    load_ids(seg.page_begin, ids);
     for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
-      load_ids(k + 1, next_ids);
-      const int32_t left = seg.seqlen - k * kBlockTokens;
-      const int32_t tokens = left < kBlockTokens ? left : kBlockTokens;
+      const int32_t first = k * kBlockTokens;
+      const int32_t tokens = min(seg.seqlen - first, kBlockTokens);
+      const int32_t id_lo = lane < tokens ? table_row[(first + lane) / p.page_size] : 0;
+      const int32_t id_hi = lane + kWarpSize < tokens ? table_row[(first + lane + kWarpSize) / p.page_size] : 0;
       if (lane == 0) hopper::mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
       __syncwarp();
+      uint8_t* stage_base = reinterpret_cast<uint8_t*>(smem.kv[stage.index][0]);
       for (int32_t i = 0; i < tokens; ++i) {
-        const int32_t page = __shfl_sync(kFullWarpMask, i < kWarpSize ? ids[0] : ids[1], i % kWarpSize);
-        const int32_t t = k * kBlockTokens + i;
-        const T* row = cache + page * p.kv_page_stride + (t % p.page_size) * p.kv_token_stride;
+        const int32_t page = __shfl_sync(kFullWarpMask, i < kWarpSize ? id_lo : id_hi, i % kWarpSize);
+        const T* row = cache + page * p.kv_page_stride + ((first + i) % p.page_size) * p.kv_token_stride;
+        uint8_t* dst_row = stage_base + i * hopper::kSwizzleRowBytes;
+#pragma unroll 1
         for (int c = lane; c < kRowChunks; c += kWarpSize) {
           const int box = c / kBoxChunks, chunk = c % kBoxChunks;
-          auto* dst = reinterpret_cast<uint8_t*>(smem.kv[stage.index][box]) + i * hopper::kSwizzleRowBytes +
-                      ((chunk ^ (i % 8)) * 16);
-          hopper::cp_async_16(dst, row + box * Cfg::kBoxCols + chunk * (16 / sizeof(T)));
+          hopper::cp_async_16(dst_row + box * Cfg::kBoxBytes + ((chunk ^ (i % 8)) * 16),
+                              row + box * Cfg::kBoxCols + chunk * (16 / sizeof(T)));
         }
       }
       hopper::cp_async_mbarrier_arrive(&smem.full[stage.index]);
       __syncwarp();
       if (lane == 0) hopper::mbarrier_arrive(&smem.full[stage.index]);
-      ids[0] = next_ids[0];
-      ids[1] = next_ids[1];
       stage.advance();
     }
   }
