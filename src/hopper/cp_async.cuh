@@ -1,7 +1,7 @@
-// Per-thread asynchronous copies global → shared (PTX ISA §9.7.9.25.3, cp.async, sm_80+), completion tracked
-// on an mbarrier (cp.async.mbarrier.arrive). The gather path of the KV loads uses them where a page is too
-// small for a TMA box; their writes are generic-proxy writes, so readers through the async proxy (wgmma) fence
-// with fence_proxy_async_smem after observing the barrier.
+// Per-thread asynchronous copies global → shared (PTX ISA §9.7.9.25.3, cp.async, sm_80+). The gather path of
+// the KV loads uses them where a page is too small for a TMA box. Their writes are generic-proxy writes: before
+// wgmma (the async proxy) may read them, the writing thread waits for them (cp_async_wait_all) and fences
+// (fence_proxy_async_smem), then releases them through an mbarrier arrival.
 #pragma once
 
 #include <cstdint>
@@ -14,11 +14,9 @@ __device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem_src) : "memory");
 }
 
-// cp.async.mbarrier.arrive.shared::cta.b64 — the barrier's pending arrivals grow by one now and shrink by one
-// when every cp.async this thread issued before has landed: the phase cannot complete before they do.
-__device__ __forceinline__ void cp_async_mbarrier_arrive(uint64_t* bar) {
-  const auto addr = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
-  asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];\n" ::"r"(addr) : "memory");
+// cp.async.wait_all — every cp.async this thread issued has landed in shared memory.
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
 }
 
 }  // namespace etap::hopper

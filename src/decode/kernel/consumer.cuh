@@ -85,7 +85,6 @@ struct Consumer {
 
       for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
         hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);
-        if (p.kv_load == KvLoad::kGather) hopper::fence_proxy_async_smem();  // cp.async wrote the block
         float s[kSRegs];
         compute_scores(stage.index, s);
         if (k == seg.page_end - 1 && lane == 0) hopper::mbarrier_arrive(&smem.q_empty);

@@ -12,6 +12,7 @@
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
 #include "hopper/cp_async.cuh"
+#include "hopper/fence.cuh"
 #include "hopper/pipeline.cuh"
 #include "hopper/smem_desc.cuh"
 #include "hopper/tma.cuh"
@@ -86,9 +87,10 @@ struct KvBlockLoader {
     }
   }
 
-  // Any page size: the warp copies one token row at a time, 16 bytes per lane, into its swizzled place; the
-  // cp.asyncs of all lanes complete the stage's phase (cp.async.mbarrier.arrive) with lane 0's arrival.
-  // Lane l reads the page ids of tokens l and l + 32 of the block before waiting for the stage.
+  // Any page size: the warp copies one token row at a time, 16 bytes per lane, into its swizzled place; each
+  // lane waits for its copies and fences them for wgmma, then lane 0's arrival completes the stage's phase (the
+  // consumers' loop stays free of a gather-only fence). Lane l reads the page ids of tokens l and l + 32 of the
+  // block before waiting for the stage.
   __device__ void gather(const Segment& seg, const int32_t* table_row, hopper::PipelineState<Cfg::kStages>& stage) {
     constexpr int kRowChunks = Cfg::kDqk * sizeof(T) / 16;  // 16-byte pieces of a token's row
     constexpr int kBoxChunks = hopper::kSwizzleRowBytes / 16;
@@ -112,7 +114,8 @@ struct KvBlockLoader {
                               row + box * Cfg::kBoxCols + chunk * (16 / sizeof(T)));
         }
       }
-      hopper::cp_async_mbarrier_arrive(&smem.full[stage.index]);
+      hopper::cp_async_wait_all();
+      hopper::fence_proxy_async_smem();
       __syncwarp();
       if (lane == 0) hopper::mbarrier_arrive(&smem.full[stage.index]);
       stage.advance();
