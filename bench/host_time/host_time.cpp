@@ -3,7 +3,11 @@
 // device), one stream, no synchronisation between calls. Each case is timed with std::chrono over rounds of
 // kCallsPerRound calls; the stream is synchronised between rounds (outside the timed region) so that the
 // launch queue never fills and the time is the host's alone. Prints the median and the fastest round, µs per
-// call. A measurement tool, not a test: nothing is asserted. Run on a machine with a Hopper GPU:
+// call. Then the GPU time of one decode step, plan + decode issued back to back (the kernel boundaries that
+// programmatic dependent launch overlaps), at b=16 1K and b=1 8K: CUDA events around kStepsPerSample steps,
+// eager and replayed from a CUDA graph, L2 not flushed (the same inputs every step). It uses only what
+// main has too, so a copy built there gives the before. A measurement tool, not a test: nothing is asserted.
+// Run on a machine with a Hopper GPU:
 //   ./build/bench/etap_host_time [rounds]
 #include <cuda_runtime_api.h>
 
@@ -15,6 +19,7 @@
 #include <etap/etap.hpp>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "api/api_internal.hpp"
@@ -33,9 +38,16 @@ constexpr int kCallsPerRound = 100;
 constexpr int kWarmupCalls = 200;
 constexpr int kDefaultRounds = 50;
 
+constexpr int kStepsPerSample = 20;
+
 struct Timing {
   double median_us, min_us;
 };
+
+Timing summarise(std::vector<double> samples) {
+  std::sort(samples.begin(), samples.end());
+  return {samples[samples.size() / 2], samples.front()};
+}
 
 Timing time_calls(const std::function<void()>& call, cudaStream_t stream, int rounds) {
   for (int i = 0; i < kWarmupCalls; ++i) call();
@@ -48,14 +60,55 @@ Timing time_calls(const std::function<void()>& call, cudaStream_t stream, int ro
     us = std::chrono::duration<double, std::micro>(stop - start).count() / kCallsPerRound;
     ETAP_CUDA_CHECK(cudaStreamSynchronize(stream));
   }
-  std::sort(per_call.begin(), per_call.end());
-  return {per_call[per_call.size() / 2], per_call.front()};
+  return summarise(per_call);
 }
 
 void require_ok(const etap::Status& status, const char* what) {
   if (status.ok()) return;
   std::fprintf(stderr, "%s failed: %s\n", what, status.message().c_str());
   std::exit(1);
+}
+
+// GPU µs per plan + decode step, kStepsPerSample steps per sample, eager or replayed from a graph.
+Timing time_steps(const etap::testing::DeviceData& d, const etap::Options& options, cudaStream_t stream,
+                  bool graph, int samples) {
+  const auto issue = [&] {
+    for (int i = 0; i < kStepsPerSample; ++i) {
+      require_ok(etap::plan(d.args, d.d_plan, d.plan_size, stream, options), "etap::plan");
+      require_ok(
+          etap::decode(d.args, d.d_plan, d.plan_size, d.d_workspace, d.workspace_size, stream, options),
+          "etap::decode");
+    }
+  };
+  cudaGraph_t captured = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  if (graph) {
+    ETAP_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+    issue();
+    ETAP_CUDA_CHECK(cudaStreamEndCapture(stream, &captured));
+    ETAP_CUDA_CHECK(cudaGraphInstantiate(&exec, captured, 0));
+  }
+  const auto run = [&] {
+    if (graph)
+      ETAP_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    else
+      issue();
+  };
+  run();  // warm-up
+  etap::testing::Event start, stop;
+  std::vector<double> per_step(samples);
+  for (double& us : per_step) {
+    ETAP_CUDA_CHECK(cudaEventRecord(start.get(), stream));
+    run();
+    ETAP_CUDA_CHECK(cudaEventRecord(stop.get(), stream));
+    ETAP_CUDA_CHECK(cudaEventSynchronize(stop.get()));
+    us = etap::testing::elapsed_us(start, stop) / kStepsPerSample;
+  }
+  if (graph) {
+    ETAP_CUDA_CHECK(cudaGraphExecDestroy(exec));
+    ETAP_CUDA_CHECK(cudaGraphDestroy(captured));
+  }
+  return summarise(per_step);
 }
 
 }  // namespace
@@ -142,5 +195,23 @@ int main(int argc, char** argv) {
     std::printf("%-38s %9.2f %9.2f\n", name.c_str(), t.median_us, t.min_us);
   }
   ETAP_CUDA_CHECK(cudaStreamSynchronize(stream));
+
+  std::printf("\nGPU time per step, plan + decode back to back, %d steps per sample, %d samples (µs)\n",
+              kStepsPerSample, rounds);
+  std::printf("%-38s %9s %9s\n", "step", "median", "fastest");
+  for (const auto& [batch, seqlen] : {std::pair{16, 1024}, std::pair{1, 8192}}) {
+    etap::testing::ProblemSpec step_spec;
+    step_spec.batch = batch;
+    step_spec.seqlen_fixed = seqlen;
+    etap::testing::DeviceData step_device;
+    etap::testing::upload(etap::testing::make_problem(step_spec), etap::LseBase::kNatural, options,
+                          step_device);
+    for (const bool graph : {false, true}) {
+      const Timing t = time_steps(step_device, options, stream, graph, rounds);
+      const std::string name =
+          "b=" + std::to_string(batch) + " s_k=" + std::to_string(seqlen) + (graph ? " graph" : " eager");
+      std::printf("%-38s %9.2f %9.2f\n", name.c_str(), t.median_us, t.min_us);
+    }
+  }
   return 0;
 }
