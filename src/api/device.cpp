@@ -1,7 +1,10 @@
-// Device queries: capability check and SM count, one cheap attribute query per call (nothing cached).
+// Device queries: capability check and SM count. What a query found on success is kept per device id
+// (common/per_device.hpp), so that an eager call pays for the queries once per process; failures are not kept
+// and are queried and described again on every call.
 #include <cuda_runtime_api.h>
 
 #include "api/api_internal.hpp"
+#include "common/per_device.hpp"
 
 namespace etap {
 namespace {
@@ -16,9 +19,13 @@ Status no_device(const std::string& message) {
   return {StatusCode::kNoDevice, message};
 }
 
+common::PerDevice<bool> verified_devices;  // check_device(d) has succeeded
+common::PerDevice<int> sm_counts;          // 0: not queried yet
+
 }  // namespace
 
 Status check_device(int device) {
+  if (verified_devices.get(device)) return Status::Ok();
   int count = 0;
   const cudaError_t count_error = cudaGetDeviceCount(&count);
   if (count_error != cudaSuccess || count == 0)
@@ -35,6 +42,7 @@ Status check_device(int device) {
     return no_device(api::str("etap needs compute capability ", kRequiredMajor, ".", kRequiredMinor,
                               "; found ", major, ".", minor, " (device ", device, ": ", name, ")"));
   }
+  verified_devices.set(device, true);
   return Status::Ok();
 }
 
@@ -50,11 +58,16 @@ Status resolve_num_sms(const Options& options, int* num_sms) {
     return Status::Ok();
   }
   int device = 0;
-  int count = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || count < 1)
-    return no_device(
-        "cannot query the SM count of the current CUDA device (no device?); set Options.num_sms explicitly");
+  const bool have_device = cudaGetDevice(&device) == cudaSuccess;
+  int count = have_device ? sm_counts.get(device) : 0;
+  if (count == 0) {
+    if (!have_device ||
+        cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || count < 1)
+      return no_device(
+          "cannot query the SM count of the current CUDA device (no device?); set Options.num_sms "
+          "explicitly");
+    sm_counts.set(device, count);
+  }
   *num_sms = count;
   return Status::Ok();
 }

@@ -5,8 +5,7 @@
 namespace etap::hopper {
 namespace {
 
-PFN_cuTensorMapEncodeTiled_v12000 encode_entry_point() {
-  // Looked up on each call: the lookup is a table query in the runtime, and no state is kept in globals.
+PFN_cuTensorMapEncodeTiled_v12000 look_up_encode() {
   void* fn = nullptr;
   cudaDriverEntryPointQueryResult result{};
   if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &result) !=
@@ -15,6 +14,13 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_entry_point() {
     return nullptr;
   }
   return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+}
+
+// The driver's entry point, looked up once per process (a thread-safe static: the driver a process has
+// loaded does not change), not once per map. Null when the driver lacks it.
+PFN_cuTensorMapEncodeTiled_v12000 encode_entry_point() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 encode = look_up_encode();
+  return encode;
 }
 
 }  // namespace

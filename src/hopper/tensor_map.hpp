@@ -1,5 +1,6 @@
 // Host-side creation of TMA tensor maps (cuTensorMapEncodeTiled, reached through the runtime's driver
-// entry point so that no -lcuda is needed). Maps are built per call and passed by value to the kernel.
+// entry point, looked up once per process, so that no -lcuda is needed). Maps are built per call and passed
+// by value to the kernel.
 #pragma once
 
 #include <cuda.h>

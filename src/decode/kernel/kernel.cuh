@@ -35,20 +35,22 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) etap_decode_kernel(
     hopper::mbarrier_init(&smem.q_full, 1);
     hopper::mbarrier_init(&smem.q_empty, Cfg::kConsumerWarps);
     hopper::fence_barrier_init();
+    hopper::prefetch_tensor_map(&q_map);  // kernel parameters: no previous kernel writes them
+    hopper::prefetch_tensor_map(&kv_map);
   }
   __syncthreads();
   hopper::launch_dependents();  // the combine kernel may start its prologue
+  // Programmatic dependent launch (hopper/launch.hpp): the previous kernel in the stream (the plan kernel,
+  // or an engine's writer of q, seqlens or the cache) may run until here. Above, only shared memory and the
+  // parameters are touched; every global access of both roles (plan, seqlens, block table, q and kv by TMA;
+  // out, lse, partials) is below, and both roles start with one.
+  hopper::wait_prerequisite_grids();
 
   const int warpgroup = threadIdx.x / Cfg::kWarpgroupThreads;
   if (warpgroup == Cfg::kConsumerWarpgroups) {
     hopper::setmaxnreg_dec<Cfg::kProducerRegs>();
-    if (threadIdx.x % Cfg::kWarpgroupThreads < kWarpSize) {  // one producer warp
-      if (threadIdx.x % kWarpSize == 0) {
-        hopper::prefetch_tensor_map(&q_map);
-        hopper::prefetch_tensor_map(&kv_map);
-      }
+    if (threadIdx.x % Cfg::kWarpgroupThreads < kWarpSize)  // one producer warp
       producer<Cfg>(params, smem, &q_map, &kv_map);
-    }
   } else {
     hopper::setmaxnreg_inc<Cfg::kConsumerRegs>();
     ConsumerT<Cfg>(params, smem, warpgroup).run();

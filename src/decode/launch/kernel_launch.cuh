@@ -1,4 +1,5 @@
-// Host side of the kernel instantiations: tensor maps, shared-memory opt-in, launch, and the choice of N.
+// Host side of the kernel instantiations: tensor maps, shared-memory opt-in, launch (programmatic dependent
+// launch, hopper/launch.hpp), and the choice of N.
 // Only the instantiation files (src/decode/kernel/kernel_*.cu, the benchmark's baseline) include this
 // definition, so that each kernel is compiled once; the launcher sees kernel_launch.hpp.
 #pragma once
@@ -8,6 +9,7 @@
 
 #include "decode/kernel/kernel.cuh"
 #include "decode/launch/kernel_launch.hpp"
+#include "hopper/launch.hpp"
 #include "hopper/tensor_map.hpp"
 
 namespace etap::decoding {
@@ -81,12 +83,11 @@ cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& param
     return e;
   constexpr int smem_bytes = sizeof(SharedStorage<Cfg>);
   auto kernel = etap_decode_kernel<Cfg, ConsumerT>;
-  if (cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
-      e != cudaSuccess)
-    return e;
-  const dim3 grid(num_parts, params.tiling.num_tiles);
-  kernel<<<grid, Cfg::kThreads, smem_bytes, stream>>>(q_map, kv_map, params);
-  return cudaGetLastError();
+  static common::PerDevice<bool> opted_in;  // this kernel's shared-memory opt-in, per device
+  const hopper::LaunchShape shape{dim3(num_parts, params.tiling.num_tiles), dim3(Cfg::kThreads), smem_bytes};
+  return hopper::launch_with_smem_opt_in(kernel, smem_bytes, opted_in, [&] {
+    return hopper::launch_programmatic(kernel, shape, stream, q_map, kv_map, params);
+  });
 }
 
 template <typename T, class Dims>

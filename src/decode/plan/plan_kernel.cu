@@ -5,6 +5,7 @@
 
 #include "common/constants.hpp"
 #include "decode/launch/launch.hpp"
+#include "hopper/fence.cuh"
 
 namespace etap::decoding {
 namespace {
@@ -48,6 +49,9 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
     plan_kernel(const int32_t* __restrict__ seqlens,  // [batch]
                 int32_t batch, int32_t page_size, int32_t max_pages, PlanParams params,
                 int32_t* plan) {  // PlanLayout words
+  // The decode kernel, launched next as a programmatic dependent, may become resident now: it waits for this
+  // grid's completion (griddepcontrol.wait) before it reads the plan.
+  hopper::launch_dependents();
   const PlanLayout layout{batch, params.num_parts};
   const int32_t fixed = params.fixed_cost;
   int32_t* prefix = plan + layout.cost_prefix();
