@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "decode/launch/launch.hpp"
@@ -34,6 +36,8 @@ std::vector<int32_t> make_plan(const std::vector<int32_t>& seqlens, PlanParams p
   return build_plan_host(seqlens.data(), static_cast<int32_t>(seqlens.size()), kPageSize, max_pages, params);
 }
 
+void expect_kernel_method_matches(const std::vector<int32_t>& plan);
+
 // Every invariant plan.hpp promises, checked by enumerating all parts' segments.
 void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, int32_t max_pages = kNoClamp) {
   const auto batch = static_cast<int32_t>(seqlens.size());
@@ -57,8 +61,28 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
   ASSERT_EQ(plan[layout.cost_prefix() + batch], total);
   ASSERT_EQ(h.work_per_part, work_per_part(total, params.num_parts, params.min_work));
   const int32_t w = h.work_per_part;
+  const int32_t tolerance = boundary_tolerance(w);
   EXPECT_GE(w, params.min_work);
   EXPECT_GE(int64_t{w} * params.num_parts, total) << "the parts must cover the whole cost line";
+
+  // Part boundaries: from 0 to the total, non-decreasing; the parts in use form a prefix of the grid, each
+  // interval non-empty and at most W + T long.
+  const int32_t* bounds = plan.data() + layout.part_begin();
+  ASSERT_EQ(bounds[0], 0);
+  ASSERT_EQ(bounds[params.num_parts], total);
+  bool reached_total = false;
+  for (int32_t p = 0; p < params.num_parts; ++p) {
+    ASSERT_LE(bounds[p], bounds[p + 1]) << "part " << p;
+    if (reached_total) {
+      ASSERT_EQ(bounds[p], total) << "empty parts come last; part " << p;
+      continue;
+    }
+    EXPECT_LT(bounds[p], bounds[p + 1]) << "part " << p;
+    EXPECT_LE(bounds[p + 1] - bounds[p], int64_t{w} + tolerance) << "part " << p;
+    reached_total = bounds[p + 1] == total;
+  }
+  std::vector<bool> request_boundary(static_cast<std::size_t>(total) + 1, false);
+  for (int32_t i = 0; i <= batch; ++i) request_boundary[plan[layout.cost_prefix() + i]] = true;
 
   // Coverage: every page of every request exactly once, every request (empty ones too) in one or more parts,
   // its segments in consecutive parts with consecutive split indices and consecutive page ranges.
@@ -88,7 +112,12 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
       ++segments_seen[i];
       work += s.page_end - s.page_begin + fixed;
     }
-    EXPECT_LE(work, int64_t{w} + fixed) << "part " << p;
+    // The bound the grid choice uses: the interval, plus F unless the part starts at a request boundary.
+    const int64_t interval = bounds[p + 1] - bounds[p];
+    if (!segments.empty()) {
+      EXPECT_LE(work, interval + (request_boundary[bounds[p]] ? 0 : fixed)) << "part " << p;
+    }
+    EXPECT_LE(work, int64_t{w} + tolerance + fixed) << "part " << p;
   }
   int64_t slots = 0;
   int32_t max_splits = 1;
@@ -100,11 +129,14 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
     for (int32_t page = 0; page < pages[i]; ++page)
       ASSERT_EQ(covered[i][page], 1) << "request " << i << " page " << page;
     EXPECT_EQ(plan[layout.slot_offset() + i], slots) << "request " << i;
+    // Ownership: the parts holding the first page position (an empty request: its last fixed-cost
+    // position) and the last position.
+    const int64_t owned = plan[layout.cost_prefix() + i] + (pages[i] == 0 ? fixed - 1 : fixed);
+    const int32_t first = plan[layout.first_part() + i];
+    EXPECT_LE(bounds[first], owned) << "request " << i;
+    EXPECT_GT(bounds[first + 1], owned) << "request " << i;
     if (pages[i] == 0) {
       EXPECT_EQ(splits, 1) << "empty request " << i;
-      // Ownership rule: the part holding the request's last fixed-cost position.
-      EXPECT_EQ(plan[layout.first_part() + i], (plan[layout.cost_prefix() + i] + fixed - 1) / w)
-          << "empty request " << i;
     }
     if (splits > 1) {
       slots += splits;
@@ -121,6 +153,59 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
   }
   EXPECT_EQ(h.max_splits, max_splits);
   EXPECT_EQ(plan[7], 0);
+  expect_kernel_method_matches(plan);
+}
+
+// The plan kernel's method, step by step on the host: grids scored through plan.hpp's binary searches
+// (grid_point), each part's requests from its interval (part_requests), each request's parts by search over
+// the boundaries (part_at). The host twin walks instead; both must give the same words.
+void expect_kernel_method_matches(const std::vector<int32_t>& plan) {
+  const PlanHeader h = header_of(plan);
+  const PlanLayout layout{h.batch, h.num_parts};
+  const int32_t* prefix = plan.data() + layout.cost_prefix();
+  const int32_t fixed = h.fixed_cost;
+  const GridCandidates candidates = grid_candidates(h.total_cost, h.work_per_part);
+  ASSERT_GE(candidates.count, 1);
+  ASSERT_LE(candidates.count, kMaxGridCandidates);
+  ASSERT_LE(candidates.most_parts, h.num_parts);
+  GridScore best{};
+  for (int32_t k = 0; k < candidates.count; ++k) {
+    const int32_t parts = candidates.most_parts - k;
+    ASSERT_GE(parts, 1);
+    EXPECT_LE((int64_t{h.total_cost} + parts - 1) / parts,
+              int64_t{h.work_per_part} + boundary_tolerance(h.work_per_part));
+    for (const int32_t snap : {0, snap_tolerance(h.total_cost, parts, h.work_per_part)}) {
+      GridScore score{parts, snap, 0, 0};
+      for (int32_t p = 0; p < parts; ++p) {
+        const Boundary begin = snap_boundary(grid_point(prefix, h.batch, parts, p), fixed, snap);
+        const Boundary end = snap_boundary(grid_point(prefix, h.batch, parts, p + 1), fixed, snap);
+        ASSERT_LT(begin.pos, end.pos) << "grid " << parts << " snap " << snap << " part " << p;
+        score.max_work = std::max(score.max_work,
+                                  static_cast<int32_t>(end.pos - begin.pos) + (begin.at_request ? 0 : fixed));
+        if (begin.cut) ++score.cuts;
+      }
+      if (best.parts == 0 || better_grid(score, best)) best = score;
+    }
+  }
+  const int32_t* bounds = plan.data() + layout.part_begin();
+  for (int32_t q = 0; q <= h.num_parts; ++q) {
+    const int64_t expected =
+        q < best.parts ? snap_boundary(grid_point(prefix, h.batch, best.parts, q), fixed, best.snap).pos
+                       : h.total_cost;
+    ASSERT_EQ(bounds[q], expected) << "boundary " << q;
+  }
+  for (int32_t p = 0; p < h.num_parts; ++p) {
+    const RequestSpan span = part_requests(prefix, h.batch, fixed, bounds[p], bounds[p + 1]);
+    EXPECT_EQ(span.first, plan[layout.part_req_begin() + p]) << "part " << p;
+    EXPECT_EQ(span.last, plan[layout.part_req_end() + p]) << "part " << p;
+  }
+  for (int32_t i = 0; i < h.batch; ++i) {
+    const int64_t start = prefix[i], cost = prefix[i + 1] - prefix[i];
+    const int32_t first = part_at(bounds, h.num_parts, first_owned_position(start, cost, fixed));
+    const int32_t last = part_at(bounds, h.num_parts, start + cost - 1);
+    EXPECT_EQ(first, plan[layout.first_part() + i]) << "request " << i;
+    EXPECT_EQ(last - first + 1, plan[layout.num_splits() + i]) << "request " << i;
+  }
 }
 
 int32_t parts_used(const std::vector<int32_t>& plan) {
@@ -169,7 +254,8 @@ TEST(PlanPolicy, WorkPerPartIsAtLeastOne) {
 TEST(PlanLayoutTest, WordsMatchTheDocumentedArrays) {
   const PlanLayout layout{10, 132};
   EXPECT_EQ(layout.part_req_begin(), 8);
-  EXPECT_EQ(layout.words(), 8 + 132 + 132 + 11 + 10 + 10 + 10 + 132);
+  EXPECT_EQ(layout.part_begin(), 8 + 132 + 132);
+  EXPECT_EQ(layout.words(), 8 + 132 + 132 + 133 + 11 + 10 + 10 + 10 + 132);
   EXPECT_EQ(layout.bytes(), layout.words() * 4);
 }
 
@@ -186,11 +272,12 @@ TEST(Planner, OneMillionTokensSpreadOverAllParts) {
   const std::vector<int32_t> plan = make_plan(seqlens, {kH100Sms, 2});
   EXPECT_EQ(parts_used(plan), kH100Sms);
   EXPECT_EQ(plan[(PlanLayout{1, kH100Sms}.num_splits())], kH100Sms);
-  // Every part but the last gets W pages (the first W − F: it also pays the fixed cost).
-  const int32_t w = header_of(plan).work_per_part;
-  for (int32_t p = 1; p + 1 < kH100Sms; ++p) {
+  // Every part but the first gets ⌊total/P⌋ or W pages (the first F fewer: it also pays the fixed cost).
+  const PlanHeader h = header_of(plan);
+  for (int32_t p = 1; p < kH100Sms; ++p) {
     const PartSegment s = part_segments(plan, p).at(0);
-    EXPECT_EQ(s.page_end - s.page_begin, w) << "part " << p;
+    EXPECT_GE(s.page_end - s.page_begin, h.total_cost / kH100Sms) << "part " << p;
+    EXPECT_LE(s.page_end - s.page_begin, h.work_per_part) << "part " << p;
   }
 }
 
@@ -219,13 +306,17 @@ TEST(Planner, PaddedBatchWithZeroLengthTail) {
 }
 
 TEST(Planner, EmptyRequestOwnedByThePartHoldingItsLastFixedPosition) {
-  // Costs [3, 2] on 3 parts of W = 2: the empty request occupies positions 3 and 4; owning it from its first
-  // position would give part 1 five units of work (more than W + F).
-  const PlanParams params{3, 2};
-  const std::vector<int32_t> plan = make_plan({64, 0}, params);
-  ASSERT_EQ(header_of(plan).work_per_part, 2);
-  EXPECT_EQ(plan[(PlanLayout{2, 3}.first_part() + 1)], 2);
-  check_invariants({64, 0}, params);
+  // F = 2, costs [3, 2, 3] on 2 parts of W = 4 (T = 0): the boundary at 4 falls between the empty request's
+  // two fixed positions 3 and 4, so it belongs to part 1, which holds position 4. Owned from its first
+  // position, part 0 would pay F for it with only one of its positions in its interval.
+  const PlanParams params{2, 2};
+  const std::vector<int32_t> plan = make_plan({64, 0, 64}, params);
+  const PlanLayout layout{3, 2};
+  ASSERT_EQ(header_of(plan).work_per_part, 4);
+  ASSERT_EQ(plan[layout.part_begin() + 1], 4);
+  EXPECT_EQ(plan[layout.first_part() + 1], 1);
+  EXPECT_EQ(plan[layout.num_splits() + 1], 1);
+  check_invariants({64, 0, 64}, params);
 }
 
 TEST(Planner, SeqlensClampedToTheBlockTable) {
@@ -271,6 +362,184 @@ TEST(PartSegments, RejectsAPartOutOfRange) {
   const std::vector<int32_t> plan = make_plan({100}, {4, 2});
   EXPECT_THROW(part_segments(plan, 4), std::invalid_argument);
   EXPECT_THROW(part_segments(plan, -1), std::invalid_argument);
+}
+
+int32_t split_request_count(const std::vector<int32_t>& plan) {
+  return header_of(plan).num_split_requests;
+}
+
+// Issue 9, large batch: 128 requests of 64 pages cost 65 positions each on W = ⌈8320/132⌉ = 64; the grid of
+// 128 parts (65 = W + 1 ≤ W + T) puts one whole request on each part instead of splitting every one.
+TEST(PlannerBoundaries, Batch128Of64PagesIsNotSplit) {
+  const std::vector<int32_t> seqlens(128, 64 * kPageSize);
+  const PlanParams params = plan_params(kH100Sms, 1, 16);
+  check_invariants(seqlens, params);
+  const std::vector<int32_t> plan = make_plan(seqlens, params);
+  const PlanLayout layout{128, kH100Sms};
+  EXPECT_EQ(header_of(plan).work_per_part, 64);
+  EXPECT_EQ(split_request_count(plan), 0);
+  EXPECT_EQ(header_of(plan).max_splits, 1);
+  EXPECT_EQ(parts_used(plan), 128);
+  for (int32_t p = 0; p < 128; ++p) {
+    EXPECT_EQ(plan[layout.part_req_begin() + p], p);
+    EXPECT_EQ(plan[layout.part_req_end() + p], p);
+    EXPECT_EQ(plan[layout.part_begin() + p], 65 * p);
+  }
+}
+
+TEST(PlannerBoundaries, OtherBatchesOfEqualRequestsJustAboveW) {
+  // b = 128, 8K: 129 positions on W = 126 (T = 4); b = 256, 4K: two requests (130) on W = 127 (T = 4);
+  // b = 264: two on W = 130; b = 127: 65 on W = 63 (T = 2); b = 130, 132: W = 65 itself.
+  for (const auto& [batch, seqlen] : std::vector<std::pair<int32_t, int32_t>>{
+           {128, 8192}, {256, 4096}, {264, 4096}, {128, 4096 - 5}, {127, 4096}, {130, 4096}, {132, 4096}}) {
+    SCOPED_TRACE(::testing::Message() << "batch " << batch << ", seqlen " << seqlen);
+    const std::vector<int32_t> seqlens(batch, seqlen);
+    check_invariants(seqlens, {kH100Sms, 1, 2});
+    EXPECT_EQ(split_request_count(make_plan(seqlens, {kH100Sms, 1, 2})), 0);
+  }
+}
+
+// b = 1: every grid cuts the request, so the widest spread wins: as many parts as W fills, ⌈total/W⌉ (all
+// 132 at 1M tokens; 129 at 32K, where W = ⌈513/132⌉ = 4 fills 129, as it did before part boundaries).
+TEST(PlannerBoundaries, SingleLongRequestStillSpreadsOverEveryPart) {
+  for (const int32_t seqlen : {1 << 20, 200000, 65536, 32768, 8192}) {
+    SCOPED_TRACE(::testing::Message() << "seqlen " << seqlen);
+    const std::vector<int32_t> plan = make_plan({seqlen}, {kH100Sms, 1, 2});
+    check_invariants({seqlen}, {kH100Sms, 1, 2});
+    const PlanHeader h = header_of(plan);
+    const int32_t filled = (h.total_cost + h.work_per_part - 1) / h.work_per_part;
+    // At 8K (W = 2) the first grid point is position 1: part 0 holds the fixed cost alone and the other 64
+    // two pages each (the W grid had 65 parts: 1, 2, ..., 2, 1 pages; the same busiest part).
+    EXPECT_GE(plan[(PlanLayout{1, kH100Sms}.num_splits())], filled - 1);
+    EXPECT_GE(parts_used(plan), filled - 1);
+    if (seqlen == (1 << 20)) {
+      EXPECT_EQ(parts_used(plan), kH100Sms);
+    }
+  }
+}
+
+// Where no grid within T avoids a cut, the busiest part decides and the schedule stays the W grid: b = 16,
+// 8K (the headline case) keeps exactly the boundaries p·W of the earlier planner.
+TEST(PlannerBoundaries, Batch16Of8KKeepsTheWGrid) {
+  const std::vector<int32_t> seqlens(16, 8192);
+  const std::vector<int32_t> plan = make_plan(seqlens, {kH100Sms, 1, 2});
+  check_invariants(seqlens, {kH100Sms, 1, 2});
+  const PlanLayout layout{16, kH100Sms};
+  const int32_t w = header_of(plan).work_per_part;
+  ASSERT_EQ(w, 16);
+  for (int32_t p = 0; p <= kH100Sms; ++p)
+    EXPECT_EQ(plan[layout.part_begin() + p], std::min(p * w, header_of(plan).total_cost)) << "boundary " << p;
+}
+
+TEST(PlannerBoundaries, ToleranceIsWOver32Rounded) {
+  EXPECT_EQ(boundary_tolerance(2), 0);
+  EXPECT_EQ(boundary_tolerance(15), 0);
+  EXPECT_EQ(boundary_tolerance(16), 1);
+  EXPECT_EQ(boundary_tolerance(32), 1);
+  EXPECT_EQ(boundary_tolerance(64), 2);
+  EXPECT_EQ(boundary_tolerance(126), 4);
+  for (int32_t w = 1; w < 5000; ++w)
+    EXPECT_LE(std::abs(kBoundaryToleranceDivisor * boundary_tolerance(w) - w), 16);
+}
+
+TEST(PlannerBoundaries, SnapKeepsIntervalsWithinToleranceAndBoundariesApart) {
+  for (int64_t total = 1; total < 3000; total += 7) {
+    for (const int32_t parts_cap : {1, 2, 7, 66, 132}) {
+      const int32_t w = work_per_part(total, parts_cap, 2);
+      const GridCandidates c = grid_candidates(total, w);
+      for (int32_t k = 0; k < c.count; ++k) {
+        const int32_t parts = c.most_parts - k;
+        const int32_t snap = snap_tolerance(total, parts, w);
+        EXPECT_GE(snap, 0);
+        EXPECT_LE((total + parts - 1) / parts + 2 * snap, int64_t{w} + boundary_tolerance(w));
+        if (parts > 1) {
+          EXPECT_LT(2 * snap, total / parts) << "total " << total << " parts " << parts;
+        }
+      }
+    }
+  }
+}
+
+int32_t busiest_part(const std::vector<int32_t>& plan) {
+  const PlanHeader h = header_of(plan);
+  int32_t busiest = 0;
+  for (int32_t p = 0; p < h.num_parts; ++p) {
+    int32_t work = 0;
+    for (const PartSegment& s : part_segments(plan, p)) work += s.page_end - s.page_begin + h.fixed_cost;
+    busiest = std::max(busiest, work);
+  }
+  return busiest;
+}
+
+TEST(PlannerBoundaries, SnapTakenWhenItRemovesEveryCut) {
+  // Costs [65, 63] on 2 parts: W = 64, T = 2, snap 1. The boundary 64 moves to the request boundary 65:
+  // no split, and the busiest part does 65 either way.
+  const std::vector<int32_t> seqlens = {64 * kPageSize, 62 * kPageSize};
+  check_invariants(seqlens, {2, 1, 2});
+  const std::vector<int32_t> plan = make_plan(seqlens, {2, 1, 2});
+  EXPECT_EQ(plan[(PlanLayout{2, 2}.part_begin() + 1)], 65);
+  EXPECT_EQ(split_request_count(plan), 0);
+  EXPECT_EQ(busiest_part(plan), 65);
+}
+
+TEST(PlannerBoundaries, SnapDroppedWhenItWouldLoadTheBusiestPart) {
+  // Costs [30, 99, 63] on 3 parts: W = 64, T = 2, snap 1. Both inner boundaries cut request 1; moving 128 to
+  // 129 would remove one cut but give part 1 65 pages + F = 66, so the grid stays unsnapped (busiest: 65).
+  const std::vector<int32_t> seqlens = {29 * kPageSize, 98 * kPageSize, 62 * kPageSize};
+  check_invariants(seqlens, {3, 1, 2});
+  const std::vector<int32_t> plan = make_plan(seqlens, {3, 1, 2});
+  const PlanLayout layout{3, 3};
+  EXPECT_EQ(plan[layout.part_begin() + 1], 64);
+  EXPECT_EQ(plan[layout.part_begin() + 2], 128);
+  EXPECT_EQ(plan[layout.num_splits() + 1], 3);
+  EXPECT_EQ(busiest_part(plan), 65);
+}
+
+// Batches of equal requests of any length and count, on any SM count: the grids that avoid every cut are
+// found where they exist within T, and the invariants hold throughout.
+TEST(PlannerProperty, EqualRequestBatches) {
+  std::mt19937 rng(9);
+  for (int c = 0; c < 400; ++c) {
+    const int32_t batch = std::uniform_int_distribution<int32_t>(1, 600)(rng);
+    const int32_t sms = std::uniform_int_distribution<int32_t>(1, 300)(rng);
+    const int32_t seqlen = std::uniform_int_distribution<int32_t>(0, 40000)(rng);
+    SCOPED_TRACE(::testing::Message()
+                 << "case " << c << ": batch " << batch << " × " << seqlen << ", sms " << sms);
+    const std::vector<int32_t> seqlens(batch, seqlen);
+    const PlanParams params = plan_params(sms, 1, 16);
+    check_invariants(seqlens, params);
+    // A whole number of requests per part with at most W + T positions each needs no split.
+    const std::vector<int32_t> plan = make_plan(seqlens, params);
+    const PlanHeader h = header_of(plan);
+    const int32_t cost = request_pages(seqlen, kPageSize, kNoClamp) + params.fixed_cost;
+    const int32_t widest = h.work_per_part + boundary_tolerance(h.work_per_part);
+    const int32_t per_part = widest / cost;
+    const int32_t most_parts = (h.total_cost + h.work_per_part - 1) / h.work_per_part;
+    if (per_part >= 1 && batch % per_part == 0 && batch / per_part <= most_parts &&
+        most_parts - batch / per_part < kMaxGridCandidates) {
+      EXPECT_EQ(h.num_split_requests, 0) << per_part << " per part";
+    }
+    if (::testing::Test::HasFatalFailure() || ::testing::Test::HasNonfatalFailure()) return;
+  }
+}
+
+// Nearly equal requests (a few tokens to a few pages apart), batches around one or two per part: the
+// neighbourhood where snapping and the no-cut grids act.
+TEST(PlannerProperty, NearlyEqualRequestBatches) {
+  std::mt19937 rng(128);
+  for (int c = 0; c < 600; ++c) {
+    const int32_t sms = std::uniform_int_distribution<int32_t>(1, 264)(rng);
+    const int32_t per_part = std::uniform_int_distribution<int32_t>(1, 3)(rng);
+    const int32_t batch = std::max(1, sms * per_part - std::uniform_int_distribution<int32_t>(-3, 8)(rng));
+    const int32_t base = std::uniform_int_distribution<int32_t>(64, 20000)(rng);
+    const int32_t jitter = std::uniform_int_distribution<int32_t>(0, 3 * kPageSize)(rng);
+    std::vector<int32_t> seqlens(batch);
+    for (auto& v : seqlens) v = base + std::uniform_int_distribution<int32_t>(0, jitter)(rng);
+    SCOPED_TRACE(::testing::Message() << "case " << c << ": batch " << batch << ", base " << base << " + "
+                                      << jitter << ", sms " << sms);
+    check_invariants(seqlens, plan_params(sms, 1, 16));
+    if (::testing::Test::HasFatalFailure() || ::testing::Test::HasNonfatalFailure()) return;
+  }
 }
 
 // Property test: random batches mixing empty, short and long requests, random SM counts and row counts.
