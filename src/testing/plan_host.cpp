@@ -15,26 +15,26 @@ using namespace decoding;
 
 namespace {
 
-// The grid points 0..parts of the grid of `parts` parts. The nominal boundaries increase with q, so the
+// The grid points 0..parts of the grid of width `width`. The nominal boundaries increase with q, so the
 // request holding each one is found by walking the requests forward (the kernel binary-searches instead).
-std::vector<GridPoint> walk_grid(const int32_t* prefix, int32_t batch, int32_t parts) {
+std::vector<GridPoint> walk_grid(const int32_t* prefix, int32_t batch, int32_t width) {
   const int64_t total = prefix[batch];
+  const int32_t parts = grid_parts(total, width);
   std::vector<GridPoint> points(static_cast<std::size_t>(parts) + 1);
   points.front() = {0, 0, 0};
   points.back() = {total, total, total};
   int32_t j = 0;
   for (int32_t q = 1; q < parts; ++q) {
-    const int64_t n = nominal_boundary(total, parts, q);
+    const int64_t n = nominal_boundary(total, width, q);
     while (prefix[j + 1] <= n) ++j;
     points[q] = {n, prefix[j], prefix[j + 1]};
   }
   return points;
 }
 
-GridScore score_grid(const std::vector<GridPoint>& points, int32_t fixed, int32_t snap) {
-  const auto parts = static_cast<int32_t>(points.size() - 1);
-  GridScore score{parts, snap, 0, 0};
-  for (int32_t p = 0; p < parts; ++p) {
+GridScore score_grid(const std::vector<GridPoint>& points, int32_t width, int32_t fixed, int32_t snap) {
+  GridScore score{width, snap, 0, 0};
+  for (std::size_t p = 0; p + 1 < points.size(); ++p) {
     const Boundary begin = snap_boundary(points[p], fixed, snap);
     const Boundary end = snap_boundary(points[p + 1], fixed, snap);
     const int64_t work = end.pos - begin.pos + (begin.at_request ? 0 : fixed);
@@ -68,21 +68,23 @@ std::vector<int32_t> build_plan_host(const int32_t* seqlens, int32_t batch, int3
   prefix[batch] = static_cast<int32_t>(total);
   const int32_t w = work_per_part(total, params.num_parts, params.min_work);
 
-  // The grid: every candidate scored unsnapped and snapped, the best variant's boundaries kept.
-  const GridCandidates candidates = grid_candidates(total, w);
+  // The grid: every candidate width scored unsnapped and snapped, the best variant's boundaries kept.
+  const GridCandidates candidates = grid_candidates(w);
   GridScore best{};
   for (int32_t k = 0; k < candidates.count; ++k) {
-    const int32_t parts = candidates.most_parts - k;
-    const std::vector<GridPoint> points = walk_grid(prefix, batch, parts);
-    for (const int32_t snap : {0, snap_tolerance(total, parts, w)}) {
-      const GridScore score = score_grid(points, fixed, snap);
-      if (best.parts == 0 || better_grid(score, best)) best = score;
+    const int32_t width = candidates.first_width + k;
+    const std::vector<GridPoint> points = walk_grid(prefix, batch, width);
+    for (const int32_t snap : {0, snap_tolerance(width, w)}) {
+      const GridScore score = score_grid(points, width, fixed, snap);
+      if (best.width == 0 || better_grid(score, best)) best = score;
     }
   }
-  const std::vector<GridPoint> points = walk_grid(prefix, batch, best.parts);
-  for (int32_t q = 0; q <= params.num_parts; ++q)
+  const std::vector<GridPoint> points = walk_grid(prefix, batch, best.width);
+  for (int32_t q = 0; q <= params.num_parts; ++q) {
+    const auto k = static_cast<std::size_t>(q);
     part_begin[q] =
-        static_cast<int32_t>(q < best.parts ? snap_boundary(points[q], fixed, best.snap).pos : total);
+        static_cast<int32_t>(k < points.size() ? snap_boundary(points[k], fixed, best.snap).pos : total);
+  }
 
   // Each request's parts: those holding its first owned and its last position (a forward walk over parts).
   std::vector<int32_t> begin(static_cast<std::size_t>(params.num_parts), std::numeric_limits<int32_t>::max());

@@ -164,34 +164,32 @@ void expect_kernel_method_matches(const std::vector<int32_t>& plan) {
   const PlanLayout layout{h.batch, h.num_parts};
   const int32_t* prefix = plan.data() + layout.cost_prefix();
   const int32_t fixed = h.fixed_cost;
-  const GridCandidates candidates = grid_candidates(h.total_cost, h.work_per_part);
+  const GridCandidates candidates = grid_candidates(h.work_per_part);
   ASSERT_GE(candidates.count, 1);
   ASSERT_LE(candidates.count, kMaxGridCandidates);
-  ASSERT_LE(candidates.most_parts, h.num_parts);
+  ASSERT_EQ(candidates.first_width, h.work_per_part);
   GridScore best{};
   for (int32_t k = 0; k < candidates.count; ++k) {
-    const int32_t parts = candidates.most_parts - k;
-    ASSERT_GE(parts, 1);
-    EXPECT_LE((int64_t{h.total_cost} + parts - 1) / parts,
-              int64_t{h.work_per_part} + boundary_tolerance(h.work_per_part));
-    for (const int32_t snap : {0, snap_tolerance(h.total_cost, parts, h.work_per_part)}) {
-      GridScore score{parts, snap, 0, 0};
+    const int32_t width = candidates.first_width + k;
+    const int32_t parts = grid_parts(h.total_cost, width);
+    ASSERT_LE(parts, h.num_parts);
+    EXPECT_LE(width, h.work_per_part + boundary_tolerance(h.work_per_part));
+    for (const int32_t snap : {0, snap_tolerance(width, h.work_per_part)}) {
+      GridScore score{width, snap, 0, 0};
       for (int32_t p = 0; p < parts; ++p) {
-        const Boundary begin = snap_boundary(grid_point(prefix, h.batch, parts, p), fixed, snap);
-        const Boundary end = snap_boundary(grid_point(prefix, h.batch, parts, p + 1), fixed, snap);
-        ASSERT_LT(begin.pos, end.pos) << "grid " << parts << " snap " << snap << " part " << p;
+        const Boundary begin = snap_boundary(grid_point(prefix, h.batch, width, p), fixed, snap);
+        const Boundary end = snap_boundary(grid_point(prefix, h.batch, width, p + 1), fixed, snap);
+        ASSERT_LE(begin.pos, end.pos) << "width " << width << " snap " << snap << " part " << p;
         score.max_work = std::max(score.max_work,
                                   static_cast<int32_t>(end.pos - begin.pos) + (begin.at_request ? 0 : fixed));
         if (begin.cut) ++score.cuts;
       }
-      if (best.parts == 0 || better_grid(score, best)) best = score;
+      if (best.width == 0 || better_grid(score, best)) best = score;
     }
   }
   const int32_t* bounds = plan.data() + layout.part_begin();
   for (int32_t q = 0; q <= h.num_parts; ++q) {
-    const int64_t expected =
-        q < best.parts ? snap_boundary(grid_point(prefix, h.batch, best.parts, q), fixed, best.snap).pos
-                       : h.total_cost;
+    const int64_t expected = snap_boundary(grid_point(prefix, h.batch, best.width, q), fixed, best.snap).pos;
     ASSERT_EQ(bounds[q], expected) << "boundary " << q;
   }
   for (int32_t p = 0; p < h.num_parts; ++p) {
@@ -272,12 +270,11 @@ TEST(Planner, OneMillionTokensSpreadOverAllParts) {
   const std::vector<int32_t> plan = make_plan(seqlens, {kH100Sms, 2});
   EXPECT_EQ(parts_used(plan), kH100Sms);
   EXPECT_EQ(plan[(PlanLayout{1, kH100Sms}.num_splits())], kH100Sms);
-  // Every part but the first gets ⌊total/P⌋ or W pages (the first F fewer: it also pays the fixed cost).
-  const PlanHeader h = header_of(plan);
-  for (int32_t p = 1; p < kH100Sms; ++p) {
+  // Every part but the last gets W pages (the first W − F: it also pays the fixed cost).
+  const int32_t w = header_of(plan).work_per_part;
+  for (int32_t p = 1; p + 1 < kH100Sms; ++p) {
     const PartSegment s = part_segments(plan, p).at(0);
-    EXPECT_GE(s.page_end - s.page_begin, h.total_cost / kH100Sms) << "part " << p;
-    EXPECT_LE(s.page_end - s.page_begin, h.work_per_part) << "part " << p;
+    EXPECT_EQ(s.page_end - s.page_begin, w) << "part " << p;
   }
 }
 
@@ -399,23 +396,22 @@ TEST(PlannerBoundaries, OtherBatchesOfEqualRequestsJustAboveW) {
   }
 }
 
-// b = 1: every grid cuts the request, so the widest spread wins: as many parts as W fills, ⌈total/W⌉ (all
-// 132 at 1M tokens; 129 at 32K, where W = ⌈513/132⌉ = 4 fills 129, as it did before part boundaries).
+// b = 1: every grid cuts the request, so the narrowest, the plain W grid, wins: ⌈total/W⌉ parts (all 132 at
+// 1M tokens; 129 at 32K, where W = ⌈513/132⌉ = 4).
 TEST(PlannerBoundaries, SingleLongRequestStillSpreadsOverEveryPart) {
   for (const int32_t seqlen : {1 << 20, 200000, 65536, 32768, 8192}) {
     SCOPED_TRACE(::testing::Message() << "seqlen " << seqlen);
     const std::vector<int32_t> plan = make_plan({seqlen}, {kH100Sms, 1, 2});
     check_invariants({seqlen}, {kH100Sms, 1, 2});
     const PlanHeader h = header_of(plan);
-    const int32_t filled = (h.total_cost + h.work_per_part - 1) / h.work_per_part;
-    // At 8K (W = 2) the first grid point is position 1: part 0 holds the fixed cost alone and the other 64
-    // two pages each (the W grid had 65 parts: 1, 2, ..., 2, 1 pages; the same busiest part).
-    EXPECT_GE(plan[(PlanLayout{1, kH100Sms}.num_splits())], filled - 1);
-    EXPECT_GE(parts_used(plan), filled - 1);
-    if (seqlen == (1 << 20)) {
-      EXPECT_EQ(parts_used(plan), kH100Sms);
-    }
+    const int32_t filled = grid_parts(h.total_cost, h.work_per_part);
+    EXPECT_EQ(plan[(PlanLayout{1, kH100Sms}.num_splits())], filled);
+    EXPECT_EQ(parts_used(plan), filled);
+    for (int32_t p = 0; p <= filled; ++p)
+      EXPECT_EQ(plan[(PlanLayout{1, kH100Sms}.part_begin() + p)],
+                std::min(p * h.work_per_part, h.total_cost));
   }
+  EXPECT_EQ(parts_used(make_plan({1 << 20}, {kH100Sms, 1, 2})), kH100Sms);
 }
 
 // Where no grid within T avoids a cut, the busiest part decides and the schedule stays the W grid: b = 16,
@@ -443,19 +439,15 @@ TEST(PlannerBoundaries, ToleranceIsWOver32Rounded) {
 }
 
 TEST(PlannerBoundaries, SnapKeepsIntervalsWithinToleranceAndBoundariesApart) {
-  for (int64_t total = 1; total < 3000; total += 7) {
-    for (const int32_t parts_cap : {1, 2, 7, 66, 132}) {
-      const int32_t w = work_per_part(total, parts_cap, 2);
-      const GridCandidates c = grid_candidates(total, w);
-      for (int32_t k = 0; k < c.count; ++k) {
-        const int32_t parts = c.most_parts - k;
-        const int32_t snap = snap_tolerance(total, parts, w);
-        EXPECT_GE(snap, 0);
-        EXPECT_LE((total + parts - 1) / parts + 2 * snap, int64_t{w} + boundary_tolerance(w));
-        if (parts > 1) {
-          EXPECT_LT(2 * snap, total / parts) << "total " << total << " parts " << parts;
-        }
-      }
+  for (int32_t w = 1; w < 3000; ++w) {
+    const GridCandidates c = grid_candidates(w);
+    EXPECT_EQ(c.first_width, w);
+    EXPECT_EQ(c.count, std::min(boundary_tolerance(w) + 1, kMaxGridCandidates));
+    for (int32_t width = w; width < w + c.count; ++width) {
+      const int32_t snap = snap_tolerance(width, w);
+      EXPECT_GE(snap, 0);
+      EXPECT_LE(width + 2 * snap, w + boundary_tolerance(w)) << "W " << w << " width " << width;
+      EXPECT_LT(2 * snap, width) << "W " << w << " width " << width;
     }
   }
 }
@@ -471,13 +463,26 @@ int32_t busiest_part(const std::vector<int32_t>& plan) {
   return busiest;
 }
 
-TEST(PlannerBoundaries, SnapTakenWhenItRemovesEveryCut) {
-  // Costs [65, 63] on 2 parts: W = 64, T = 2, snap 1. The boundary 64 moves to the request boundary 65:
-  // no split, and the busiest part does 65 either way.
+TEST(PlannerBoundaries, WiderGridTakenWhenItRemovesEveryCut) {
+  // Costs [65, 63] on 2 parts: W = 64, T = 2. The grid of width 65 puts its boundary on the request
+  // boundary: no split, and the busiest part does 65, as on the W grid.
   const std::vector<int32_t> seqlens = {64 * kPageSize, 62 * kPageSize};
   check_invariants(seqlens, {2, 1, 2});
   const std::vector<int32_t> plan = make_plan(seqlens, {2, 1, 2});
   EXPECT_EQ(plan[(PlanLayout{2, 2}.part_begin() + 1)], 65);
+  EXPECT_EQ(split_request_count(plan), 0);
+  EXPECT_EQ(busiest_part(plan), 65);
+}
+
+TEST(PlannerBoundaries, SnapTakenWhenItRemovesEveryCut) {
+  // Costs [65, 63, 64] on 3 parts: W = 64, T = 2, snap 1 on the W grid. No width aligns both boundaries,
+  // but moving 64 to 65 (128 is one already) cuts nothing.
+  const std::vector<int32_t> seqlens = {64 * kPageSize, 62 * kPageSize, 63 * kPageSize};
+  check_invariants(seqlens, {3, 1, 2});
+  const std::vector<int32_t> plan = make_plan(seqlens, {3, 1, 2});
+  const PlanLayout layout{3, 3};
+  EXPECT_EQ(plan[layout.part_begin() + 1], 65);
+  EXPECT_EQ(plan[layout.part_begin() + 2], 128);
   EXPECT_EQ(split_request_count(plan), 0);
   EXPECT_EQ(busiest_part(plan), 65);
 }
@@ -508,16 +513,14 @@ TEST(PlannerProperty, EqualRequestBatches) {
     const std::vector<int32_t> seqlens(batch, seqlen);
     const PlanParams params = plan_params(sms, 1, 16);
     check_invariants(seqlens, params);
-    // A whole number of requests per part with at most W + T positions each needs no split.
+    // A whole number of requests per part, between W and W + T positions, needs no split.
     const std::vector<int32_t> plan = make_plan(seqlens, params);
     const PlanHeader h = header_of(plan);
     const int32_t cost = request_pages(seqlen, kPageSize, kNoClamp) + params.fixed_cost;
-    const int32_t widest = h.work_per_part + boundary_tolerance(h.work_per_part);
-    const int32_t per_part = widest / cost;
-    const int32_t most_parts = (h.total_cost + h.work_per_part - 1) / h.work_per_part;
-    if (per_part >= 1 && batch % per_part == 0 && batch / per_part <= most_parts &&
-        most_parts - batch / per_part < kMaxGridCandidates) {
-      EXPECT_EQ(h.num_split_requests, 0) << per_part << " per part";
+    const int32_t aligned_width = (h.work_per_part + cost - 1) / cost * cost;
+    if (aligned_width <= h.work_per_part + boundary_tolerance(h.work_per_part) &&
+        aligned_width - h.work_per_part < kMaxGridCandidates) {
+      EXPECT_EQ(h.num_split_requests, 0) << "width " << aligned_width;
     }
     if (::testing::Test::HasFatalFailure() || ::testing::Test::HasNonfatalFailure()) return;
   }

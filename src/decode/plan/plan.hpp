@@ -4,13 +4,14 @@
 // (Q load, epilogue, combine), then one position per KV page. Request i starts at the prefix sum C_i of
 // the costs before it. Part p (one CTA) owns the positions [B_p, B_{p+1}) (the plan's part_begin array;
 // B_0 = 0, B_P = total):
-//   - the boundaries form a grid of P' ≤ P parts: nominal boundary q at ⌊q·total/P'⌋, either all left there
-//     or each moved to the nearest request boundary C_j that is at most snap_tolerance() positions away;
-//     parts P'..P − 1 are empty;
-//   - the grid is one of those whose parts stay within T = boundary_tolerance(W) positions of W = ⌈total/P⌉
-//     (grid_candidates): one that cuts no request if there is one, else the one whose busiest part has the
-//     least work (better_grid). A batch of equal requests slightly longer than W thus runs one request per
-//     part instead of cutting every one of them in two;
+//   - the boundaries form a grid of width W' ∈ [W, W + T], W = ⌈total/P⌉ (at least min_work) and
+//     T = boundary_tolerance(W): nominal boundary q at min(q·W', total), either all left there or each
+//     moved to the nearest request boundary C_j that is at most snap_tolerance() positions away; the
+//     ⌈total/W'⌉ ≤ P parts are followed by empty ones (B_p = total);
+//   - the grid is one that cuts no request if there is one, else the one whose busiest part has the least
+//     work (better_grid): the plain p·W split unless another is as good for the busiest part and cuts less.
+//     A batch of equal requests slightly longer than W thus runs one request per part instead of cutting
+//     every one of them in two;
 //   - part p touches request i iff p ∈ [first_part_i, last_part_i]: the parts holding its first and last
 //     page positions (an empty request is owned by the part holding its last fixed-cost position,
 //     C_i + F − 1, so that no owned cost spills past a part's end);
@@ -108,42 +109,43 @@ ETAP_HD int32_t work_per_part(int64_t total_cost, int32_t num_parts, int32_t min
 // second epilogue in every CTA, ~7% of the b = 128, 4K call by the analysis in docs/PERF.md "Gaps". 0 below
 // W = 16: there parts are a few latency-bound pages, where one page more is no small fraction.
 inline constexpr int32_t kBoundaryToleranceDivisor = 32;
-// Most grids compared, each unsnapped and snapped (one warp of the plan kernel picks the best of the 32
-// variants); the widest ones are dropped beyond it.
+// Most grid widths compared, each unsnapped and snapped (one warp of the plan kernel picks the best of the
+// 32 variants): all T + 1 of them up to W = 495, the widest dropped beyond.
 inline constexpr int32_t kMaxGridCandidates = 16;
 
 ETAP_HD int32_t boundary_tolerance(int32_t w) {
   return (w + kBoundaryToleranceDivisor / 2) / kBoundaryToleranceDivisor;
 }
 
-// The grids considered: most_parts, most_parts − 1, ..., most_parts − count + 1 parts. most_parts = ⌈total/W⌉
-// (the parts the width W fills; intervals of at most W), the fewest keep ⌈total/P'⌉ ≤ W + T.
+// The grids considered: widths first_width = W, W + 1, ..., W + count − 1 ≤ W + T. The grid of width W'
+// has ⌈total/W'⌉ ≤ P parts; the grid of width W is the plain p·W split.
 struct GridCandidates {
-  int32_t most_parts, count;
+  int32_t first_width, count;
 };
 
-ETAP_HD GridCandidates grid_candidates(int64_t total, int32_t w) {
-  const int64_t widest = static_cast<int64_t>(w) + boundary_tolerance(w);
-  const int64_t most = (total + w - 1) / w;
-  const int64_t fewest = (total + widest - 1) / widest;
-  int64_t count = most - fewest + 1;
-  if (count > kMaxGridCandidates) count = kMaxGridCandidates;
-  return {static_cast<int32_t>(most), static_cast<int32_t>(count)};
+ETAP_HD GridCandidates grid_candidates(int32_t w) {
+  const int32_t count = boundary_tolerance(w) + 1;
+  return {w, count < kMaxGridCandidates ? count : kMaxGridCandidates};
 }
 
-// S: how far a boundary of the grid of `parts` parts may move to a request boundary. Both neighbours may
-// move outwards, so 2S ≤ W + T − ⌈total/parts⌉ keeps every interval within W + T, and 2S < ⌊total/parts⌋
-// keeps the boundaries strictly increasing (no part is emptied).
-ETAP_HD int32_t snap_tolerance(int64_t total, int32_t parts, int32_t w) {
-  const int64_t room = static_cast<int64_t>(w) + boundary_tolerance(w) - (total + parts - 1) / parts;
-  const int64_t apart = total / parts - 1;
-  int64_t s = (room < apart ? room : apart) / 2;
-  return s < 0 ? 0 : static_cast<int32_t>(s);
+ETAP_HD int32_t grid_parts(int64_t total, int32_t width) {
+  return static_cast<int32_t>((total + width - 1) / width);
 }
 
-// Nominal boundary q (0 ≤ q ≤ parts) of the grid of `parts` parts.
-ETAP_HD int64_t nominal_boundary(int64_t total, int32_t parts, int32_t q) {
-  return static_cast<int64_t>(q) * total / parts;
+// S: how far a boundary of the grid of width `width` may move to a request boundary. Both neighbours may
+// move outwards, so 2S ≤ W + T − width keeps every interval within W + T, and 2S < width keeps the inner
+// boundaries strictly increasing.
+ETAP_HD int32_t snap_tolerance(int32_t width, int32_t w) {
+  const int32_t room = w + boundary_tolerance(w) - width;
+  const int32_t apart = width - 1;
+  const int32_t s = (room < apart ? room : apart) / 2;
+  return s < 0 ? 0 : s;
+}
+
+// Nominal boundary q ≥ 0 of the grid of width `width`: q·width, at most the total.
+ETAP_HD int64_t nominal_boundary(int64_t total, int32_t width, int32_t q) {
+  const int64_t n = static_cast<int64_t>(q) * width;
+  return n < total ? n : total;
 }
 
 // The request holding position `pos` (0 ≤ pos < prefix[batch]): the last i with prefix[i] ≤ pos.
@@ -165,11 +167,11 @@ struct GridPoint {
 };
 
 // By binary search over the cost prefix [batch + 1] (the plan kernel's method; the host twin walks instead).
-ETAP_HD GridPoint grid_point(const int32_t* prefix, int32_t batch, int32_t parts, int32_t q) {
+ETAP_HD GridPoint grid_point(const int32_t* prefix, int32_t batch, int32_t width, int32_t q) {
   const int64_t total = prefix[batch];
-  if (q <= 0) return {0, 0, 0};
-  if (q >= parts) return {total, total, total};
-  const int64_t n = nominal_boundary(total, parts, q);
+  const int64_t n = nominal_boundary(total, width, q);
+  if (n <= 0) return {0, 0, 0};
+  if (n >= total) return {total, total, total};
   const int32_t j = request_at(prefix, batch, n);
   return {n, prefix[j], prefix[j + 1]};
 }
@@ -192,23 +194,24 @@ ETAP_HD Boundary snap_boundary(GridPoint g, int32_t fixed, int32_t snap) {
   return {pos, pos == g.c_lo || pos == g.c_hi, g.c_lo + fixed < pos && pos < g.c_hi};
 }
 
-// A grid variant (parts, snap: 0 or snap_tolerance) and what it is judged by: the most work of one part
+// A grid variant (width, snap: 0 or snap_tolerance) and what it is judged by: the most work of one part
 // (its interval, plus F when it does not start at a request boundary: a bound on Σ (pages + F) over its
 // segments) and its cuts (inner boundaries that split a request). Each grid is scored unsnapped and
 // snapped: moving a boundary onto a request boundary removes a cut but may lengthen the busiest part.
 struct GridScore {
-  int32_t parts, snap, max_work, cuts;
+  int32_t width, snap, max_work, cuts;
 };
 
 // Whether grid a is better than grid b. First, a grid that cuts no request: then no partial is written, the
 // combine has nothing to do and every CTA runs one epilogue per request — that is what T is spent on. Then
 // the busiest part's work (the cost line's own measure, F included), then fewer cuts (fewer partial states
-// for the combine), then more parts, then no snapping (a strict order: the choice is unique).
+// for the combine), then the narrower grid (more parts), then no snapping (a strict order: the choice is
+// unique). Without a grid that avoids every cut, the busiest part is never worse than the plain W grid's.
 ETAP_HD bool better_grid(GridScore a, GridScore b) {
   if ((a.cuts == 0) != (b.cuts == 0)) return a.cuts == 0;
   if (a.max_work != b.max_work) return a.max_work < b.max_work;
   if (a.cuts != b.cuts) return a.cuts < b.cuts;
-  if (a.parts != b.parts) return a.parts > b.parts;
+  if (a.width != b.width) return a.width < b.width;
   return a.snap < b.snap;
 }
 

@@ -56,15 +56,15 @@ constexpr int kGridVariants = 2 * kMaxGridCandidates;
 static_assert(kGridVariants <= kWarpSize, "one warp picks the grid");
 
 // The best grid variant (plan.hpp better_grid) by a butterfly over one warp: lane v holds variant v, lanes
-// without one hold parts = 0, which never wins. better_grid is a strict order, so every lane ends with the
+// without one hold width = 0, which never wins. better_grid is a strict order, so every lane ends with the
 // same choice.
 __device__ GridScore best_grid(GridScore mine) {
   for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    const GridScore other{__shfl_xor_sync(kFullWarpMask, mine.parts, offset),
+    const GridScore other{__shfl_xor_sync(kFullWarpMask, mine.width, offset),
                           __shfl_xor_sync(kFullWarpMask, mine.snap, offset),
                           __shfl_xor_sync(kFullWarpMask, mine.max_work, offset),
                           __shfl_xor_sync(kFullWarpMask, mine.cuts, offset)};
-    if (other.parts > 0 && (mine.parts == 0 || better_grid(other, mine))) mine = other;
+    if (other.width > 0 && (mine.width == 0 || better_grid(other, mine))) mine = other;
   }
   return mine;
 }
@@ -76,7 +76,7 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
   __shared__ int32_t shared_prefix[kSharedPrefixWords];
   __shared__ int32_t bounds[kMaxParts + 1];
   __shared__ int32_t grid_max_work[kGridVariants], grid_cuts[kGridVariants];
-  __shared__ int32_t chosen_parts, chosen_snap, max_splits;
+  __shared__ int32_t chosen_width, chosen_snap, max_splits;
   const PlanLayout layout{batch, params.num_parts};
   const int32_t fixed = params.fixed_cost;
   const int32_t num_parts = params.num_parts;
@@ -104,7 +104,8 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
   }
   const int32_t total = cost_carry;
   const int32_t w = work_per_part(total, num_parts, params.min_work);
-  const GridCandidates candidates = grid_candidates(total, w);
+  const GridCandidates candidates = grid_candidates(w);
+  const int32_t most_parts = grid_parts(total, candidates.first_width);
   if (threadIdx.x == 0) {
     prefix[batch] = total;
     if (prefix_in_shared) shared_prefix[batch] = total;
@@ -115,13 +116,13 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
 
   // Score every candidate grid, unsnapped and snapped: one thread per (grid, part) finds the grid points at
   // the part's two ends.
-  for (int32_t item = threadIdx.x; item < candidates.count * candidates.most_parts; item += kPlanThreads) {
-    const int32_t k = item / candidates.most_parts, part = item % candidates.most_parts;
-    const int32_t parts = candidates.most_parts - k;
-    if (part >= parts) continue;
-    const GridPoint lo = grid_point(cost_line, batch, parts, part);
-    const GridPoint hi = grid_point(cost_line, batch, parts, part + 1);
-    const int32_t snaps[2] = {0, snap_tolerance(total, parts, w)};
+  for (int32_t item = threadIdx.x; item < candidates.count * most_parts; item += kPlanThreads) {
+    const int32_t k = item / most_parts, part = item % most_parts;
+    const int32_t width = candidates.first_width + k;
+    if (static_cast<int64_t>(part) * width >= total) continue;  // part ≥ grid_parts(total, width)
+    const GridPoint lo = grid_point(cost_line, batch, width, part);
+    const GridPoint hi = grid_point(cost_line, batch, width, part + 1);
+    const int32_t snaps[2] = {0, snap_tolerance(width, w)};
 #pragma unroll
     for (int v = 0; v < 2; ++v) {
       const Boundary begin = snap_boundary(lo, fixed, snaps[v]), end = snap_boundary(hi, fixed, snaps[v]);
@@ -135,24 +136,22 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
     const int v = threadIdx.x, k = v / 2;
     GridScore mine{0, 0, 0, 0};
     if (k < candidates.count) {
-      const int32_t parts = candidates.most_parts - k;
-      mine = {parts, v % 2 == 0 ? 0 : snap_tolerance(total, parts, w), grid_max_work[v], grid_cuts[v]};
+      const int32_t width = candidates.first_width + k;
+      mine = {width, v % 2 == 0 ? 0 : snap_tolerance(width, w), grid_max_work[v], grid_cuts[v]};
     }
     const GridScore best = best_grid(mine);
     if (v == 0) {
-      chosen_parts = best.parts;
+      chosen_width = best.width;
       chosen_snap = best.snap;
     }
   }
   __syncthreads();
 
-  // The chosen grid's boundaries B_0..B_P (empty parts beyond it start at the total).
-  const int32_t parts = chosen_parts, snap = chosen_snap;
+  // The chosen grid's boundaries B_0..B_P (the parts beyond it are empty, at the total).
+  const int32_t width = chosen_width, snap = chosen_snap;
   for (int32_t q = threadIdx.x; q <= num_parts; q += kPlanThreads) {
     const int32_t pos =
-        q < parts
-            ? static_cast<int32_t>(snap_boundary(grid_point(cost_line, batch, parts, q), fixed, snap).pos)
-            : total;
+        static_cast<int32_t>(snap_boundary(grid_point(cost_line, batch, width, q), fixed, snap).pos);
     bounds[q] = pos;
     part_begin[q] = pos;
   }
