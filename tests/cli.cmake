@@ -132,7 +132,7 @@ etap_cli_test(cli_run_gpu 0 "error vs reference: PASS.*decode: .* µs.*plan: " S
 
 # check
 etap_cli_test(cli_check_list 0 "[0-9]+ configs and 10 golden checks" ARGS check --list)
-etap_cli_test(cli_check_quick_list 0 "28 configs and 10 golden checks" ARGS check --list --quick)
+etap_cli_test(cli_check_quick_list 0 "29 configs and 10 golden checks" ARGS check --list --quick)
 etap_cli_test(cli_check_json_unwritable 3 "cannot write .*/no-such-dir/check\\.json"
   ARGS check --quick --json /no-such-dir/check.json)
 etap_cli_test(cli_check_no_gpu 2 "etap check: ${no_gpu_text}" NO_GPU ARGS check --quick)

@@ -122,6 +122,12 @@ std::vector<ConformanceConfig> extra_configs() {
     c.num_sms = sms;
     extra.push_back(c);
   }
+  // Part boundaries (plan.hpp): equal requests each longer than W, planned one whole request per part
+  // (31 × 65 positions on 32 SMs, W = 63; 128 × 33 on 132 SMs, W = 32), so no partial and no combine.
+  c = grid_config(31, 4096, false, {16, 1}, DType::kBF16);
+  c.num_sms = 32;
+  extra.push_back(c);
+  extra.push_back(grid_config(128, 2048, false, {16, 1}, DType::kFP16));
   // The paper's configuration (what `etap run` times).
   extra.push_back(grid_config(16, 4096, false, {16, 1}, DType::kBF16));
   return extra;
@@ -422,6 +428,7 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
     ConformanceConfig& rank256 = add(2, 1000, false, {64, 1}, DType::kFP16);
     rank256.d_qk = 320;
     rank256.d_v = 256;
+    add(31, 4096, false, {16, 1}, DType::kBF16).num_sms = 32;  // one whole request per part, W = 63 < 65
     return configs;
   }
 
@@ -444,10 +451,11 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
 
 std::vector<std::string> describe_sweep(bool quick) {
   if (quick)
-    return {"quick subset (the CTest `gpu` test): 28 configs covering tail pages (s_k 1, 17, 63, 64, 65),",
+    return {"quick subset (the CTest `gpu` test): 29 configs covering tail pages (s_k 1, 17, 63, 64, 65),",
             "variable lengths with empty requests, causal and non-causal MTP (s_q 2, 4, 16; seqlen < s_q), fp16,",
             "R = 8 … 256 (row tiles), h_kv 2, pages of 1, 16, 128 tokens, d 512/512 and 320/256, base-2 lse,",
-            "large logits, an all-empty batch, one SM, and b=1 at s_k=65536."};
+            "large logits, an all-empty batch, one SM, b=1 at s_k=65536, and b=31 at s_k=4096 on 32 SMs (one",
+            "whole request per part)."};
   return {
       "grid: b in {1, 2, 7, 64} x s_k in {1, 17, 63, 64, 65, 1000, 4096, 65536}",
       "      x (h_q, s_q) in {8,16,32,64}x1, {8,16,32}x2, {8,16}x4 (all R = s_q*h_q <= 64; s_q > 1 causal)",
@@ -456,7 +464,8 @@ std::vector<std::string> describe_sweep(bool quick) {
       "      keeping the points with b*s_k*R <= 64*4096*16 (the CPU reference's cost)",
       "large: b=2 and 7 at s_k=65536, b=64 at 4096 with R up to 64, fixed and variable lengths",
       "extra: non-causal MTP, all-empty batches, large logits (std 1.5), bf16 with base-2 lse,",
-      "       1 and 3 SMs (long unsplit parts, odd splits), the paper's b=16 s_k=4096 h_q=16",
+      "       1 and 3 SMs (long unsplit parts, odd splits), one whole request per part (b=31 s_k=4096",
+      "       on 32 SMs, b=128 s_k=2048), the paper's b=16 s_k=4096 h_q=16",
       "coverage: R from 96 to 2048 (h_q up to 128, s_q up to 16, causal and not), h_kv in {2, 3, 8},",
       "       page sizes 1, 3, 8, 16, 32, 48, 80, 128, 192, 256, head dims 512/512 and 320/256, both dtypes",
       "every config: NaN past each seqlen and in spare pages, invalid ids in unused block-table columns,",

@@ -2,11 +2,17 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 #include <string>
 #include <tuple>
+#include <vector>
 
+#include "common/constants.hpp"
+#include "decode/plan/plan.hpp"
+#include "decode/plan/row_tiles.hpp"
 #include "testing/conformance.hpp"
+#include "testing/plan_host.hpp"
 
 namespace etap {
 namespace {
@@ -41,6 +47,29 @@ TEST(ConformanceSweep, NamesAreUniqueAndShapesSupported) {
       p.q_dtype = p.kv_dtype = p.out_dtype = c.dtype;
       EXPECT_GT(etap::plan_bytes(p, {132, false}), 0u) << c.name();
     }
+  }
+}
+
+// Part boundaries (plan.hpp): each sweep has a config of equal requests longer than W that the planner runs
+// one whole request per part, so the decode kernel is checked on that schedule too.
+TEST(ConformanceSweep, BothSweepsRunAPlanOfWholeRequestsLongerThanW) {
+  constexpr int kDefaultSms = 132;  // the sweep's num_sms = 0 means the device's: an H100 or H200
+  for (bool quick : {false, true}) {
+    bool found = false;
+    for (const auto& c : testing::conformance_sweep(quick)) {
+      if (c.varlen || c.all_empty) continue;
+      const decoding::PlanParams params =
+          decoding::plan_params(c.num_sms > 0 ? c.num_sms : kDefaultSms,
+                                decoding::row_tiling(c.s_q, c.h_q, c.h_kv).num_tiles);
+      const std::vector<int32_t> seqlens(static_cast<std::size_t>(c.batch), c.seqlen);
+      const std::vector<int32_t> plan =
+          testing::build_plan_host(seqlens.data(), c.batch, c.page_size, c.seqlen, params);
+      decoding::PlanHeader h;
+      std::memcpy(&h, plan.data(), sizeof(h));
+      const int32_t cost = decoding::request_blocks(c.seqlen, c.page_size, c.seqlen) + params.fixed_cost;
+      found = found || (h.num_split_requests == 0 && h.work_per_part < cost);
+    }
+    EXPECT_TRUE(found) << (quick ? "quick sweep" : "full sweep");
   }
 }
 

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "decode/launch/launch.hpp"
@@ -35,6 +37,8 @@ std::vector<int32_t> make_plan(const std::vector<int32_t>& seqlens, PlanParams p
   return build_plan_host(seqlens.data(), static_cast<int32_t>(seqlens.size()), kPageSize, max_pages, params);
 }
 
+void expect_kernel_method_matches(const std::vector<int32_t>& plan);
+
 // Every invariant plan.hpp promises, checked by enumerating all parts' segments.
 void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, int32_t max_pages = kNoClamp) {
   const auto batch = static_cast<int32_t>(seqlens.size());
@@ -58,8 +62,28 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
   ASSERT_EQ(plan[layout.cost_prefix() + batch], total);
   ASSERT_EQ(h.work_per_part, work_per_part(total, params.num_parts, params.min_work));
   const int32_t w = h.work_per_part;
+  const int32_t tolerance = boundary_tolerance(w);
   EXPECT_GE(w, params.min_work);
   EXPECT_GE(int64_t{w} * params.num_parts, total) << "the parts must cover the whole cost line";
+
+  // Part boundaries: from 0 to the total, non-decreasing; the parts in use form a prefix of the grid, each
+  // interval non-empty and at most W + T long.
+  const int32_t* bounds = plan.data() + layout.part_begin();
+  ASSERT_EQ(bounds[0], 0);
+  ASSERT_EQ(bounds[params.num_parts], total);
+  bool reached_total = false;
+  for (int32_t p = 0; p < params.num_parts; ++p) {
+    ASSERT_LE(bounds[p], bounds[p + 1]) << "part " << p;
+    if (reached_total) {
+      ASSERT_EQ(bounds[p], total) << "empty parts come last; part " << p;
+      continue;
+    }
+    EXPECT_LT(bounds[p], bounds[p + 1]) << "part " << p;
+    EXPECT_LE(bounds[p + 1] - bounds[p], int64_t{w} + tolerance) << "part " << p;
+    reached_total = bounds[p + 1] == total;
+  }
+  std::vector<bool> request_boundary(static_cast<std::size_t>(total) + 1, false);
+  for (int32_t i = 0; i <= batch; ++i) request_boundary[plan[layout.cost_prefix() + i]] = true;
 
   // Coverage: every page of every request exactly once, every request (empty ones too) in one or more parts,
   // its segments in consecutive parts with consecutive split indices and consecutive page ranges.
@@ -89,7 +113,12 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
       ++segments_seen[i];
       work += s.page_end - s.page_begin + fixed;
     }
-    EXPECT_LE(work, int64_t{w} + fixed) << "part " << p;
+    // The bound the grid choice uses: the interval, plus F unless the part starts at a request boundary.
+    const int64_t interval = bounds[p + 1] - bounds[p];
+    if (!segments.empty()) {
+      EXPECT_LE(work, interval + (request_boundary[bounds[p]] ? 0 : fixed)) << "part " << p;
+    }
+    EXPECT_LE(work, int64_t{w} + tolerance + fixed) << "part " << p;
   }
   int64_t slots = 0;
   int32_t max_splits = 1;
@@ -101,11 +130,14 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
     for (int32_t page = 0; page < pages[i]; ++page)
       ASSERT_EQ(covered[i][page], 1) << "request " << i << " page " << page;
     EXPECT_EQ(plan[layout.slot_offset() + i], slots) << "request " << i;
+    // Ownership: the parts holding the first page position (an empty request: its last fixed-cost
+    // position) and the last position.
+    const int64_t owned = plan[layout.cost_prefix() + i] + (pages[i] == 0 ? fixed - 1 : fixed);
+    const int32_t first = plan[layout.first_part() + i];
+    EXPECT_LE(bounds[first], owned) << "request " << i;
+    EXPECT_GT(bounds[first + 1], owned) << "request " << i;
     if (pages[i] == 0) {
       EXPECT_EQ(splits, 1) << "empty request " << i;
-      // Ownership rule: the part holding the request's last fixed-cost position.
-      EXPECT_EQ(plan[layout.first_part() + i], (plan[layout.cost_prefix() + i] + fixed - 1) / w)
-          << "empty request " << i;
     }
     if (splits > 1) {
       slots += splits;
@@ -122,6 +154,57 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
   }
   EXPECT_EQ(h.max_splits, max_splits);
   EXPECT_EQ(plan[7], 0);
+  expect_kernel_method_matches(plan);
+}
+
+// The plan kernel's method, step by step on the host: grids scored through plan.hpp's binary searches
+// (grid_point), each part's requests from its interval (part_requests), each request's parts by search over
+// the boundaries (part_at). The host twin walks instead; both must give the same words.
+void expect_kernel_method_matches(const std::vector<int32_t>& plan) {
+  const PlanHeader h = header_of(plan);
+  const PlanLayout layout{h.batch, h.num_parts};
+  const int32_t* prefix = plan.data() + layout.cost_prefix();
+  const int32_t fixed = h.fixed_cost;
+  const GridCandidates candidates = grid_candidates(h.work_per_part);
+  ASSERT_GE(candidates.count, 1);
+  ASSERT_LE(candidates.count, kMaxGridCandidates);
+  ASSERT_EQ(candidates.first_width, h.work_per_part);
+  GridScore best{};
+  for (int32_t k = 0; k < candidates.count; ++k) {
+    const int32_t width = candidates.first_width + k;
+    const int32_t parts = grid_parts(h.total_cost, width);
+    ASSERT_LE(parts, h.num_parts);
+    EXPECT_LE(width, h.work_per_part + boundary_tolerance(h.work_per_part));
+    for (const int32_t snap : {0, snap_tolerance(width, h.work_per_part)}) {
+      GridScore score{width, snap, 0, 0};
+      for (int32_t p = 0; p < parts; ++p) {
+        const Boundary begin = snap_boundary(grid_point(prefix, h.batch, width, p), fixed, snap);
+        const Boundary end = snap_boundary(grid_point(prefix, h.batch, width, p + 1), fixed, snap);
+        ASSERT_LE(begin.pos, end.pos) << "width " << width << " snap " << snap << " part " << p;
+        score.max_work = std::max(score.max_work,
+                                  static_cast<int32_t>(end.pos - begin.pos) + (begin.at_request ? 0 : fixed));
+        if (begin.cut) ++score.cuts;
+      }
+      if (best.width == 0 || better_grid(score, best)) best = score;
+    }
+  }
+  const int32_t* bounds = plan.data() + layout.part_begin();
+  for (int32_t q = 0; q <= h.num_parts; ++q) {
+    const int64_t expected = snap_boundary(grid_point(prefix, h.batch, best.width, q), fixed, best.snap).pos;
+    ASSERT_EQ(bounds[q], expected) << "boundary " << q;
+  }
+  for (int32_t p = 0; p < h.num_parts; ++p) {
+    const RequestSpan span = part_requests(prefix, h.batch, fixed, bounds[p], bounds[p + 1]);
+    EXPECT_EQ(span.first, plan[layout.part_req_begin() + p]) << "part " << p;
+    EXPECT_EQ(span.last, plan[layout.part_req_end() + p]) << "part " << p;
+  }
+  for (int32_t i = 0; i < h.batch; ++i) {
+    const int64_t start = prefix[i], cost = prefix[i + 1] - prefix[i];
+    const int32_t first = part_at(bounds, h.num_parts, first_owned_position(start, cost, fixed));
+    const int32_t last = part_at(bounds, h.num_parts, start + cost - 1);
+    EXPECT_EQ(first, plan[layout.first_part() + i]) << "request " << i;
+    EXPECT_EQ(last - first + 1, plan[layout.num_splits() + i]) << "request " << i;
+  }
 }
 
 int32_t parts_used(const std::vector<int32_t>& plan) {
@@ -210,7 +293,8 @@ TEST(PlanPolicy, WorkPerPartIsAtLeastOne) {
 TEST(PlanLayoutTest, WordsMatchTheDocumentedArrays) {
   const PlanLayout layout{10, 132};
   EXPECT_EQ(layout.part_req_begin(), 8);
-  EXPECT_EQ(layout.words(), 8 + 132 + 132 + 11 + 10 + 10 + 10 + 132);
+  EXPECT_EQ(layout.part_begin(), 8 + 132 + 132);
+  EXPECT_EQ(layout.words(), 8 + 132 + 132 + 133 + 11 + 10 + 10 + 10 + 132);
   EXPECT_EQ(layout.bytes(), layout.words() * 4);
 }
 
@@ -260,13 +344,17 @@ TEST(Planner, PaddedBatchWithZeroLengthTail) {
 }
 
 TEST(Planner, EmptyRequestOwnedByThePartHoldingItsLastFixedPosition) {
-  // Costs [3, 2] on 3 parts of W = 2: the empty request occupies positions 3 and 4; owning it from its first
-  // position would give part 1 five units of work (more than W + F).
-  const PlanParams params{3, 2};
-  const std::vector<int32_t> plan = make_plan({64, 0}, params);
-  ASSERT_EQ(header_of(plan).work_per_part, 2);
-  EXPECT_EQ(plan[(PlanLayout{2, 3}.first_part() + 1)], 2);
-  check_invariants({64, 0}, params);
+  // F = 2, costs [3, 2, 3] on 2 parts of W = 4 (T = 0): the boundary at 4 falls between the empty request's
+  // two fixed positions 3 and 4, so it belongs to part 1, which holds position 4. Owned from its first
+  // position, part 0 would pay F for it with only one of its positions in its interval.
+  const PlanParams params{2, 2};
+  const std::vector<int32_t> plan = make_plan({64, 0, 64}, params);
+  const PlanLayout layout{3, 2};
+  ASSERT_EQ(header_of(plan).work_per_part, 4);
+  ASSERT_EQ(plan[layout.part_begin() + 1], 4);
+  EXPECT_EQ(plan[layout.first_part() + 1], 1);
+  EXPECT_EQ(plan[layout.num_splits() + 1], 1);
+  check_invariants({64, 0, 64}, params);
 }
 
 TEST(Planner, SeqlensClampedToTheBlockTable) {
@@ -312,6 +400,190 @@ TEST(PartSegments, RejectsAPartOutOfRange) {
   const std::vector<int32_t> plan = make_plan({100}, {4, 2});
   EXPECT_THROW(part_segments(plan, 4), std::invalid_argument);
   EXPECT_THROW(part_segments(plan, -1), std::invalid_argument);
+}
+
+int32_t split_request_count(const std::vector<int32_t>& plan) {
+  return header_of(plan).num_split_requests;
+}
+
+// Issue 9, large batch: 128 requests of 64 pages cost 65 positions each on W = ⌈8320/132⌉ = 64; the grid of
+// 128 parts (65 = W + 1 ≤ W + T) puts one whole request on each part instead of splitting every one.
+TEST(PlannerBoundaries, Batch128Of64PagesIsNotSplit) {
+  const std::vector<int32_t> seqlens(128, 64 * kPageSize);
+  const PlanParams params = plan_params(kH100Sms, 1);
+  check_invariants(seqlens, params);
+  const std::vector<int32_t> plan = make_plan(seqlens, params);
+  const PlanLayout layout{128, kH100Sms};
+  EXPECT_EQ(header_of(plan).work_per_part, 64);
+  EXPECT_EQ(split_request_count(plan), 0);
+  EXPECT_EQ(header_of(plan).max_splits, 1);
+  EXPECT_EQ(parts_used(plan), 128);
+  for (int32_t p = 0; p < 128; ++p) {
+    EXPECT_EQ(plan[layout.part_req_begin() + p], p);
+    EXPECT_EQ(plan[layout.part_req_end() + p], p);
+    EXPECT_EQ(plan[layout.part_begin() + p], 65 * p);
+  }
+}
+
+TEST(PlannerBoundaries, OtherBatchesOfEqualRequestsJustAboveW) {
+  // b = 128, 8K: 129 positions on W = 126 (T = 4); b = 256, 4K: two requests (130) on W = 127 (T = 4);
+  // b = 264: two on W = 130; b = 127: 65 on W = 63 (T = 2); b = 130, 132: W = 65 itself.
+  for (const auto& [batch, seqlen] : std::vector<std::pair<int32_t, int32_t>>{
+           {128, 8192}, {256, 4096}, {264, 4096}, {128, 4096 - 5}, {127, 4096}, {130, 4096}, {132, 4096}}) {
+    SCOPED_TRACE(::testing::Message() << "batch " << batch << ", seqlen " << seqlen);
+    const std::vector<int32_t> seqlens(batch, seqlen);
+    check_invariants(seqlens, {kH100Sms, 1, 2});
+    EXPECT_EQ(split_request_count(make_plan(seqlens, {kH100Sms, 1, 2})), 0);
+  }
+}
+
+// b = 1: every grid cuts the request, so the narrowest, the plain W grid, wins: ⌈total/W⌉ parts (all 132 at
+// 1M tokens; 129 at 32K, where W = ⌈513/132⌉ = 4).
+TEST(PlannerBoundaries, SingleLongRequestStillSpreadsOverEveryPart) {
+  for (const int32_t seqlen : {1 << 20, 200000, 65536, 32768, 8192}) {
+    SCOPED_TRACE(::testing::Message() << "seqlen " << seqlen);
+    const std::vector<int32_t> plan = make_plan({seqlen}, {kH100Sms, 1, 2});
+    check_invariants({seqlen}, {kH100Sms, 1, 2});
+    const PlanHeader h = header_of(plan);
+    const int32_t filled = grid_parts(h.total_cost, h.work_per_part);
+    EXPECT_EQ(plan[(PlanLayout{1, kH100Sms}.num_splits())], filled);
+    EXPECT_EQ(parts_used(plan), filled);
+    for (int32_t p = 0; p <= filled; ++p)
+      EXPECT_EQ(plan[(PlanLayout{1, kH100Sms}.part_begin() + p)],
+                std::min(p * h.work_per_part, h.total_cost));
+  }
+  EXPECT_EQ(parts_used(make_plan({1 << 20}, {kH100Sms, 1, 2})), kH100Sms);
+}
+
+// Where no grid within T avoids a cut, the busiest part decides and the schedule stays the W grid: b = 16,
+// 8K (the headline case) keeps exactly the boundaries p·W of the earlier planner.
+TEST(PlannerBoundaries, Batch16Of8KKeepsTheWGrid) {
+  const std::vector<int32_t> seqlens(16, 8192);
+  const std::vector<int32_t> plan = make_plan(seqlens, {kH100Sms, 1, 2});
+  check_invariants(seqlens, {kH100Sms, 1, 2});
+  const PlanLayout layout{16, kH100Sms};
+  const int32_t w = header_of(plan).work_per_part;
+  ASSERT_EQ(w, 16);
+  for (int32_t p = 0; p <= kH100Sms; ++p)
+    EXPECT_EQ(plan[layout.part_begin() + p], std::min(p * w, header_of(plan).total_cost)) << "boundary " << p;
+}
+
+TEST(PlannerBoundaries, ToleranceIsWOver32Rounded) {
+  EXPECT_EQ(boundary_tolerance(2), 0);
+  EXPECT_EQ(boundary_tolerance(15), 0);
+  EXPECT_EQ(boundary_tolerance(16), 1);
+  EXPECT_EQ(boundary_tolerance(32), 1);
+  EXPECT_EQ(boundary_tolerance(64), 2);
+  EXPECT_EQ(boundary_tolerance(126), 4);
+  for (int32_t w = 1; w < 5000; ++w)
+    EXPECT_LE(std::abs(kBoundaryToleranceDivisor * boundary_tolerance(w) - w), 16);
+}
+
+TEST(PlannerBoundaries, SnapKeepsIntervalsWithinToleranceAndBoundariesApart) {
+  for (int32_t w = 1; w < 3000; ++w) {
+    const GridCandidates c = grid_candidates(w);
+    EXPECT_EQ(c.first_width, w);
+    EXPECT_EQ(c.count, std::min(boundary_tolerance(w) + 1, kMaxGridCandidates));
+    for (int32_t width = w; width < w + c.count; ++width) {
+      const int32_t snap = snap_tolerance(width, w);
+      EXPECT_GE(snap, 0);
+      EXPECT_LE(width + 2 * snap, w + boundary_tolerance(w)) << "W " << w << " width " << width;
+      EXPECT_LT(2 * snap, width) << "W " << w << " width " << width;
+    }
+  }
+}
+
+int32_t busiest_part(const std::vector<int32_t>& plan) {
+  const PlanHeader h = header_of(plan);
+  int32_t busiest = 0;
+  for (int32_t p = 0; p < h.num_parts; ++p) {
+    int32_t work = 0;
+    for (const PartSegment& s : part_segments(plan, p)) work += s.page_end - s.page_begin + h.fixed_cost;
+    busiest = std::max(busiest, work);
+  }
+  return busiest;
+}
+
+TEST(PlannerBoundaries, WiderGridTakenWhenItRemovesEveryCut) {
+  // Costs [65, 63] on 2 parts: W = 64, T = 2. The grid of width 65 puts its boundary on the request
+  // boundary: no split, and the busiest part does 65, as on the W grid.
+  const std::vector<int32_t> seqlens = {64 * kPageSize, 62 * kPageSize};
+  check_invariants(seqlens, {2, 1, 2});
+  const std::vector<int32_t> plan = make_plan(seqlens, {2, 1, 2});
+  EXPECT_EQ(plan[(PlanLayout{2, 2}.part_begin() + 1)], 65);
+  EXPECT_EQ(split_request_count(plan), 0);
+  EXPECT_EQ(busiest_part(plan), 65);
+}
+
+TEST(PlannerBoundaries, SnapTakenWhenItRemovesEveryCut) {
+  // Costs [65, 63, 64] on 3 parts: W = 64, T = 2, snap 1 on the W grid. No width aligns both boundaries,
+  // but moving 64 to 65 (128 is one already) cuts nothing.
+  const std::vector<int32_t> seqlens = {64 * kPageSize, 62 * kPageSize, 63 * kPageSize};
+  check_invariants(seqlens, {3, 1, 2});
+  const std::vector<int32_t> plan = make_plan(seqlens, {3, 1, 2});
+  const PlanLayout layout{3, 3};
+  EXPECT_EQ(plan[layout.part_begin() + 1], 65);
+  EXPECT_EQ(plan[layout.part_begin() + 2], 128);
+  EXPECT_EQ(split_request_count(plan), 0);
+  EXPECT_EQ(busiest_part(plan), 65);
+}
+
+TEST(PlannerBoundaries, SnapDroppedWhenItWouldLoadTheBusiestPart) {
+  // Costs [30, 99, 63] on 3 parts: W = 64, T = 2, snap 1. Both inner boundaries cut request 1; moving 128 to
+  // 129 would remove one cut but give part 1 65 pages + F = 66, so the grid stays unsnapped (busiest: 65).
+  const std::vector<int32_t> seqlens = {29 * kPageSize, 98 * kPageSize, 62 * kPageSize};
+  check_invariants(seqlens, {3, 1, 2});
+  const std::vector<int32_t> plan = make_plan(seqlens, {3, 1, 2});
+  const PlanLayout layout{3, 3};
+  EXPECT_EQ(plan[layout.part_begin() + 1], 64);
+  EXPECT_EQ(plan[layout.part_begin() + 2], 128);
+  EXPECT_EQ(plan[layout.num_splits() + 1], 3);
+  EXPECT_EQ(busiest_part(plan), 65);
+}
+
+// Batches of equal requests of any length and count, on any SM count: the grids that avoid every cut are
+// found where they exist within T, and the invariants hold throughout.
+TEST(PlannerProperty, EqualRequestBatches) {
+  std::mt19937 rng(9);
+  for (int c = 0; c < 400; ++c) {
+    const int32_t batch = std::uniform_int_distribution<int32_t>(1, 600)(rng);
+    const int32_t sms = std::uniform_int_distribution<int32_t>(1, 300)(rng);
+    const int32_t seqlen = std::uniform_int_distribution<int32_t>(0, 40000)(rng);
+    SCOPED_TRACE(::testing::Message()
+                 << "case " << c << ": batch " << batch << " × " << seqlen << ", sms " << sms);
+    const std::vector<int32_t> seqlens(batch, seqlen);
+    const PlanParams params = plan_params(sms, 1);
+    check_invariants(seqlens, params);
+    // A whole number of requests per part, between W and W + T positions, needs no split.
+    const std::vector<int32_t> plan = make_plan(seqlens, params);
+    const PlanHeader h = header_of(plan);
+    const int32_t cost = request_blocks(seqlen, kPageSize, kNoClamp) + params.fixed_cost;
+    const int32_t aligned_width = (h.work_per_part + cost - 1) / cost * cost;
+    if (aligned_width <= h.work_per_part + boundary_tolerance(h.work_per_part) &&
+        aligned_width - h.work_per_part < kMaxGridCandidates) {
+      EXPECT_EQ(h.num_split_requests, 0) << "width " << aligned_width;
+    }
+    if (::testing::Test::HasFatalFailure() || ::testing::Test::HasNonfatalFailure()) return;
+  }
+}
+
+// Nearly equal requests (a few tokens to a few pages apart), batches around one or two per part: the
+// neighbourhood where snapping and the no-cut grids act.
+TEST(PlannerProperty, NearlyEqualRequestBatches) {
+  std::mt19937 rng(128);
+  for (int c = 0; c < 600; ++c) {
+    const int32_t sms = std::uniform_int_distribution<int32_t>(1, 264)(rng);
+    const int32_t per_part = std::uniform_int_distribution<int32_t>(1, 3)(rng);
+    const int32_t batch = std::max(1, sms * per_part - std::uniform_int_distribution<int32_t>(-3, 8)(rng));
+    const int32_t base = std::uniform_int_distribution<int32_t>(64, 20000)(rng);
+    const int32_t jitter = std::uniform_int_distribution<int32_t>(0, 3 * kPageSize)(rng);
+    std::vector<int32_t> seqlens(batch);
+    for (auto& v : seqlens) v = base + std::uniform_int_distribution<int32_t>(0, jitter)(rng);
+    SCOPED_TRACE(::testing::Message() << "case " << c << ": batch " << batch << ", base " << base << " + "
+                                      << jitter << ", sms " << sms);
+    check_invariants(seqlens, plan_params(sms, 1));
+    if (::testing::Test::HasFatalFailure() || ::testing::Test::HasNonfatalFailure()) return;
+  }
 }
 
 // Property test: random batches mixing empty, short and long requests, random SM counts and row counts.

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <etap/etap.hpp>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "decode/plan/plan.hpp"
@@ -148,6 +149,38 @@ TEST(PlanGpu, MtpRows) {
 TEST(PlanGpu, ClampsSeqlensToTheBlockTable) {
   ETAP_REQUIRE_SM90();
   expect_matches_host({{-5, 10000, 64, 0, 1 << 30}, 4});
+}
+
+// Part boundaries (issue 9): batches of equal requests where a grid of whole requests wins (b = 128, 256 at
+// 4K; 128 at 8K), their neighbours, and nearly equal lengths, where snapped and unsnapped grids compete.
+TEST(PlanGpu, EqualRequestBatches) {
+  ETAP_REQUIRE_SM90();
+  for (const auto& [batch, seqlen] : std::vector<std::pair<int32_t, int32_t>>{
+           {128, 4096}, {128, 8192}, {256, 4096}, {64, 4096}, {64, 8192}, {16, 8192}, {127, 4096}, {1, 8192}})
+    expect_matches_host({std::vector<int32_t>(batch, seqlen), 256});
+}
+
+TEST(PlanGpu, NearlyEqualRequests) {
+  ETAP_REQUIRE_SM90();
+  for (const int32_t batch : {128, 131, 256, 263}) {
+    std::vector<int32_t> seqlens = random_seqlens(batch, 3 * kPageSize, static_cast<uint32_t>(batch) + 100);
+    for (auto& s : seqlens) s += 4000;
+    expect_matches_host({seqlens, 128});
+  }
+}
+
+// The cost prefix is searched in shared memory up to a batch of 8191 and in the plan buffer beyond.
+TEST(PlanGpu, AroundTheSharedPrefixCapacity) {
+  ETAP_REQUIRE_SM90();
+  for (const int32_t batch : {8190, 8191, 8192, 8193})
+    expect_matches_host({random_seqlens(batch, 700, static_cast<uint32_t>(batch)), 16});
+}
+
+// 1024 parts: up to 16 grids × 1024 parts of scoring work, several rounds of the CTA.
+TEST(PlanGpu, ManyPartsManyGrids) {
+  ETAP_REQUIRE_SM90();
+  expect_matches_host({std::vector<int32_t>(1000, 64 * kPageSize), 64, 3000});
+  expect_matches_host({random_seqlens(3000, 100000, 21), 2048, 3000});
 }
 
 TEST(PlanGpu, CapturedInCudaGraph) {

@@ -28,12 +28,14 @@ __device__ __forceinline__ void for_each_segment(const KernelParams& p, int part
   const PlanLayout layout{p.batch, p.num_parts};
   const int32_t req_begin = p.plan[layout.part_req_begin() + part];
   const int32_t req_end = p.plan[layout.part_req_end() + part];
+  const int32_t pos_begin = p.plan[layout.part_begin() + part];  // the part's interval on the cost line
+  const int32_t pos_end = p.plan[layout.part_begin() + part + 1];
   for (int32_t i = req_begin; i <= req_end; ++i) {
     const int32_t raw_seqlen = p.seqlens[i];
     const auto seqlen = static_cast<int32_t>(request_tokens(raw_seqlen, p.page_size, p.max_pages));
     const int32_t pages = (seqlen + kBlockTokens - 1) / kBlockTokens;
     const PageRange range =
-        part_pages(part, p.plan[layout.cost_prefix() + i], pages, header.fixed_cost, header.work_per_part);
+        part_pages(pos_begin, pos_end, p.plan[layout.cost_prefix() + i], pages, header.fixed_cost);
     if (pages > 0 && range.begin == range.end) continue;
     const int32_t first_part = p.plan[layout.first_part() + i];
     const int32_t splits = p.plan[layout.num_splits() + i];

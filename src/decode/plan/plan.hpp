@@ -3,12 +3,23 @@
 // Every request i is a run of positions on one "cost line": first kFixed(F) positions for its fixed cost
 // (Q load, epilogue, combine), then one position per KV block of kBlockTokens = 64 tokens (whatever the
 // cache's page size; "page" below means such a block). Request i starts at the prefix sum C_i of
-// the costs before it. Part p (one CTA) owns the positions [p·W, (p+1)·W), W = ceil(total / P).
-//   - part p touches request i iff p ∈ [first_part_i, last_part_i] (an empty request is owned by the part
-//     holding its last fixed-cost position, C_i + F − 1, so that no owned cost spills past a part's end);
+// the costs before it. Part p (one CTA) owns the positions [B_p, B_{p+1}) (the plan's part_begin array;
+// B_0 = 0, B_P = total):
+//   - the boundaries form a grid of width W' ∈ [W, W + T], W = ⌈total/P⌉ (at least min_work) and
+//     T = boundary_tolerance(W): nominal boundary q at min(q·W', total), either all left there or each
+//     moved to the nearest request boundary C_j that is at most snap_tolerance() positions away; the
+//     ⌈total/W'⌉ ≤ P parts are followed by empty ones (B_p = total);
+//   - the grid is one that cuts no request if there is one, else the one whose busiest part has the least
+//     work (better_grid): the plain p·W split unless another is as good for the busiest part and cuts less.
+//     A batch of equal requests slightly longer than W thus runs one request per part instead of cutting
+//     every one of them in two;
+//   - part p touches request i iff p ∈ [first_part_i, last_part_i]: the parts holding its first and last
+//     page positions (an empty request is owned by the part holding its last fixed-cost position,
+//     C_i + F − 1, so that no owned cost spills past a part's end);
 //   - its pages of request i are those whose positions fall in its interval.
-// Hence every page is covered exactly once, a part does at most W + F units of work, at most P parts are
-// used, and requests split over s ≥ 2 parts use Σ s ≤ 2(P − 1) partial-result slots in total.
+// Hence every page is covered exactly once, a part does at most W + T + F units of work, at most P parts
+// are used, and requests split over s ≥ 2 parts use Σ s ≤ 2(P − 1) partial-result slots in total (each of
+// the P − 1 inner boundaries cuts at most one request, and each split request holds one of them).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +33,7 @@ namespace etap::decoding {
 struct PlanHeader {
   int32_t batch;
   int32_t num_parts;           // P: CTAs of the decode grid
-  int32_t work_per_part;       // W
+  int32_t work_per_part;       // W = ⌈total / P⌉ (at least PlanParams::min_work): the width parts aim at
   int32_t fixed_cost;          // F
   int32_t num_split_requests;  // requests with num_splits > 1
   int32_t total_cost;
@@ -38,9 +49,12 @@ struct PlanLayout {
   ETAP_HD int64_t part_req_end() const {
     return part_req_begin() + num_parts;
   }  // [P] last request (inclusive); < begin: idle part
-  ETAP_HD int64_t cost_prefix() const { return part_req_end() + num_parts; }  // [batch + 1] C_i
-  ETAP_HD int64_t first_part() const { return cost_prefix() + batch + 1; }    // [batch]
-  ETAP_HD int64_t num_splits() const { return first_part() + batch; }         // [batch]
+  ETAP_HD int64_t part_begin() const {
+    return part_req_end() + num_parts;
+  }  // [P + 1] B_p: first cost-line position of part p; B_P = total
+  ETAP_HD int64_t cost_prefix() const { return part_begin() + num_parts + 1; }  // [batch + 1] C_i
+  ETAP_HD int64_t first_part() const { return cost_prefix() + batch + 1; }      // [batch]
+  ETAP_HD int64_t num_splits() const { return first_part() + batch; }           // [batch]
   ETAP_HD int64_t slot_offset() const {
     return num_splits() + batch;
   }  // [batch] first partial slot (split requests only)
@@ -94,29 +108,169 @@ ETAP_HD int32_t work_per_part(int64_t total_cost, int32_t num_parts, int32_t min
   return w < floor ? static_cast<int32_t>(floor) : static_cast<int32_t>(w);
 }
 
-// Parts [first, last] touching a request that starts at position `start` and has `pages` pages.
-struct PartSpan {
+// --- Part boundaries -------------------------------------------------------------------------------------
+
+// T, how far (in positions) a part may grow beyond W so that no request is cut: W / 32 rounded, about 3%.
+// That covers one request per part at b = 128 with 4K (65 positions on W = 64: T = 2) and 8K (129 on
+// W = 126: T = 4) and two per part at b = 256, 4K (130 on 127: T = 4), and stays below what splitting
+// costs there: 256 partial states (8 MB of fp32 written and read back), a combine over 2048 rows and a
+// second epilogue in every CTA, ~7% of the b = 128, 4K call by the analysis in docs/PERF.md "Gaps". 0 below
+// W = 16: there parts are a few latency-bound pages, where one page more is no small fraction.
+inline constexpr int32_t kBoundaryToleranceDivisor = 32;
+// Most grid widths compared, each unsnapped and snapped (one warp of the plan kernel picks the best of the
+// 32 variants): all T + 1 of them up to W = 495, the widest dropped beyond.
+inline constexpr int32_t kMaxGridCandidates = 16;
+
+ETAP_HD int32_t boundary_tolerance(int32_t w) {
+  return (w + kBoundaryToleranceDivisor / 2) / kBoundaryToleranceDivisor;
+}
+
+// The grids considered: widths first_width = W, W + 1, ..., W + count − 1 ≤ W + T. The grid of width W'
+// has ⌈total/W'⌉ ≤ P parts; the grid of width W is the plain p·W split.
+struct GridCandidates {
+  int32_t first_width, count;
+};
+
+ETAP_HD GridCandidates grid_candidates(int32_t w) {
+  const int32_t count = boundary_tolerance(w) + 1;
+  return {w, count < kMaxGridCandidates ? count : kMaxGridCandidates};
+}
+
+ETAP_HD int32_t grid_parts(int64_t total, int32_t width) {
+  return static_cast<int32_t>((total + width - 1) / width);
+}
+
+// S: how far a boundary of the grid of width `width` may move to a request boundary. Both neighbours may
+// move outwards, so 2S ≤ W + T − width keeps every interval within W + T, and 2S < width keeps the inner
+// boundaries strictly increasing.
+ETAP_HD int32_t snap_tolerance(int32_t width, int32_t w) {
+  const int32_t room = w + boundary_tolerance(w) - width;
+  const int32_t apart = width - 1;
+  const int32_t s = (room < apart ? room : apart) / 2;
+  return s < 0 ? 0 : s;
+}
+
+// Nominal boundary q ≥ 0 of the grid of width `width`: q·width, at most the total.
+ETAP_HD int64_t nominal_boundary(int64_t total, int32_t width, int32_t q) {
+  const int64_t n = static_cast<int64_t>(q) * width;
+  return n < total ? n : total;
+}
+
+// The request holding position `pos` (0 ≤ pos < prefix[batch]): the last i with prefix[i] ≤ pos.
+ETAP_HD int32_t request_at(const int32_t* prefix, int32_t batch, int64_t pos) {
+  int32_t lo = 0, hi = batch;  // prefix[lo] ≤ pos < prefix[hi]
+  while (hi - lo > 1) {
+    const int32_t mid = lo + (hi - lo) / 2;
+    if (prefix[mid] <= pos)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+// Nominal boundary q of a grid and the request [c_lo, c_hi) holding it (c_lo = c_hi at 0 and at the total).
+struct GridPoint {
+  int64_t nominal, c_lo, c_hi;
+};
+
+// By binary search over the cost prefix [batch + 1] (the plan kernel's method; the host twin walks instead).
+ETAP_HD GridPoint grid_point(const int32_t* prefix, int32_t batch, int32_t width, int32_t q) {
+  const int64_t total = prefix[batch];
+  const int64_t n = nominal_boundary(total, width, q);
+  if (n <= 0) return {0, 0, 0};
+  if (n >= total) return {total, total, total};
+  const int32_t j = request_at(prefix, batch, n);
+  return {n, prefix[j], prefix[j + 1]};
+}
+
+// A part boundary at position `pos`.
+struct Boundary {
+  int64_t pos;
+  bool at_request;  // pos is a request boundary (C_j): the part starting there pays no continuation F
+  bool cut;         // pos lies strictly between two pages of one request: that request is split here
+};
+
+// The grid point, moved to the nearer end of its request when that is at most `snap` positions away (the
+// earlier one on a tie).
+ETAP_HD Boundary snap_boundary(GridPoint g, int32_t fixed, int32_t snap) {
+  int64_t pos = g.nominal;
+  if (g.nominal - g.c_lo <= snap && g.nominal - g.c_lo <= g.c_hi - g.nominal)
+    pos = g.c_lo;
+  else if (g.c_hi - g.nominal <= snap)
+    pos = g.c_hi;
+  return {pos, pos == g.c_lo || pos == g.c_hi, g.c_lo + fixed < pos && pos < g.c_hi};
+}
+
+// A grid variant (width, snap: 0 or snap_tolerance) and what it is judged by: the most work of one part
+// (its interval, plus F when it does not start at a request boundary: a bound on Σ (pages + F) over its
+// segments) and its cuts (inner boundaries that split a request). Each grid is scored unsnapped and
+// snapped: moving a boundary onto a request boundary removes a cut but may lengthen the busiest part.
+struct GridScore {
+  int32_t width, snap, max_work, cuts;
+};
+
+// Whether grid a is better than grid b. First, a grid that cuts no request: then no partial is written, the
+// combine has nothing to do and every CTA runs one epilogue per request — that is what T is spent on. Then
+// the busiest part's work (the cost line's own measure, F included), then fewer cuts (fewer partial states
+// for the combine), then the narrower grid (more parts), then no snapping (a strict order: the choice is
+// unique). Without a grid that avoids every cut, the busiest part is never worse than the plain W grid's.
+ETAP_HD bool better_grid(GridScore a, GridScore b) {
+  if ((a.cuts == 0) != (b.cuts == 0)) return a.cuts == 0;
+  if (a.max_work != b.max_work) return a.max_work < b.max_work;
+  if (a.cuts != b.cuts) return a.cuts < b.cuts;
+  if (a.width != b.width) return a.width < b.width;
+  return a.snap < b.snap;
+}
+
+// --- Requests and parts ---------------------------------------------------------------------------------
+
+// The positions that decide a request's parts: its first page (its last fixed position when it has no page)
+// and its last position. Request i starts at `start` and costs `cost` = pages + F ≥ 1.
+ETAP_HD int64_t first_owned_position(int64_t start, int64_t cost, int32_t fixed) {
+  return start + fixed < start + cost - 1 ? start + fixed : start + cost - 1;
+}
+
+// The part holding position `pos` (0 ≤ pos < total) under boundaries part_begin[num_parts + 1]: the last p
+// with part_begin[p] ≤ pos.
+ETAP_HD int32_t part_at(const int32_t* part_begin, int32_t num_parts, int64_t pos) {
+  int32_t lo = 0, hi = num_parts;  // part_begin[lo] ≤ pos < part_begin[hi]
+  while (hi - lo > 1) {
+    const int32_t mid = lo + (hi - lo) / 2;
+    if (part_begin[mid] <= pos)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+// The requests [first, last] a part of positions [begin, end) touches (last < first: none), from the cost
+// prefix: the request holding `begin`, through the one holding end − 1 unless that one's first owned
+// position lies beyond the part.
+struct RequestSpan {
   int32_t first, last;
 };
 
-ETAP_HD PartSpan request_parts(int64_t start, int32_t pages, int32_t fixed, int32_t w) {
-  if (pages == 0) {
-    const int32_t owner = static_cast<int32_t>((start + fixed - 1) / w);
-    return {owner, owner};
-  }
-  const int64_t first_page_pos = start + fixed;
-  return {static_cast<int32_t>(first_page_pos / w), static_cast<int32_t>((first_page_pos + pages - 1) / w)};
+ETAP_HD RequestSpan part_requests(const int32_t* prefix, int32_t batch, int32_t fixed, int64_t begin,
+                                  int64_t end) {
+  if (begin >= end) return {0, -1};
+  const int32_t first = request_at(prefix, batch, begin);
+  int32_t last = request_at(prefix, batch, end - 1);
+  if (first_owned_position(prefix[last], prefix[last + 1] - prefix[last], fixed) >= end) --last;
+  return last < first ? RequestSpan{0, -1} : RequestSpan{first, last};
 }
 
-// The pages [begin, end) of a request that part p processes (p within the request's PartSpan).
+// The pages [begin, end) of a request that the part of positions [part_begin, part_end) processes.
 struct PageRange {
   int32_t begin, end;
 };
 
-ETAP_HD PageRange part_pages(int32_t part, int64_t start, int32_t pages, int32_t fixed, int32_t w) {
+ETAP_HD PageRange part_pages(int64_t part_begin, int64_t part_end, int64_t start, int32_t pages,
+                             int32_t fixed) {
   const int64_t first_page_pos = start + fixed;
-  int64_t b = static_cast<int64_t>(part) * w - first_page_pos;
-  int64_t e = static_cast<int64_t>(part + 1) * w - first_page_pos;
+  int64_t b = part_begin - first_page_pos;
+  int64_t e = part_end - first_page_pos;
   if (b < 0) b = 0;
   if (e > pages) e = pages;
   if (e < b) e = b;

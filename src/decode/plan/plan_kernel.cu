@@ -1,6 +1,9 @@
 // The plan kernel: the split-KV schedule of plan.hpp, computed by one CTA from device seqlens so that
 // planning needs no host synchronisation and can be captured in a CUDA graph. Any batch size: the scans walk
-// the requests in chunks of one CTA. The tests' host twin (src/testing/plan_host.cpp) builds the same buffer.
+// the requests in chunks of one CTA. Steps: cost prefix (scan); score the candidate grids (a thread per grid
+// and part, binary searches over the prefix); the best grid's boundaries; each part's requests; each
+// request's parts and partial slots (scan). The tests' host twin (src/testing/plan_host.cpp) builds the
+// same buffer by walking the requests instead.
 #include <cstdint>
 
 #include "common/constants.hpp"
@@ -45,6 +48,28 @@ __device__ T block_exclusive_scan(T value, T& total) {
   return before + inclusive - value;
 }
 
+// The cost prefix is searched in shared memory up to this many words (32 KiB; batch ≤ 8191), in the plan
+// buffer beyond.
+constexpr int32_t kSharedPrefixWords = 8192;
+
+// Grid variants scored: every candidate grid unsnapped (even slots) and snapped (odd slots).
+constexpr int kGridVariants = 2 * kMaxGridCandidates;
+static_assert(kGridVariants <= kWarpSize, "one warp picks the grid");
+
+// The best grid variant (plan.hpp better_grid) by a butterfly over one warp: lane v holds variant v, lanes
+// without one hold width = 0, which never wins. better_grid is a strict order, so every lane ends with the
+// same choice.
+__device__ GridScore best_grid(GridScore mine) {
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+    const GridScore other{__shfl_xor_sync(kFullWarpMask, mine.width, offset),
+                          __shfl_xor_sync(kFullWarpMask, mine.snap, offset),
+                          __shfl_xor_sync(kFullWarpMask, mine.max_work, offset),
+                          __shfl_xor_sync(kFullWarpMask, mine.cuts, offset)};
+    if (other.width > 0 && (mine.width == 0 || better_grid(other, mine))) mine = other;
+  }
+  return mine;
+}
+
 __global__ void __launch_bounds__(kPlanThreads, 1)
     plan_kernel(const int32_t* __restrict__ seqlens,  // [batch]
                 int32_t batch, int32_t page_size, int32_t max_pages, PlanParams params,
@@ -52,13 +77,21 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
   // The decode kernel, launched next as a programmatic dependent, may become resident now: it waits for this
   // grid's completion (griddepcontrol.wait) before it reads the plan.
   hopper::launch_dependents();
+  __shared__ int32_t shared_prefix[kSharedPrefixWords];
+  __shared__ int32_t bounds[kMaxParts + 1];
+  __shared__ int32_t grid_max_work[kGridVariants], grid_cuts[kGridVariants];
+  __shared__ int32_t chosen_width, chosen_snap, max_splits;
   const PlanLayout layout{batch, params.num_parts};
   const int32_t fixed = params.fixed_cost;
+  const int32_t num_parts = params.num_parts;
   int32_t* prefix = plan + layout.cost_prefix();
+  int32_t* part_begin = plan + layout.part_begin();
   int32_t* first_part = plan + layout.first_part();
   int32_t* num_splits = plan + layout.num_splits();
   int32_t* slot_offset = plan + layout.slot_offset();
   int32_t* split_requests = plan + layout.split_requests();
+  const bool prefix_in_shared = batch + 1 <= kSharedPrefixWords;
+  const int32_t* cost_line = prefix_in_shared ? shared_prefix : prefix;  // generic: shared or global
 
   // C_i: exclusive prefix of cost_i = pages_i + F.
   int32_t cost_carry = 0;
@@ -67,26 +100,85 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
     const int32_t cost = i < batch ? request_blocks(seqlens[i], page_size, max_pages) + fixed : 0;
     int32_t chunk_total;
     const int32_t before = block_exclusive_scan(cost, chunk_total);
-    if (i < batch) prefix[i] = cost_carry + before;
+    if (i < batch) {
+      prefix[i] = cost_carry + before;
+      if (prefix_in_shared) shared_prefix[i] = cost_carry + before;
+    }
     cost_carry += chunk_total;
   }
   const int32_t total = cost_carry;
-  const int32_t w = work_per_part(total, params.num_parts, params.min_work);
+  const int32_t w = work_per_part(total, num_parts, params.min_work);
+  const GridCandidates candidates = grid_candidates(w);
+  const int32_t most_parts = grid_parts(total, candidates.first_width);
+  if (threadIdx.x == 0) {
+    prefix[batch] = total;
+    if (prefix_in_shared) shared_prefix[batch] = total;
+    max_splits = 1;
+  }
+  if (threadIdx.x < kGridVariants) grid_max_work[threadIdx.x] = grid_cuts[threadIdx.x] = 0;
+  __syncthreads();  // the whole cost line is visible
 
-  // Part spans; partial slots and the split-request list in request order. Each thread reads back only the
-  // prefix entries it wrote itself above.
-  __shared__ int32_t max_splits;
-  if (threadIdx.x == 0) max_splits = 1;
+  // Score every candidate grid, unsnapped and snapped: one thread per (grid, part) finds the grid points at
+  // the part's two ends.
+  for (int32_t item = threadIdx.x; item < candidates.count * most_parts; item += kPlanThreads) {
+    const int32_t k = item / most_parts, part = item % most_parts;
+    const int32_t width = candidates.first_width + k;
+    if (static_cast<int64_t>(part) * width >= total) continue;  // part ≥ grid_parts(total, width)
+    const GridPoint lo = grid_point(cost_line, batch, width, part);
+    const GridPoint hi = grid_point(cost_line, batch, width, part + 1);
+    const int32_t snaps[2] = {0, snap_tolerance(width, w)};
+#pragma unroll
+    for (int v = 0; v < 2; ++v) {
+      const Boundary begin = snap_boundary(lo, fixed, snaps[v]), end = snap_boundary(hi, fixed, snaps[v]);
+      atomicMax(&grid_max_work[2 * k + v],
+                static_cast<int32_t>(end.pos - begin.pos) + (begin.at_request ? 0 : fixed));
+      if (begin.cut) atomicAdd(&grid_cuts[2 * k + v], 1);
+    }
+  }
   __syncthreads();
+  if (threadIdx.x < kWarpSize) {
+    const int v = threadIdx.x, k = v / 2;
+    GridScore mine{0, 0, 0, 0};
+    if (k < candidates.count) {
+      const int32_t width = candidates.first_width + k;
+      mine = {width, v % 2 == 0 ? 0 : snap_tolerance(width, w), grid_max_work[v], grid_cuts[v]};
+    }
+    const GridScore best = best_grid(mine);
+    if (v == 0) {
+      chosen_width = best.width;
+      chosen_snap = best.snap;
+    }
+  }
+  __syncthreads();
+
+  // The chosen grid's boundaries B_0..B_P (the parts beyond it are empty, at the total).
+  const int32_t width = chosen_width, snap = chosen_snap;
+  for (int32_t q = threadIdx.x; q <= num_parts; q += kPlanThreads) {
+    const int32_t pos =
+        static_cast<int32_t>(snap_boundary(grid_point(cost_line, batch, width, q), fixed, snap).pos);
+    bounds[q] = pos;
+    part_begin[q] = pos;
+  }
+  __syncthreads();  // every boundary is visible
+
+  // Requests of each part, from its interval on the cost line.
+  for (int32_t p = threadIdx.x; p < num_parts; p += kPlanThreads) {
+    const RequestSpan span = part_requests(cost_line, batch, fixed, bounds[p], bounds[p + 1]);
+    plan[layout.part_req_begin() + p] = span.first;
+    plan[layout.part_req_end() + p] = span.last;
+  }
+
+  // Part spans of the requests; partial slots and the split-request list in request order.
   int64_t split_carry = 0;
   for (int32_t base = 0; base < batch; base += kPlanThreads) {
     const int32_t i = base + threadIdx.x;
     int32_t splits = 0;
     if (i < batch) {
-      const PartSpan span =
-          request_parts(prefix[i], request_blocks(seqlens[i], page_size, max_pages), fixed, w);
-      splits = span.last - span.first + 1;
-      first_part[i] = span.first;
+      const int64_t start = cost_line[i], cost = cost_line[i + 1] - start;
+      const int32_t first = part_at(bounds, num_parts, first_owned_position(start, cost, fixed));
+      const int32_t last = part_at(bounds, num_parts, start + cost - 1);
+      splits = last - first + 1;
+      first_part[i] = first;
       num_splits[i] = splits;
       if (splits > 1) atomicMax(&max_splits, splits);
     }
@@ -101,42 +193,13 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
     split_carry += chunk_total;
   }
   const int32_t split_count = static_cast<int32_t>(split_carry >> kSplitCountShift);
-  for (int32_t j = split_count + threadIdx.x; j < params.num_parts; j += kPlanThreads) split_requests[j] = -1;
+  for (int32_t j = split_count + threadIdx.x; j < num_parts; j += kPlanThreads) split_requests[j] = -1;
 
   __syncthreads();  // max_splits is complete
   if (threadIdx.x == 0) {
-    prefix[batch] = total;
-    const PlanHeader header{batch, params.num_parts, w, fixed, split_count, total, max_splits, 0};
+    const PlanHeader header{batch, num_parts, w, fixed, split_count, total, max_splits, 0};
     const int32_t* words = reinterpret_cast<const int32_t*>(&header);
     for (int k = 0; k < static_cast<int>(sizeof(PlanHeader) / sizeof(int32_t)); ++k) plan[k] = words[k];
-  }
-  __syncthreads();  // first_part and num_splits of every request are visible to the whole CTA
-
-  // Requests of part p: first_i and last_i are non-decreasing in i (plan.hpp), so binary search for the
-  // first request ending at or after p and the last one starting at or before it.
-  for (int32_t p = threadIdx.x; p < params.num_parts; p += kPlanThreads) {
-    int32_t lo = 0, hi = batch;
-    while (lo < hi) {
-      const int32_t mid = (lo + hi) / 2;
-      if (first_part[mid] + num_splits[mid] - 1 < p)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    const int32_t begin = lo;
-    lo = begin;
-    hi = batch;
-    while (lo < hi) {
-      const int32_t mid = (lo + hi) / 2;
-      if (first_part[mid] <= p)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    const int32_t end = lo - 1;
-    const bool touched = begin < batch && end >= begin;
-    plan[layout.part_req_begin() + p] = touched ? begin : 0;
-    plan[layout.part_req_end() + p] = touched ? end : -1;
   }
 }
 
