@@ -14,8 +14,8 @@
 
 namespace etap::bench {
 
-inline constexpr int64_t kDimQK = 576;  // 512 latent ‖ 64 RoPE: K is the whole cache row
-inline constexpr int64_t kDimV = 512;   // V = first 512 columns of the same row
+inline constexpr int64_t kDimQK = 576;  // MLA: 512 latent ‖ 64 RoPE; K is the whole cache row
+inline constexpr int64_t kDimV = 512;   // MLA: V = first 512 columns of the same row
 inline constexpr double kMicro = 1e-6;
 inline constexpr double kGiga = 1e9;
 inline constexpr double kTera = 1e12;
@@ -26,15 +26,16 @@ struct Workload {
   int64_t batch = 0, s_q = 1, h_q = 0;
   int64_t total_seqlen = 0;  // Σ s_k over the requests
   int64_t elem_bytes = 2;    // bf16/fp16
+  int64_t h_kv = 1, d_qk = kDimQK, d_v = kDimV;
 
   double mean_seqlen() const { return batch > 0 ? static_cast<double>(total_seqlen) / batch : 0.0; }
-  // Every KV row is read once for all query rows: b·s̄_k·576·2.
-  double kv_bytes() const { return static_cast<double>(total_seqlen) * kDimQK * elem_bytes; }
-  double q_bytes() const { return static_cast<double>(batch * s_q * h_q * kDimQK * elem_bytes); }
-  double out_bytes() const { return static_cast<double>(batch * s_q * h_q * kDimV * elem_bytes); }
+  // Every KV row is read once for all query rows of its head: b·s̄_k·h_kv·d_qk·2 (MLA: b·s̄_k·576·2).
+  double kv_bytes() const { return static_cast<double>(total_seqlen) * h_kv * d_qk * elem_bytes; }
+  double q_bytes() const { return static_cast<double>(batch * s_q * h_q * d_qk * elem_bytes); }
+  double out_bytes() const { return static_cast<double>(batch * s_q * h_q * d_v * elem_bytes); }
   double bytes() const { return kv_bytes() + q_bytes() + out_bytes(); }
-  // 2·b·s_q·h_q·s̄_k·(576 + 512): Sᵀ = K·Qᵀ and Oᵀ = Vᵀ·Pᵀ, causal masking not subtracted.
-  double flops() const { return 2.0 * static_cast<double>(s_q * h_q) * total_seqlen * (kDimQK + kDimV); }
+  // 2·b·s_q·h_q·s̄_k·(d_qk + d_v): Sᵀ = K·Qᵀ and Oᵀ = Vᵀ·Pᵀ, causal masking not subtracted.
+  double flops() const { return 2.0 * static_cast<double>(s_q * h_q) * total_seqlen * (d_qk + d_v); }
   double intensity() const { return bytes() > 0 ? flops() / bytes() : 0.0; }  // FLOP/byte
 };
 
@@ -47,8 +48,9 @@ inline double mean_seqlen(std::span<const int32_t> seqlens) {
 }
 
 inline Workload make_workload(int64_t s_q, int64_t h_q, std::span<const int32_t> seqlens,
-                              int64_t elem_bytes = 2) {
-  return {static_cast<int64_t>(seqlens.size()), s_q, h_q, sum_seqlens(seqlens), elem_bytes};
+                              int64_t elem_bytes = 2, int64_t h_kv = 1, int64_t d_qk = kDimQK,
+                              int64_t d_v = kDimV) {
+  return {static_cast<int64_t>(seqlens.size()), s_q, h_q, sum_seqlens(seqlens), elem_bytes, h_kv, d_qk, d_v};
 }
 
 inline double gb_per_s(double bytes, double us) {

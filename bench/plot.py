@@ -60,8 +60,16 @@ def impl_order(records):
     return order
 
 
+# MLA's shape: what a report written before these fields existed holds.
+SHAPE_DEFAULTS = {"h_kv": 1, "page_size": 64, "d_qk": 576, "d_v": 512}
+
+
+def shape(c):
+    return tuple(c.get(name, default) for name, default in SHAPE_DEFAULTS.items())
+
+
 def config_key(c):
-    return (c["sweep"], c["batch"], c["seqlen"], c["h_q"], c["s_q"], c["causal"], c["varlen"], c["dtype"])
+    return (c["sweep"], c["batch"], c["seqlen"], c["h_q"], c["s_q"], c["causal"], c["varlen"], c["dtype"]) + shape(c)
 
 
 def config_label(c):
@@ -71,6 +79,13 @@ def config_label(c):
     label = f"b{c['batch']} {'~' if c['varlen'] else ''}{k(c['seqlen'])} h{c['h_q']}"
     if c["s_q"] > 1:
         label += f" q{c['s_q']}{'c' if c['causal'] else ''}"
+    h_kv, page_size, d_qk, d_v = shape(c)
+    if h_kv != 1:
+        label += f" kv{h_kv}"
+    if page_size != 64:
+        label += f" p{page_size}"
+    if (d_qk, d_v) != (576, 512):
+        label += f" d{d_qk}/{d_v}"
     if c["dtype"] != "bf16":
         label += f" {c['dtype']}"
     return label

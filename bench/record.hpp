@@ -49,8 +49,8 @@ struct Method {
   bool checked = true;  // every implementation compared with the CPU reference before timing
   std::string check_problem;
   std::string notes;
-  std::string bytes_formula = "b*mean_s_k*576*2 + q + out (bf16)";
-  std::string flops_formula = "2*b*s_q*h_q*mean_s_k*(576+512)";
+  std::string bytes_formula = "b*mean_s_k*h_kv*d_qk*2 + q + out (bf16; MLA: d_qk = 576, h_kv = 1)";
+  std::string flops_formula = "2*b*s_q*h_q*mean_s_k*(d_qk+d_v) (MLA: 576+512)";
 };
 
 struct Record {
@@ -65,6 +65,7 @@ struct Record {
   double us = kNaN, us_min = kNaN, us_max = kNaN;  // the decode call; median, min, max over `samples`
   double plan_us = kNaN;                           // the plan kernel alone (etap, padded)
   double gbps = kNaN, tflops = kNaN, pct_copy = kNaN, pct_read = kNaN, floor_us = kNaN, x_floor = kNaN;
+  double pct_gemm = kNaN;  // TFLOP/s as a share of the measured bf16 GEMM ceiling (compute-bound shapes)
 };
 
 // Fills the derived figures of an `ok` record from its time and the ceilings.
@@ -73,6 +74,7 @@ inline void derive(Record& r, const Ceilings& c) {
   r.tflops = tflop_per_s(r.flops, r.us);
   r.pct_copy = percent_of(r.gbps, c.copy_gbps);
   r.pct_read = percent_of(r.gbps, c.read_gbps);
+  r.pct_gemm = percent_of(r.tflops, c.gemm_tflops);
   r.floor_us = floor_us(r.kv_bytes, c.copy_gbps);
   r.x_floor = r.floor_us > 0 ? r.us / r.floor_us : kNaN;
 }
@@ -102,7 +104,7 @@ void get_if(const nlohmann::json& j, const char* key, T& v) {
 
 // Missing keys keep the defaults (reports written before a field existed still load).
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BenchConfig, sweep, batch, seqlen, h_q, s_q, causal, varlen,
-                                                varlen_seed, dtype)
+                                                varlen_seed, dtype, h_kv, page_size, d_qk, d_v)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Method, timer, statistic, iters, warmup, l2_flush_bytes,
                                                 graph, graph_calls, num_sms, checked, check_problem, notes,
                                                 bytes_formula, flops_formula)
@@ -184,6 +186,7 @@ inline void to_json(nlohmann::json& j, const Record& r) {
        {"tflops", detail::number(r.tflops)},
        {"pct_copy", detail::number(r.pct_copy)},
        {"pct_read", detail::number(r.pct_read)},
+       {"pct_gemm", detail::number(r.pct_gemm)},
        {"floor_us", detail::number(r.floor_us)},
        {"x_floor", detail::number(r.x_floor)}};
 }
@@ -206,6 +209,7 @@ inline void from_json(const nlohmann::json& j, Record& r) {
   r.tflops = detail::number(j, "tflops");
   r.pct_copy = detail::number(j, "pct_copy");
   r.pct_read = detail::number(j, "pct_read");
+  r.pct_gemm = detail::number(j, "pct_gemm");
   r.floor_us = detail::number(j, "floor_us");
   r.x_floor = detail::number(j, "x_floor");
 }
@@ -227,10 +231,11 @@ inline void from_json(const nlohmann::json& j, Report& r) {
 // CSV: one line per record, the machine's card and the ceilings repeated so that each line stands alone.
 inline const std::vector<std::string>& csv_columns() {
   static const std::vector<std::string> columns = {
-      "gpu",    "impl",     "sweep",  "batch",   "seqlen",    "mean_seqlen", "max_seqlen",  "h_q",
-      "s_q",    "causal",   "varlen", "dtype",   "graph",     "status",      "us",          "us_min",
-      "us_max", "plan_us",  "gbps",   "tflops",  "pct_copy",  "pct_read",    "floor_us",    "x_floor",
-      "bytes",  "kv_bytes", "flops",  "samples", "copy_gbps", "read_gbps",   "gemm_tflops", "message"};
+      "gpu",      "impl",      "sweep",     "batch",       "seqlen",  "mean_seqlen", "max_seqlen", "h_q",
+      "s_q",      "h_kv",      "page_size", "d_qk",        "d_v",     "causal",      "varlen",     "dtype",
+      "graph",    "status",    "us",        "us_min",      "us_max",  "plan_us",     "gbps",       "tflops",
+      "pct_copy", "pct_read",  "pct_gemm",  "floor_us",    "x_floor", "bytes",       "kv_bytes",   "flops",
+      "samples",  "copy_gbps", "read_gbps", "gemm_tflops", "message"};
   return columns;
 }
 
@@ -268,6 +273,10 @@ inline std::string csv_row(const Record& r, const Report& report) {
                                            std::to_string(r.max_seqlen),
                                            std::to_string(c.h_q),
                                            std::to_string(c.s_q),
+                                           std::to_string(c.h_kv),
+                                           std::to_string(c.page_size),
+                                           std::to_string(c.d_qk),
+                                           std::to_string(c.d_v),
                                            c.causal ? "1" : "0",
                                            c.varlen ? "1" : "0",
                                            csv_text(c.dtype),
@@ -281,6 +290,7 @@ inline std::string csv_row(const Record& r, const Report& report) {
                                            csv_number(r.tflops),
                                            csv_number(r.pct_copy),
                                            csv_number(r.pct_read),
+                                           csv_number(r.pct_gemm),
                                            csv_number(r.floor_us),
                                            csv_number(r.x_floor),
                                            csv_number(r.bytes),

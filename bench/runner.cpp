@@ -103,11 +103,17 @@ std::string format_percent(double pct) {
   return buf;
 }
 
-// The shape a correctness check depends on: the check problem takes h_q, s_q, causal and dtype from the
-// configurations and its own small lengths.
-using ShapeKey = std::tuple<int32_t, int32_t, bool, std::string>;
+// The shape a correctness check depends on: the check problem takes h_q, s_q, causal, dtype, h_kv, page size
+// and head dims from the configurations and its own small lengths.
+using ShapeKey = std::tuple<int32_t, int32_t, bool, std::string, int32_t, int32_t, int32_t, int32_t>;
 ShapeKey shape_of(const BenchConfig& c) {
-  return {c.h_q, c.s_q, c.causal && c.s_q > 1, c.dtype};
+  return {c.h_q, c.s_q, c.causal && c.s_q > 1, c.dtype, c.h_kv, c.page_size, c.d_qk, c.d_v};
+}
+
+// describe(c) from h_q on: what the check problem shares with c.
+std::string describe_shape(const BenchConfig& c) {
+  const std::string full = describe(c);
+  return full.substr(full.find("h_q="));
 }
 
 struct Reference {
@@ -121,6 +127,10 @@ Reference make_reference(const BenchConfig& c, uint64_t seed) {
   spec.seqlens = check_seqlens();
   spec.h_q = c.h_q;
   spec.s_q = c.s_q;
+  spec.h_kv = c.h_kv;
+  spec.page_size = c.page_size;
+  spec.d_qk = c.d_qk;
+  spec.d_v = c.d_v;
   spec.causal = c.causal;
   spec.dtype = config_dtype(c);
   spec.seed = seed;
@@ -159,8 +169,9 @@ Record base_record(const std::string& impl, const BenchConfig& config, const Tim
   Record r;
   r.impl = impl;
   r.config = config;
+  const DecodeProblem& p = problem.problem();
   const Workload w = make_workload(config.s_q, config.h_q, problem.seqlens(),
-                                   static_cast<int64_t>(dtype_bytes(problem.problem().q_dtype)));
+                                   static_cast<int64_t>(dtype_bytes(p.q_dtype)), p.h_kv, p.d_qk, p.d_v);
   r.mean_seqlen = w.mean_seqlen();
   r.max_seqlen = *std::max_element(problem.seqlens().begin(), problem.seqlens().end());
   r.bytes = w.bytes();
@@ -217,8 +228,8 @@ void run_bench(const RunOptions& options, Report& report, std::ostream& log) {
   method.num_sms = options.num_sms;
   method.checked = options.check;
   method.check_problem = options.check
-                             ? "b=2, seqlens {300, 137}, each configuration's h_q/s_q/causal/dtype, "
-                               "poisoned cache and out, vs reference::decode (fp64)"
+                             ? "b=2, seqlens {300, 137}, each configuration's h_q/s_q/causal/dtype/h_kv/"
+                               "page size/head dims, poisoned cache and out, vs reference::decode (fp64)"
                              : "";
   method.notes =
       "L2 flushed (cudaMemsetAsync of 2x L2) before every timed run, outside the events; "
@@ -261,8 +272,7 @@ void run_bench(const RunOptions& options, Report& report, std::ostream& log) {
           s = {Outcome::kError, e.what()};
           rethrow_if_context_lost("checking " + impl->name());
         }
-        log << "check " << impl->name() << " h_q=" << config.h_q << " s_q=" << config.s_q
-            << (config.causal ? " causal " : " ") << config.dtype << ": "
+        log << "check " << impl->name() << " " << describe_shape(config) << ": "
             << (s.ok() ? "pass" : to_string(s.outcome)) << (s.message.empty() ? "" : " (" + s.message + ")")
             << "\n";
         checks[{impl->name(), key}] = s;

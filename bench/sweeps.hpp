@@ -1,4 +1,4 @@
-// The benchmark's configurations: the named sweeps of issue 4 and free-form cartesian products.
+// The benchmark's configurations: the named sweeps of issues 4 and 10 and free-form cartesian products.
 #pragma once
 
 #include <cstdint>
@@ -7,10 +7,21 @@
 #include <string_view>
 #include <vector>
 
+#include "metrics.hpp"
+
 namespace etap::bench {
 
 // Fixed so that every run of the varlen sweep draws the same per-request lengths.
 inline constexpr uint64_t kVarlenSeed = 20250401;
+
+// MLA's shape (DeepSeek-V2/V3/R1) is the default of every configuration: head dims kDimQK/kDimV
+// (metrics.hpp) over pages of 64 tokens (FlashMLA's only page size).
+inline constexpr int32_t kMlaPageSize = 64;
+
+struct HeadDims {
+  int32_t d_qk = kDimQK, d_v = kDimV;
+  bool operator==(const HeadDims&) const = default;
+};
 
 struct BenchConfig {
   std::string sweep = "custom";
@@ -22,13 +33,16 @@ struct BenchConfig {
   bool varlen = false;  // lengths from N(seqlen, seqlen/2) clipped to ≥ 1 (testing::varlen_seqlens)
   uint64_t varlen_seed = kVarlenSeed;
   std::string dtype = "bf16";  // "bf16" or "fp16": q, kv and out
+  int32_t h_kv = 1;
+  int32_t page_size = kMlaPageSize;
+  int32_t d_qk = kDimQK, d_v = kDimV;
 
-  int32_t rows() const { return s_q * h_q; }
+  int32_t rows() const { return s_q * h_q; }  // query rows of a request
   bool operator==(const BenchConfig&) const = default;
 };
 
 inline const std::vector<std::string>& sweep_names() {
-  static const std::vector<std::string> names = {"paper", "heads", "batch", "varlen", "all"};
+  static const std::vector<std::string> names = {"paper", "heads", "batch", "varlen", "coverage", "all"};
   return names;
 }
 
@@ -65,14 +79,35 @@ inline std::vector<BenchConfig> varlen_sweep() {
   return out;
 }
 
+// Issue 10's shapes beyond the paper's: more query rows than one 64-row tile (h_q = 64 with MTP, h_q = 128),
+// h_kv > 1, page sizes other than 64 (SGLang's 1, vLLM's 16), head dims 512/512 and 320/256.
+inline std::vector<BenchConfig> coverage_sweep() {
+  const auto at_8k = [](BenchConfig c) {
+    c.sweep = "coverage";
+    c.batch = 16;
+    c.seqlen = 8192;
+    return c;
+  };
+  std::vector<BenchConfig> out = {at_8k({.h_q = 64}),
+                                  at_8k({.h_q = 128}),
+                                  at_8k({.h_q = 64, .s_q = 2, .causal = true}),
+                                  {.sweep = "coverage", .batch = 128, .seqlen = 4096, .h_q = 128}};
+  for (int32_t page : {1, 16, 32, 64, 128, 256}) out.push_back(at_8k({.page_size = page}));
+  for (HeadDims d : {HeadDims{512, 512}, HeadDims{320, 256}})
+    out.push_back(at_8k({.d_qk = d.d_qk, .d_v = d.d_v}));
+  out.push_back(at_8k({.h_q = 32, .h_kv = 2}));
+  return out;
+}
+
 inline std::optional<std::vector<BenchConfig>> named_sweep(std::string_view name) {
   if (name == "paper") return paper_sweep();
   if (name == "heads") return heads_sweep();
   if (name == "batch") return batch_sweep();
   if (name == "varlen") return varlen_sweep();
+  if (name == "coverage") return coverage_sweep();
   if (name == "all") {
     std::vector<BenchConfig> out;
-    for (auto part : {paper_sweep(), heads_sweep(), batch_sweep(), varlen_sweep()})
+    for (auto part : {paper_sweep(), heads_sweep(), batch_sweep(), varlen_sweep(), coverage_sweep()})
       out.insert(out.end(), part.begin(), part.end());
     return out;
   }
@@ -82,6 +117,8 @@ inline std::optional<std::vector<BenchConfig>> named_sweep(std::string_view name
 // Free-form: every combination of the given values. `varlen_means`, when non-empty, replaces `seqlens`.
 struct FreeForm {
   std::vector<int32_t> batches{16}, seqlens{4096}, h_qs{16}, s_qs{1}, varlen_means;
+  std::vector<int32_t> h_kvs{1}, page_sizes{kMlaPageSize};
+  std::vector<HeadDims> head_dims{HeadDims{}};
   bool causal = false;
   std::string dtype = "bf16";
 };
@@ -94,13 +131,20 @@ inline std::vector<BenchConfig> free_form_sweep(const FreeForm& f) {
     for (int32_t s_k : lengths)
       for (int32_t h_q : f.h_qs)
         for (int32_t s_q : f.s_qs)
-          out.push_back({.batch = b,
-                         .seqlen = s_k,
-                         .h_q = h_q,
-                         .s_q = s_q,
-                         .causal = f.causal,
-                         .varlen = varlen,
-                         .dtype = f.dtype});
+          for (int32_t h_kv : f.h_kvs)
+            for (int32_t page : f.page_sizes)
+              for (HeadDims d : f.head_dims)
+                out.push_back({.batch = b,
+                               .seqlen = s_k,
+                               .h_q = h_q,
+                               .s_q = s_q,
+                               .causal = f.causal,
+                               .varlen = varlen,
+                               .dtype = f.dtype,
+                               .h_kv = h_kv,
+                               .page_size = page,
+                               .d_qk = d.d_qk,
+                               .d_v = d.d_v});
   return out;
 }
 
@@ -108,6 +152,9 @@ inline std::vector<BenchConfig> free_form_sweep(const FreeForm& f) {
 inline std::string describe(const BenchConfig& c) {
   std::string s = "b=" + std::to_string(c.batch) + (c.varlen ? " s_k~" : " s_k=") + std::to_string(c.seqlen) +
                   " h_q=" + std::to_string(c.h_q) + " s_q=" + std::to_string(c.s_q);
+  if (c.h_kv != 1) s += " h_kv=" + std::to_string(c.h_kv);
+  if (c.page_size != kMlaPageSize) s += " page=" + std::to_string(c.page_size);
+  if (c.d_qk != kDimQK || c.d_v != kDimV) s += " d=" + std::to_string(c.d_qk) + "/" + std::to_string(c.d_v);
   if (c.causal) s += " causal";
   if (c.dtype != "bf16") s += " " + c.dtype;
   return s;

@@ -1,6 +1,7 @@
 // The terminal report: the ceilings and an aligned table, one row per (configuration, implementation).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -47,15 +48,37 @@ inline std::string format_ceilings(const Report& report) {
   return s;
 }
 
+// The µs cell of a record that has no time: its outcome, "n/a" where the implementation does not cover the
+// configuration by design (the padded baseline beyond one 64-row tile of the MLA shape).
+inline std::string outcome_cell(Outcome o) {
+  return o == Outcome::kNotAvailable ? "n/a" : to_string(o);
+}
+
+// Columns h_kv, page and d appear only when some record leaves MLA's shape (h_kv 1, page 64, d 576/512).
 inline std::string format_table(const Report& report) {
-  const std::vector<std::string> header = {"impl",    "b",     "s_k",   "h_q",    "s_q",   "µs",      "GB/s",
-                                           "TFLOP/s", "%copy", "%read", "×floor", "×etap", "plan µs", "note"};
+  const auto any = [&report](auto differs) {
+    return std::any_of(report.records.begin(), report.records.end(),
+                       [&](const Record& r) { return differs(r.config); });
+  };
+  const bool show_h_kv = any([](const BenchConfig& c) { return c.h_kv != 1; });
+  const bool show_page = any([](const BenchConfig& c) { return c.page_size != kMlaPageSize; });
+  const bool show_dims = any([](const BenchConfig& c) { return c.d_qk != kDimQK || c.d_v != kDimV; });
+  std::vector<std::string> header = {"impl", "b", "s_k", "h_q", "s_q"};
+  if (show_h_kv) header.push_back("h_kv");
+  if (show_page) header.push_back("page");
+  if (show_dims) header.push_back("d");
+  for (const char* name :
+       {"µs", "GB/s", "TFLOP/s", "%copy", "%read", "%gemm", "×floor", "×etap", "plan µs", "note"})
+    header.push_back(name);
   std::vector<std::vector<std::string>> rows;
   for (const Record& r : report.records) {
     const BenchConfig& c = r.config;
     std::string s_k = (c.varlen ? "~" : "") + std::to_string(c.seqlen);
     std::string s_q = std::to_string(c.s_q) + (c.causal ? "c" : "");
     std::vector<std::string> row = {r.impl, std::to_string(c.batch), s_k, std::to_string(c.h_q), s_q};
+    if (show_h_kv) row.push_back(std::to_string(c.h_kv));
+    if (show_page) row.push_back(std::to_string(c.page_size));
+    if (show_dims) row.push_back(std::to_string(c.d_qk) + "/" + std::to_string(c.d_v));
     const auto add = [&row](double value, int decimals) { row.push_back(detail::fixed(value, decimals)); };
     if (r.outcome == Outcome::kOk) {
       add(r.us, 1);
@@ -63,13 +86,14 @@ inline std::string format_table(const Report& report) {
       add(r.tflops, 1);
       add(r.pct_copy, 1);
       add(r.pct_read, 1);
+      add(r.pct_gemm, 1);
       add(r.x_floor, 2);
       add(ratio_to_etap(report, r), 2);
       add(r.plan_us, 1);
       row.push_back(c.dtype != "bf16" ? c.dtype : "");
     } else {
       // The outcome in the µs column, dashes for the other figures, then why.
-      row.push_back(to_string(r.outcome));
+      row.push_back(outcome_cell(r.outcome));
       row.resize(header.size() - 1, "-");
       row.push_back(r.message);
     }

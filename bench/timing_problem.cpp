@@ -12,7 +12,6 @@ namespace etap::bench {
 namespace {
 
 constexpr float kInputAmplitude = 0.5f;  // uniform in [-0.5, 0.5]: std ≈ 0.29, like testing's N(0, 0.25)
-constexpr int32_t kPageSize = 64;
 constexpr int32_t kSparePages = 1;
 
 }  // namespace
@@ -32,16 +31,21 @@ TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, in
                              cudaStream_t stream)
     : seqlens_(config_seqlens(config)), causal_(config.causal) {
   const DType dtype = config_dtype(config);
+  const int32_t page_size = config.page_size;
+  if (page_size < 1) throw std::invalid_argument("page_size must be at least 1");
   std::vector<int32_t> pages(seqlens_.size());
   for (size_t i = 0; i < seqlens_.size(); ++i)
-    pages[i] = (std::max(seqlens_[i], 0) + kPageSize - 1) / kPageSize;
+    pages[i] = static_cast<int32_t>((int64_t{std::max(seqlens_[i], 0)} + page_size - 1) / page_size);
   const int64_t used_pages = std::accumulate(pages.begin(), pages.end(), int64_t{0});
   const int32_t max_pages = std::max(1, *std::max_element(pages.begin(), pages.end()));
 
   problem_.batch = config.batch;
   problem_.s_q = config.s_q;
   problem_.h_q = config.h_q;
-  problem_.page_size = kPageSize;
+  problem_.h_kv = config.h_kv;
+  problem_.d_qk = config.d_qk;
+  problem_.d_v = config.d_v;
+  problem_.page_size = page_size;
   problem_.num_pages = static_cast<int32_t>(used_pages + kSparePages);
   problem_.max_pages_per_seq = max_pages;
   problem_.q_dtype = problem_.kv_dtype = problem_.out_dtype = dtype;
@@ -56,7 +60,7 @@ TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, in
 
   const int64_t elem = static_cast<int64_t>(dtype_bytes(dtype));
   const int64_t kv_elems =
-      static_cast<int64_t>(problem_.num_pages) * kPageSize * problem_.h_kv * problem_.d_qk;
+      static_cast<int64_t>(problem_.num_pages) * page_size * problem_.h_kv * problem_.d_qk;
   const int64_t q_elems = static_cast<int64_t>(problem_.batch) * problem_.s_q * problem_.h_q * problem_.d_qk;
   const int64_t out_elems = static_cast<int64_t>(problem_.batch) * problem_.s_q * problem_.h_q * problem_.d_v;
   kv_set_bytes_ = kv_elems * elem;

@@ -61,12 +61,13 @@ if(NOT TARGET etap_cli)
   return()
 endif()
 
-# etap_cli_test(<name> <exit code> <output regex> [REJECT <regex>] [SKIP_EXIT <code>] [NO_GPU]
+# etap_cli_test(<name> <exit code> <output regex> [REJECT <regex>] [SKIP_EXIT <code>] [NO_GPU] [GPU]
 #               [FILE <path> <content regex>] [INSTALLED] ARGS <etap arguments...>)
-# NO_GPU hides every GPU (CUDA_VISIBLE_DEVICES=""), so the test means the same on every machine. INSTALLED
+# NO_GPU hides every GPU (CUDA_VISIBLE_DEVICES=""), so the test means the same on every machine. GPU adds
+# the label gpu (ctest -L gpu runs it on the device machine; elsewhere it skips with SKIP_EXIT 2). INSTALLED
 # runs the etap of `cmake --install` into a fresh prefix instead of the build tree's.
 function(etap_cli_test name exit_code output_regex)
-  cmake_parse_arguments(PARSE_ARGV 3 opt "NO_GPU;INSTALLED" "REJECT;SKIP_EXIT" "FILE;ARGS")
+  cmake_parse_arguments(PARSE_ARGV 3 opt "NO_GPU;GPU;INSTALLED" "REJECT;SKIP_EXIT" "FILE;ARGS")
   set(defs -DEXPECT_EXIT=${exit_code} "-DEXPECT_OUTPUT=${output_regex}")
   if(DEFINED opt_REJECT)
     list(APPEND defs "-DREJECT_OUTPUT=${opt_REJECT}")
@@ -86,7 +87,11 @@ function(etap_cli_test name exit_code output_regex)
     set(program ${prefix}/${CMAKE_INSTALL_BINDIR}/etap)
   endif()
   add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} ${defs} -P ${CMAKE_CURRENT_LIST_FILE} -- ${program} ${opt_ARGS})
-  set_tests_properties(${name} PROPERTIES LABELS cpu SKIP_REGULAR_EXPRESSION "etap_cli_test: SKIPPED")
+  set(labels cpu)
+  if(opt_GPU)
+    list(APPEND labels gpu)
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS "${labels}" SKIP_REGULAR_EXPRESSION "etap_cli_test: SKIPPED")
   if(opt_NO_GPU)
     set_tests_properties(${name} PROPERTIES ENVIRONMENT "CUDA_VISIBLE_DEVICES=")
   endif()
@@ -120,6 +125,25 @@ etap_cli_test(cli_run_falls_back_without_gpu 0
   NO_GPU ARGS run --batch 2 --seqlen 100)
 etap_cli_test(cli_run_rows_refused 4 "s_q.+h_q = 9216 query rows per request; this build supports up to 4096"
   ARGS run --cpu --s-q 9 --h-q 1024)
+# Issue 10's shapes: h_kv > 1, any page size, head dims 320/256 and 512/512, up to 4096 query rows.
+etap_cli_test(cli_run_cpu_shape_flags 0
+  "problem: b=2 s_q=1 h_q=32 h_kv=2 \\(R=16\\) s_k=100 d=320/256 page=16 bf16 .*\nCPU reference \\(fp64, 1 threads\\)"
+  ARGS run --cpu --batch 2 --seqlen 100 --h-q 32 --h-kv 2 --page-size 16 --head-dims 320/256 --threads 1)
+etap_cli_test(cli_run_cpu_page_one_many_rows 0
+  "problem: b=1 s_q=4 h_q=128 \\(R=512\\) s_k=50 d=512/512 page=1 fp16 causal .*\nchecksum: sum\\(out\\)=[-0-9]"
+  ARGS run --cpu -b 1 -s 50 --s-q 4 --h-q 128 --page-size 1 --head-dims 512/512 --dtype fp16 --causal --threads 1)
+etap_cli_test(cli_run_head_dims_refused 4
+  "head dims d_qk=128/d_v=128 are not supported; supported: 576/512, 512/512 and 320/256"
+  ARGS run --cpu --head-dims 128/128)
+etap_cli_test(cli_run_head_dims_malformed 105 "--head-dims: '576' is not D_QK/D_V" ARGS run --cpu --head-dims 576)
+etap_cli_test(cli_run_h_kv_not_dividing 4 "h_q a positive multiple of h_kv" ARGS run --cpu --h-q 16 --h-kv 3)
+etap_cli_test(cli_run_s_q_max 105 "--s-q: Value 1025 ${not_in_range}" ARGS run --cpu --s-q 1025)
+etap_cli_test(cli_run_page_size_zero 105 "--page-size: Value 0 ${not_in_range}" ARGS run --cpu --page-size 0)
+etap_cli_test(cli_run_json_shape 0 "wrote .*cli_run_shape\\.json"
+  FILE ${CMAKE_CURRENT_BINARY_DIR}/cli_run_shape.json
+       "\"problem\": \\{.*\"d_qk\": 576,.*\"d_v\": 512,.*\"h_kv\": 2,.*\"h_q\": 32,.*\"page_size\": 1,"
+  ARGS run --cpu --batch 2 --seqlen 40 --h-q 32 --h-kv 2 --page-size 1 --threads 1
+       --json ${CMAKE_CURRENT_BINARY_DIR}/cli_run_shape.json)
 etap_cli_test(cli_run_scale_nan_refused 4 "softmax_scale must be a finite positive number; got nan"
   ARGS run --cpu --scale nan)
 etap_cli_test(cli_run_batch_zero 105 "--batch: Value 0 ${not_in_range}" ARGS run --batch 0)
@@ -129,6 +153,17 @@ etap_cli_test(cli_run_json 0 "wrote .*cli_run\\.json"
 etap_cli_test(cli_run_json_unwritable 3 "cannot write .*/no-such-dir/run\\.json"
   ARGS run --cpu --json /no-such-dir/run.json)
 etap_cli_test(cli_run_gpu 0 "error vs reference: PASS.*decode: .* µs.*plan: " SKIP_EXIT 2 ARGS run --require-gpu)
+# Issue 10's shapes on the GPU against the CPU reference (skipped without one).
+set(gpu_run_args --require-gpu --iters 3 --warmup 1)
+etap_cli_test(cli_run_gpu_rows 0 "R=256\\).*error vs reference: PASS" SKIP_EXIT 2 GPU
+  ARGS run ${gpu_run_args} -b 4 -s 2000 --h-q 128 --s-q 2 --causal)
+etap_cli_test(cli_run_gpu_page_one 0 "page=1 .*error vs reference: PASS" SKIP_EXIT 2 GPU
+  ARGS run ${gpu_run_args} -b 4 --varlen 3000 --h-q 16 --page-size 1)
+etap_cli_test(cli_run_gpu_h_kv_page_dims 0 "h_kv=2 \\(R=32\\).*d=320/256 page=48 fp16.*error vs reference: PASS"
+  SKIP_EXIT 2 GPU ARGS run ${gpu_run_args} -b 3 -s 1000 --h-q 64 --h-kv 2 --page-size 48 --head-dims 320/256
+                       --dtype fp16)
+etap_cli_test(cli_run_gpu_latent_dims 0 "d=512/512 page=16 .*error vs reference: PASS" SKIP_EXIT 2 GPU
+  ARGS run ${gpu_run_args} -b 8 -s 700 --h-q 32 --s-q 3 --causal --page-size 16 --head-dims 512/512)
 
 # check
 etap_cli_test(cli_check_list 0 "[0-9]+ configs and 10 golden checks" ARGS check --list)
@@ -142,15 +177,27 @@ etap_cli_test(cli_installed_golden_dir 0 "golden cases: [^\n]*/cli_installed_gol
 
 if(TARGET etap_bench)
   etap_cli_test(cli_bench_help 0
-    "--sweep.*-s,--seqlen.*tokens; K = 1024, M = 1048576.*Sweeps:\n +paper .*\n +heads .*\n +batch .*\n +varlen .*\n +all "
+    "--sweep.*-s,--seqlen.*tokens; K = 1024, M = 1048576.*--h-kv.*--page-size.*--head-dims.*Sweeps:\n +paper .*\n +heads .*\n +batch .*\n +varlen .*\n +coverage .*\n +all .*padded baseline .*n/a"
     ARGS bench --help)
   etap_cli_test(cli_bench_list 0
     "custom: b=2 s_k=8192 h_q=16 s_q=2 causal\ncustom: b=2 s_k=1048576 h_q=16 s_q=2 causal\n"
     ARGS bench --list -b 2 -s 8K,1M --h-q 16 --s-q 2 --causal --iters 5)
+  etap_cli_test(cli_bench_list_coverage 0
+    "coverage: b=16 s_k=8192 h_q=128 s_q=1\ncoverage: b=16 s_k=8192 h_q=64 s_q=2 causal\ncoverage: b=128 s_k=4096 h_q=128 s_q=1\ncoverage: b=16 s_k=8192 h_q=16 s_q=1 page=1\n.*coverage: b=16 s_k=8192 h_q=16 s_q=1 d=320/256\ncoverage: b=16 s_k=8192 h_q=32 s_q=1 h_kv=2\n"
+    ARGS bench --list --sweep coverage)
+  etap_cli_test(cli_bench_list_shape_axes 0
+    "custom: b=16 s_k=4096 h_q=32 s_q=1 page=1\ncustom: b=16 s_k=4096 h_q=32 s_q=1 page=1 d=320/256\ncustom: b=16 s_k=4096 h_q=32 s_q=1 h_kv=2 page=1\ncustom: b=16 s_k=4096 h_q=32 s_q=1 h_kv=2 page=1 d=320/256\n"
+    ARGS bench --list --h-q 32 --h-kv 1,2 --page-size 1 --head-dims 576/512,320/256)
+  etap_cli_test(cli_bench_sweep_excludes_shape_axes 108 "--sweep excludes --page-size"
+    ARGS bench --list --sweep coverage --page-size 16)
   etap_cli_test(cli_bench_list_varlen 0 "custom: b=16 s_k~4096 h_q=16 s_q=1\n" ARGS bench --list --varlen 4K)
   etap_cli_test(cli_bench_seqlen_units 105 "--seqlen: .*4096kb" ARGS bench --list --seqlen 4096kb)
   etap_cli_test(cli_bench_batch_zero 105 "--batch: Value 0 ${not_in_range}" REJECT "[0-9]{20}"
     ARGS bench --list --batch 0)
+  # The coverage sweep on the GPU: every row checked and timed; the padded baseline's rows read n/a, the
+  # cuBLAS baseline's h_kv = 2 row "unsupported"; nothing fails (exit 0). Skipped without a GPU.
+  etap_cli_test(cli_bench_gpu_coverage 0 "page +d +µs .*%gemm.*padded .* n/a .*etap .*320/256 " REJECT "FAILED"
+    SKIP_EXIT 2 GPU ARGS bench --sweep coverage --iters 3 --warmup 1)
   etap_cli_test(cli_bench_json_unwritable 3 "cannot write .*/no-such-dir/bench\\.json"
     ARGS bench --json /no-such-dir/bench.json)
 else()

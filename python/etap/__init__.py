@@ -12,6 +12,8 @@ and so do the exceptions and the buffer-size functions here. Errors: ``ValueErro
 caller can fix, ``RuntimeError`` subclasses for the machine; all are ``etap.Error``.
 """
 
+from __future__ import annotations
+
 try:  # first, so that the CUDA runtime _C binds to is the one PyTorch loaded
     import torch as _torch
 except ImportError:  # the binding and the size functions work without PyTorch
@@ -36,15 +38,16 @@ __all__ = ["Error", "InvalidArgumentError", "UnsupportedError", "WorkspaceTooSma
 PADDING_PAGE_ID = _C.PADDING_PAGE_ID  # FlashMLA's id for unused block-table entries (never read by etap)
 
 
-def plan_bytes(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, page_size: int = 64, d_qk: int = 576,
+def plan_bytes(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, page_size: int = 64, d_qk: int | None = None,
                d_v: int = 512, dtype="bf16", num_sms: int = 0) -> int:
-    """Bytes of the plan buffer for this problem shape (num_sms = 0: the current device's SM count)."""
+    """Bytes of the plan buffer for this problem shape (num_sms = 0: the current device's SM count; d_qk
+    None: the one built with d_v, 576 for 512 and 320 for 256)."""
     problem = _layout.sizing_problem(batch, s_q, h_q, h_kv=h_kv, d_qk=d_qk, d_v=d_v, page_size=page_size,
                                      q_dtype=_layout.dtype_code_of(dtype))
     return _C.buffer_sizes(problem, num_sms)[0]
 
 
-def workspace_bytes(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, page_size: int = 64, d_qk: int = 576,
+def workspace_bytes(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, page_size: int = 64, d_qk: int | None = None,
                     d_v: int = 512, dtype="bf16", num_sms: int = 0) -> int:
     """Bytes of the decode workspace for this problem shape (it does not depend on the KV length)."""
     problem = _layout.sizing_problem(batch, s_q, h_q, h_kv=h_kv, d_qk=d_qk, d_v=d_v, page_size=page_size,

@@ -25,8 +25,8 @@ def empty_plan(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, page_size: int 
                num_sms: int = 0) -> torch.Tensor:
     """An uninitialised plan buffer (int32, opaque) for `plan` and `decode` of this problem shape.
 
-    Its size depends on batch, rows = s_q·h_q/h_kv, h_kv and the SM count only: allocate it once per batch
-    size (CUDA graphs: at a fixed address) and refill it with `plan` every step.
+    Its size depends on batch, s_q, h_q, h_kv and the SM count only (not on page_size): allocate it once per
+    batch size (CUDA graphs: at a fixed address) and refill it with `plan` every step.
     """
     problem = _layout.sizing_problem(batch, s_q, h_q, h_kv=h_kv, page_size=page_size)
     return torch.empty(_sizes(problem, num_sms)[0] // 4, dtype=torch.int32, device=_device(device))
@@ -34,8 +34,9 @@ def empty_plan(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, page_size: int 
 
 def empty_workspace(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, d_v: int = 512, page_size: int = 64,
                     device=None, num_sms: int = 0) -> torch.Tensor:
-    """An uninitialised decode workspace (uint8, opaque): split-KV partial results. Its size does not depend
-    on the KV length; calls that run one after the other on one stream can share it."""
+    """An uninitialised decode workspace (uint8, opaque): split-KV partial results of s_q·h_q rows of d_v
+    values. Its size does not depend on the KV length nor the page size; calls that run one after the other
+    on one stream can share it."""
     problem = _layout.sizing_problem(batch, s_q, h_q, h_kv=h_kv, d_v=d_v, page_size=page_size)
     return torch.empty(_sizes(problem, num_sms)[1], dtype=torch.uint8, device=_device(device))
 
@@ -68,9 +69,11 @@ def decode(q: torch.Tensor, k_cache: torch.Tensor, block_table: torch.Tensor, ca
            checked: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """MLA decode attention over a paged KV cache; returns (out, lse).
 
-    q [batch, s_q, h_q, 576], k_cache [num_pages, 64, 1, 576] (any strides, last dimension contiguous; V is
-    the first d_v columns of each row), block_table [batch, max_pages] int32, cache_seqlens [batch] int32,
-    plan from `plan(cache_seqlens, ...)` this step. out [batch, s_q, h_q, d_v] in q's dtype and lse
+    q [batch, s_q, h_q, d_qk], k_cache [num_pages, page_size, h_kv, d_qk] (any strides, last dimension
+    contiguous; V is the first d_v columns of each row; query head h reads KV head h // (h_q / h_kv)),
+    block_table [batch, max_pages] int32, cache_seqlens [batch] int32, plan from `plan(cache_seqlens, ...)`
+    this step with the same s_q, h_q, h_kv and page_size. Head dims d_qk/d_v: 576/512 (MLA), 512/512 or
+    320/256; any page_size ≥ 1; s_q·h_q ≤ 4096 query rows. out [batch, s_q, h_q, d_v] in q's dtype and lse
     [batch, h_q, s_q] float32 in base `lse_base` ('e': natural, FlashMLA's; '2': log2, FlashInfer's) are
     written into `out`/`lse` when given; `workspace` from `empty_workspace`. With all three given nothing is
     allocated. Empty requests give out = 0 and lse = +inf. `checked` verifies page ids and seqlens on the

@@ -47,11 +47,18 @@ def dtype_code_of(dtype) -> int:
     return DTYPE_NAMES[name]
 
 
-def sizing_problem(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, d_qk: int = 576, d_v: int = 512,
+# The d_qk built with each d_v (576/512 MLA, 320/256); a d_v of neither is paired with itself, which the
+# library refuses with its list of supported head dims.
+D_QK_OF_D_V = {512: 576, 256: 320}
+
+
+def sizing_problem(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, d_qk: int | None = None, d_v: int = 512,
                    page_size: int = 64, q_dtype: int = _C.DTYPE_BF16, kv_dtype: int | None = None,
                    num_pages: int = 1) -> Tuple[int, ...]:
-    """A problem for buffer sizes, which depend on batch, rows, h_kv and d_v only (num_pages and
-    max_pages_per_seq only need to pass validation)."""
+    """A problem for buffer sizes, which depend on batch, s_q, h_q, h_kv and d_v only (num_pages and
+    max_pages_per_seq only need to pass validation; d_qk defaults to the one built with d_v)."""
+    if d_qk is None:
+        d_qk = D_QK_OF_D_V.get(d_v, d_v)
     return problem(batch, s_q, h_q, h_kv=h_kv, d_qk=d_qk, d_v=d_v, page_size=page_size, num_pages=num_pages,
                    max_pages_per_seq=1, q_dtype=q_dtype, kv_dtype=kv_dtype)
 
@@ -83,11 +90,11 @@ def strides_for_etap(shape: Sequence[int], strides: Sequence[int], inner_extent:
 
 
 def block_table_capacity(shape: Sequence[int], row_stride: int, storage_elements: int,
-                         storage_offset: int) -> int:
+                         storage_offset: int, page_size: int = 64) -> int:
     """Page ids per request that FlashMLA could read from a block-table view: its addressable row width.
 
     FlashMLA never bounds a request's pages by block_table.shape[1]: it reads the row up to
-    ceil(seqlen / 64) entries. SGLang relies on it: its CUDA graphs capture a block-table view
+    ceil(seqlen / page_size) entries. SGLang relies on it: its CUDA graphs capture a block-table view
     [:bs, :max_pages_at_capture] of a wider buffer and replay with longer sequences. etap clamps each
     request to max_pages_per_seq, so the FlashMLA-compatible calls pass the width the view's memory really
     has: the row stride (the next row starts there), and for the last row what is left of the storage.
@@ -98,7 +105,7 @@ def block_table_capacity(shape: Sequence[int], row_stride: int, storage_elements
     last_row_room = storage_elements - storage_offset - (batch - 1) * row_stride
     width = last_row_room if batch == 1 else min(row_stride, last_row_room)
     width = max(width, columns)
-    return min(width, largest_max_pages_per_seq(batch))
+    return min(width, largest_max_pages_per_seq(batch, page_size))
 
 
 def largest_max_pages_per_seq(batch: int, page_size: int = 64) -> int:

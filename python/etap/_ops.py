@@ -104,13 +104,13 @@ def stream_handle(device_index: int) -> int:
     return torch.cuda.current_stream(device_index).cuda_stream
 
 
-def max_pages_per_seq(block_table: torch.Tensor, flashmla_table: bool) -> int:
+def max_pages_per_seq(block_table: torch.Tensor, flashmla_table: bool, page_size: int) -> int:
     """block_table.shape[1], or with FlashMLA's semantics the row width its memory really has."""
     if not flashmla_table:
         return block_table.shape[1]
     return _layout.block_table_capacity(tuple(block_table.shape), block_table.stride(0),
                                         block_table.untyped_storage().nbytes() // 4,
-                                        block_table.storage_offset())
+                                        block_table.storage_offset(), page_size)
 
 
 def buffer_sizes(problem: Tuple[int, ...], num_sms: int) -> Tuple[int, int]:
@@ -137,7 +137,7 @@ def plan_impl(seqlens: torch.Tensor, plan: torch.Tensor, block_table: Optional[t
     if block_table is not None:
         check_device("block_table", block_table, device)
         _layout.check_rank("block_table", block_table.shape, 2, BT_LAYOUT)
-        max_pages = max_pages_per_seq(block_table, flashmla_table)
+        max_pages = max_pages_per_seq(block_table, flashmla_table, page_size)
     problem = _layout.problem(seqlens.shape[0], s_q, h_q, h_kv=h_kv, page_size=page_size,
                               max_pages_per_seq=max_pages)
     with _OnDevice(device):
@@ -191,7 +191,7 @@ def _decode_layout(q, kv_cache, block_table, seqlens, plan, workspace, out, lse,
     _layout.check_shape("out", out.shape[:3], (batch, s_q, h_q), f"in its first three dimensions {OUT_LAYOUT}")
     _layout.check_shape("lse", lse.shape, (batch, h_q, s_q), LSE_LAYOUT)
 
-    max_pages = max_pages_per_seq(block_table, flashmla_table)
+    max_pages = max_pages_per_seq(block_table, flashmla_table, page_size)
     bt_stride = block_table.stride(0) if batch > 1 else max(block_table.stride(0), max_pages)
     problem = (batch, s_q, h_q, h_kv, d_qk, d_v, page_size, num_pages, max_pages, dtype_code("q", q),
                dtype_code("k_cache", kv_cache), dtype_code("out", out))

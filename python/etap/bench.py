@@ -67,7 +67,8 @@ K = 1024
 DEFAULT_CONFIGS = (
     [Config(16, s_k) for s_k in (1 * K, 2 * K, 4 * K, 8 * K, 16 * K, 32 * K, 64 * K)]
     + [Config(1, 8 * K), Config(64, 4 * K), Config(64, 8 * K), Config(128, 4 * K), Config(128, 8 * K),
-       Config(16, 8 * K, h_q=32), Config(16, 8 * K, s_q=2, causal=True), Config(16, 8 * K, h_q=64)])
+       Config(16, 8 * K, h_q=32), Config(16, 8 * K, s_q=2, causal=True), Config(16, 8 * K, h_q=64),
+       Config(16, 8 * K, h_q=64, s_q=2, causal=True), Config(16, 8 * K, h_q=128), Config(128, 4 * K, h_q=128)])
 CHECK_CONFIG = Config(16, 8 * K, s_q=2, causal=True)  # the cross-check of etap's output against FlashMLA's
 
 IMPLEMENTATIONS = {"etap": "etap", "flashmla": "FlashMLA 9241ae3", "seed": "ETAP seed 39e6160"}
@@ -329,7 +330,7 @@ def main(argv=None) -> int:
     parser.add_argument("--flashmla", metavar="DIR", help="PYTHONPATH entry whose flash_mla is FlashMLA 9241ae3")
     parser.add_argument("--seed", metavar="DIR", help="PYTHONPATH entry whose flash_mla is the ETAP seed code")
     parser.add_argument("--configs", nargs="+", type=Config.parse, default=DEFAULT_CONFIGS,
-                        help="configs such as b16-sk8192-hq16-sq2-causal (default: the issue-9 target rows)")
+                        help="configs such as b16-sk8192-hq16-sq2-causal (default: the issue-9 and issue-10 rows)")
     parser.add_argument("--json", metavar="FILE", help="write the full report here")
     parser.add_argument("--iters", type=int, default=30, help="timed eager calls per config")
     parser.add_argument("--replays", type=int, default=10, help="timed graph replays per config")

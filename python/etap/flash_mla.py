@@ -92,10 +92,12 @@ def flash_mla_with_kvcache(
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """MLA decode; returns (out [b, s_q, h_q, head_dim_v] in q's dtype, softmax_lse [b, h_q, s_q] float32, ln).
 
-    q [b, s_q, h_q, 576]; k_cache [num_blocks, 64, 1, 576] (a view such as ``kv.unsqueeze(-2)`` is fine:
-    strides come from the tensor); block_table [b, max_blocks] int32 (unused entries are never read);
+    q [b, s_q, h_q, d] with d 576 (or 512 without RoPE; 320 with head_dim_v 256), s_q·h_q ≤ 4096; k_cache
+    [num_blocks, page_block_size, h_kv, d] (FlashMLA's page_block_size is 64, etap takes any; h_kv divides
+    h_q; a view such as ``kv.unsqueeze(-2)`` is fine: strides come from the tensor); block_table
+    [b, max_blocks] int32 (unused entries are never read);
     cache_seqlens [b] int32; tile_scheduler_metadata a FlashMLASchedMeta (num_splits None) or the legacy
-    (tile_scheduler_metadata, num_splits) tensors. softmax_scale defaults to 1/sqrt(576); engines pass
+    (tile_scheduler_metadata, num_splits) tensors. softmax_scale defaults to 1/sqrt(d); engines pass
     theirs. causal: query token i of a request of length n sees keys [0, n - s_q + i]. A request of length 0
     gives out = 0 and lse = +inf (FlashMLA's convention).
     """
@@ -114,7 +116,7 @@ def flash_mla_with_kvcache(
         plan, workspace = _scheduled(tile_scheduler_metadata, q, k_cache, block_table, cache_seqlens,
                                      head_dim_v, causal, is_fp8_kvcache)
     elif isinstance(tile_scheduler_metadata, torch.Tensor):
-        plan, workspace = _legacy_plan(tile_scheduler_metadata, num_splits, q)
+        plan, workspace = _legacy_plan(tile_scheduler_metadata, num_splits, q, k_cache, block_table, cache_seqlens)
     else:
         raise _C.InvalidArgumentError(
             "tile_scheduler_metadata must be the FlashMLASchedMeta from etap.flash_mla.get_mla_metadata() or the "
@@ -174,14 +176,46 @@ def _scheduled(meta: FlashMLASchedMeta, q, k_cache, block_table, cache_seqlens, 
     return meta.plan, workspace
 
 
-def _legacy_plan(tile_scheduler_metadata: torch.Tensor, num_splits, q):
+def _legacy_plan(tile_scheduler_metadata: torch.Tensor, num_splits, q, k_cache, block_table, cache_seqlens):
     if not isinstance(num_splits, torch.Tensor):
         raise _C.InvalidArgumentError(
             "num_splits must be the tensor that etap.flash_mla_legacy.get_mla_metadata returned with "
             "tile_scheduler_metadata")
-    batch = q.shape[0]
+    batch, s_q, h_q = q.shape[:3]
     if num_splits.dim() != 1 or num_splits.shape[0] != batch + 1:
         raise _C.InvalidArgumentError(
             f"num_splits has shape {list(num_splits.shape)}, so the metadata is not for this batch of {batch} "
             f"(expected [{batch + 1}]); call get_mla_metadata with this step's cache_seqlens")
-    return tile_scheduler_metadata, None
+    page_size, h_kv = k_cache.shape[1], k_cache.shape[2]
+    if h_kv < 1 or h_q % h_kv != 0 or _legacy_metadata_fits(batch, s_q, h_q, h_kv, q.get_device()):
+        return tile_scheduler_metadata, None  # (the library reports an h_kv that does not divide h_q)
+    plan = _api.empty_plan(batch, s_q, h_q, h_kv=h_kv, page_size=page_size, device=q.device)
+    if torch.compiler.is_compiling():
+        torch.ops.etap.plan(cache_seqlens, plan, block_table, s_q, h_q, h_kv, page_size, True, 0)
+    else:
+        _ops.plan_impl(cache_seqlens, plan, block_table, s_q, h_q, h_kv, page_size, True, 0)
+    return plan, None
+
+
+_legacy_fits: dict = {}
+
+
+def _legacy_metadata_fits(batch: int, s_q: int, h_q: int, h_kv: int, device: int) -> bool:
+    """Whether the older form's metadata schedules this call. get_mla_metadata knows only R = s_q·h_q/h_kv
+    and h_kv, so it plans s_q = 1 token of R·h_kv heads. etap's plan depends on how the rows split into
+    64-row tiles (its part count is the SM count over the tiles), and s_q tokens of h_q heads can need more
+    tiles than one token of R·h_kv heads (h_q / h_kv = 42, s_q = 4: 4 tiles per KV head, not 3); such a
+    call is planned afresh from its cache_seqlens. The plan's size tells the part counts apart."""
+    if s_q == 1 or device < 0:  # (a CPU q is refused by the decode call that follows)
+        return True
+    planned = _layout.sizing_problem(batch, 1, s_q * h_q, h_kv=h_kv)
+    called = _layout.sizing_problem(batch, s_q, h_q, h_kv=h_kv)
+    if torch.compiler.is_compiling():
+        return _ops._traced_buffer_sizes(planned, 0)[0] == _ops._traced_buffer_sizes(called, 0)[0]
+    key = (called, device)
+    fits = _legacy_fits.get(key)
+    if fits is None:
+        with _ops._OnDevice(device):
+            fits = _ops.buffer_sizes(planned, 0)[0] == _ops.buffer_sizes(called, 0)[0]
+        _legacy_fits[key] = fits
+    return fits

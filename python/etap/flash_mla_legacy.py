@@ -13,6 +13,9 @@ from the device seqlens (no host synchronisation) and returns ``(tile_scheduler_
 
 The plan is computed without a block table, each request with ceil(seqlen / 64) pages; that is exact for
 every seqlen that fits the block table given later (a longer one is the caller's error, as with FlashMLA).
+It is planned as one query token of s_q·h_q heads, all the metadata call knows; a call whose s_q tokens of
+h_q heads split into more 64-row tiles (h_q / h_kv = 42 with s_q = 4, say: 4 tiles, not 3) plans for its
+own shape from its cache_seqlens instead, one small kernel more per call.
 """
 
 from __future__ import annotations

@@ -67,10 +67,42 @@ def test_buffer_sizes_grow_with_the_batch_only_for_the_plan():
     assert etap.workspace_bytes(2, 1, 16, num_sms=NUM_SMS) == workspace_2
 
 
+TOO_MANY_ROWS = r"s_q·h_q = 8192 query rows per request; this build supports up to 4096"
+
+
 def test_sizes_of_too_many_rows_raise_the_librarys_unsupported_message():
-    with pytest.raises(etap.UnsupportedError, match=r"R = s_q·h_q/h_kv = 128 query rows per KV head; this build "
-                                                    r"supports up to 64"):
-        _C.buffer_sizes(problem(s_q=2, h_q=64), NUM_SMS)
+    with pytest.raises(etap.UnsupportedError, match=TOO_MANY_ROWS):
+        _C.buffer_sizes(problem(s_q=2, h_q=4096), NUM_SMS)
+    with pytest.raises(etap.UnsupportedError, match=r"s_q·h_q = 4224 query rows per request"):
+        etap.plan_bytes(4, 33, 128, num_sms=NUM_SMS)
+
+
+# Issue 10's shapes: more than 64 rows (row tiles), h_kv > 1, any page size, head dims 512/512 and 320/256.
+COVERED = [dict(s_q=2, h_q=64), dict(h_q=128), dict(s_q=2, h_q=128), dict(s_q=16, h_q=16), dict(s_q=32, h_q=128),
+           dict(h_q=16, h_kv=2), dict(h_q=126, h_kv=3), dict(h_q=128, h_kv=8), dict(page_size=1), dict(page_size=16),
+           dict(page_size=48), dict(page_size=128), dict(page_size=256), dict(d_qk=512, d_v=512),
+           dict(d_qk=320, d_v=256), dict(s_q=2, h_q=32, h_kv=2, page_size=1, d_qk=320, d_v=256, q_dtype=_C.DTYPE_FP16,
+                                         kv_dtype=_C.DTYPE_FP16, out_dtype=_C.DTYPE_FP16)]
+
+
+@pytest.mark.parametrize("fields", COVERED, ids=lambda f: "-".join(f"{k}{v}" for k, v in f.items()))
+def test_sizes_and_validation_of_the_covered_shapes(fields):
+    p = problem(**fields)
+    plan_bytes, workspace_bytes = _C.buffer_sizes(p, NUM_SMS)
+    assert plan_bytes > 0 and workspace_bytes > 0
+    _C.validate(*call_args(p, causal=True))
+
+
+def test_sizes_do_not_depend_on_the_page_size_and_follow_d_v():
+    base = _C.buffer_sizes(problem(), NUM_SMS)
+    for page_size in (1, 16, 48, 128, 256):
+        assert _C.buffer_sizes(problem(page_size=page_size), NUM_SMS) == base
+    assert _C.buffer_sizes(problem(d_qk=512, d_v=512), NUM_SMS) == base
+    plan_256, workspace_256 = _C.buffer_sizes(problem(d_qk=320, d_v=256), NUM_SMS)
+    assert plan_256 == base[0] and workspace_256 < base[1]  # partial results of d_v floats per row
+    # The Python size functions pick d_qk from d_v.
+    assert etap.workspace_bytes(4, 1, 16, d_v=256, num_sms=NUM_SMS) == workspace_256
+    assert etap.plan_bytes(4, 1, 16, page_size=1, num_sms=NUM_SMS) == base[0]
 
 
 def test_sizes_of_an_invalid_problem_raise_invalid_argument():
@@ -80,17 +112,18 @@ def test_sizes_of_an_invalid_problem_raise_invalid_argument():
         _C.buffer_sizes(problem(h_q=10, h_kv=3), NUM_SMS)
 
 
-def test_sizes_of_unsupported_head_dims_page_sizes_and_dtypes():
-    with pytest.raises(etap.UnsupportedError, match="head dims d_qk=512/d_v=512 are not supported yet"):
-        etap.plan_bytes(4, 1, 16, d_qk=512, num_sms=NUM_SMS)
-    with pytest.raises(etap.UnsupportedError, match="page_size 32 is not supported yet"):
-        etap.workspace_bytes(4, 1, 16, page_size=32, num_sms=NUM_SMS)
+def test_sizes_of_unsupported_head_dims_and_dtypes():
+    supported = "supported: 576/512, 512/512 and 320/256"
+    with pytest.raises(etap.UnsupportedError, match=f"head dims d_qk=128/d_v=128 are not supported; {supported}"):
+        etap.plan_bytes(4, 1, 16, d_qk=128, d_v=128, num_sms=NUM_SMS)
+    with pytest.raises(etap.UnsupportedError, match=f"head dims d_qk=576/d_v=256 are not supported; {supported}"):
+        etap.workspace_bytes(4, 1, 16, d_qk=576, d_v=256, num_sms=NUM_SMS)
+    with pytest.raises(etap.UnsupportedError, match=f"head dims d_qk=128/d_v=128 are not supported; {supported}"):
+        etap.workspace_bytes(4, 1, 16, d_v=128, num_sms=NUM_SMS)  # d_qk follows d_v where no pair is built
     with pytest.raises(etap.UnsupportedError, match="q_dtype fp32 is not supported"):
         etap.plan_bytes(4, 1, 16, dtype="fp32", num_sms=NUM_SMS)
     with pytest.raises(etap.InvalidArgumentError, match="kv_dtype fp8_e4m3 needs an FP8 kv_format"):
         _C.buffer_sizes(problem(kv_dtype=_C.DTYPE_FP8_E4M3), NUM_SMS)
-    with pytest.raises(etap.UnsupportedError, match=r"h_kv = 2 KV heads is not supported yet"):
-        _C.buffer_sizes(problem(h_q=16, h_kv=2), NUM_SMS)
 
 
 @needs_no_device
@@ -106,17 +139,21 @@ def test_problem_tuple_is_checked_by_the_binding():
         _C.buffer_sizes(problem(batch=2**31), NUM_SMS)
 
 
-def test_largest_max_pages_per_seq_matches_the_librarys_cost_line():
+@pytest.mark.parametrize("page_size", [1, 16, 48, 64, 256])
+def test_largest_max_pages_per_seq_matches_the_librarys_cost_line(page_size):
     for batch in (1, 7, 1000, 2**20):
-        largest = _layout.largest_max_pages_per_seq(batch)
-        _C.buffer_sizes(problem(batch=batch, max_pages_per_seq=largest), NUM_SMS)
+        largest = _layout.largest_max_pages_per_seq(batch, page_size)
+        _C.buffer_sizes(problem(batch=batch, page_size=page_size, max_pages_per_seq=largest), NUM_SMS)
+        if largest == _layout.INT32_MAX:
+            continue  # the cost line allows more pages than an int32 counts
         with pytest.raises(etap.UnsupportedError, match="must stay below 2"):
-            _C.buffer_sizes(problem(batch=batch, max_pages_per_seq=largest + 1), NUM_SMS)
+            _C.buffer_sizes(problem(batch=batch, page_size=page_size, max_pages_per_seq=largest + 1), NUM_SMS)
 
 
 def test_validate_accepts_dense_arguments():
     _C.validate(*call_args(problem()))
     _C.validate(*call_args(problem(batch=3, s_q=2, h_q=32), causal=True))
+    _C.validate(*call_args(problem(batch=3, s_q=16, h_q=128, h_kv=2, page_size=1, d_qk=320, d_v=256), causal=True))
 
 
 def test_validate_reports_misaligned_and_bad_strides():
@@ -142,8 +179,8 @@ def test_decode_reports_small_buffers_before_touching_the_device():
                        match=f"workspace is 64 bytes; this problem needs {workspace_bytes} "
                              r"\(etap::workspace_bytes\)"):
         decode(p, workspace_bytes=64)
-    with pytest.raises(etap.UnsupportedError, match="R = s_q·h_q/h_kv = 256"):
-        decode(problem(s_q=4, h_q=64))
+    with pytest.raises(etap.UnsupportedError, match=TOO_MANY_ROWS):
+        decode(problem(s_q=2, h_q=4096))
 
 
 @needs_no_device
@@ -157,8 +194,8 @@ def test_decode_and_plan_without_a_device_say_so():
 
 
 def test_plan_from_seqlens_checks_before_the_device():
-    with pytest.raises(etap.UnsupportedError, match="R = s_q·h_q/h_kv = 128"):
-        _C.plan_from_seqlens(problem(s_q=2, h_q=64, max_pages_per_seq=0), SEQLENS, PLAN, 1 << 20, 0, NUM_SMS)
+    with pytest.raises(etap.UnsupportedError, match=TOO_MANY_ROWS):
+        _C.plan_from_seqlens(problem(s_q=2, h_q=4096, max_pages_per_seq=0), SEQLENS, PLAN, 1 << 20, 0, NUM_SMS)
     with pytest.raises(etap.InvalidArgumentError, match="^seqlens is null"):
         _C.plan_from_seqlens(problem(max_pages_per_seq=0), 0, PLAN, 1 << 20, 0, NUM_SMS)
     with pytest.raises(etap.WorkspaceTooSmallError, match="plan buffer is 4 bytes"):
@@ -193,7 +230,7 @@ def test_errors_are_per_thread_and_the_gil_is_released():
                 if expected not in str(error):
                     failures.append(str(error))
 
-    threads = [threading.Thread(target=worker, args=(2, 64, "R = s_q·h_q/h_kv = 128")),
+    threads = [threading.Thread(target=worker, args=(2, 4096, "s_q·h_q = 8192 query rows")),
                threading.Thread(target=worker, args=(1, 0, "h_q must be at least 1"))]
     for t in threads:
         t.start()

@@ -34,6 +34,10 @@ CASES = [
     ([1, 64, 65, 100, 700, 4096, 8191, 0, 3, 129, 2000, 64 * 9, 64 * 9 + 1, 50, 1000, 300], 2, 16, True),
     ([(37 * i) % 3000 for i in range(64)], 2, 16, True),
     ([2048] * 16, 1, 32, False),
+    # More query rows than one 64-row tile: TP1 (h_q = 128), with MTP, and h_q = 64 with MTP
+    ([4096, 100, 3000, 0], 1, 128, False),
+    ([2500, 1, 64 * 9 + 1, 5000], 2, 128, True),
+    ([(53 * i) % 4000 for i in range(16)], 2, 64, True),
 ]
 
 
@@ -49,13 +53,6 @@ def test_shards_merge_to_the_whole_decode(cp, world, layout, case):
 def test_a_million_tokens_over_four_shards(cp):
     result = cp.run([1 << 20], 1, 16, False, 4, "interleaved", seed=7)
     assert not result["problems"], result["problems"]
-
-
-def test_h_q_128_is_refused_until_the_library_supports_it(cp):
-    import etap
-
-    with pytest.raises(etap.UnsupportedError, match="query rows per KV head"):
-        cp.run([4096], 1, 128, False, 2, "interleaved")
 
 
 def test_torchrun_one_rank_over_nccl(device):

@@ -2,8 +2,11 @@
 FlashMLA's newer interface (sched_meta), its older one (tensors from get_mla_metadata) and etap's native call.
 
 The first is checked against the reference with FlashMLA's tolerances; the other two must give the same bits
-(the same plan on the same inputs: the kernel is deterministic). Configurations with R = s_q·h_q > 64 must
-raise the library's 'unsupported' error (a later issue implements them).
+(the same plan on the same inputs: the kernel is deterministic). The sweep is FlashMLA's own grid
+(tests/test_flash_mla_dense_decoding.py: b, s_q, s_k, h_q and h_kv, fixed and variable lengths, causal or
+not) with h_q 16 and 32 added, then what etap takes beyond FlashMLA: page sizes other than 64, head dims
+512/512 and 320/256, s_q up to 16, fp16. Problems of more than 4096 query rows per request must raise the
+library's 'unsupported' error.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import etap.flash_mla_legacy as flash_mla_legacy  # noqa: E402
 import mla_data  # noqa: E402
 
 pytestmark = pytest.mark.torch
-MAX_ROWS = 64
+MAX_REQUEST_ROWS = 4096  # s_q·h_q: the library's limit
 DEEPSEEK_SCALE = 0.1352337788608801  # 1/sqrt(192) · mscale²: what engines pass
 
 
@@ -36,29 +39,58 @@ class Case:
     causal: bool
     zero_lengths: bool = False
     dtype: str = "bf16"
+    h_kv: int = 1
+    page_size: int = 64
+    d_qk: int = 576
+    d_v: int = 512
 
     @property
     def rows(self) -> int:
         return self.s_q * self.h_q
 
     def kv_key(self):
-        return (self.b, self.s_k, self.varlen, self.zero_lengths, self.dtype)
+        return (self.b, self.s_k, self.varlen, self.zero_lengths, self.dtype, self.h_kv, self.page_size, self.d_qk)
 
     def __str__(self):
         extra = ("-zeros" if self.zero_lengths else "") + ("" if self.dtype == "bf16" else f"-{self.dtype}")
+        extra += f"-kv{self.h_kv}" if self.h_kv != 1 else ""
+        extra += f"-page{self.page_size}" if self.page_size != 64 else ""
+        extra += f"-d{self.d_qk}x{self.d_v}" if (self.d_qk, self.d_v) != (576, 512) else ""
         return (f"b{self.b}-sq{self.s_q}-sk{self.s_k}-hq{self.h_q}-{'var' if self.varlen else 'fix'}"
                 f"-{'causal' if self.causal else 'full'}{extra}")
 
 
-# FlashMLA's sweep (h_kv = 1), the KV data outermost so that consecutive cases share it.
-SWEEP = [Case(b, s_q, s_k, h_q, varlen, causal)
+# FlashMLA's grid of (h_q, h_kv), plus the TP4/TP8 head counts 16 and 32.
+HEADS = [(h_q, h_kv) for h_kv in (1, 2, 3, 8) for h_q in (1, 3, 9, 16, 32, 63, 64, 126, 128) if h_q % h_kv == 0]
+# FlashMLA's sweep, the KV data outermost so that consecutive cases share it.
+SWEEP = [Case(b, s_q, s_k, h_q, varlen, causal, h_kv=h_kv)
          for b in (1, 2, 6, 64) for s_k in (20, 140, 4096) for varlen in (False, True)
-         for s_q in (1, 2, 4) for h_q in (1, 3, 9, 16, 32, 63, 64) for causal in (False, True)]
-# FlashMLA's corner cases (half the requests empty) and a few fp16 ones.
-CORNERS = [Case(128, s_q, 4096, h_q, True, causal, zero_lengths=True)
-           for s_q in (1, 2) for h_q in (1, 3, 9, 16, 32, 63, 64) for causal in (False, True)]
-FP16 = [Case(b, s_q, s_k, h_q, True, True, dtype="fp16") for b in (2, 64) for s_k in (140, 4096)
-        for s_q, h_q in ((1, 16), (2, 32), (1, 64))]
+         for h_kv in (1, 2, 3, 8) for s_q in (1, 2, 4) for h_q, heads_kv in HEADS if heads_kv == h_kv
+         for causal in (False, True)]
+# FlashMLA's corner cases (half the requests empty).
+CORNERS = [Case(128, s_q, 4096, h_q, True, causal, zero_lengths=True, h_kv=h_kv)
+           for h_kv in (1, 2, 3, 8) for s_q in (1, 2) for h_q, heads_kv in HEADS if heads_kv == h_kv
+           for causal in (False, True)]
+# Beyond FlashMLA: deep MTP, pages of 1 (SGLang), 16 (vLLM), 48 (not a multiple of 64 or 32), 128, 256; head
+# dims 512/512 (no RoPE) and 320/256; fp16.
+MTP = [Case(b, 16, s_k, h_q, True, True, h_kv=h_kv) for b, s_k in ((4, 4096), (16, 140))
+       for h_q, h_kv in ((16, 1), (32, 2), (128, 1))]
+# Shapes whose rows split into more 64-row tiles as s_q tokens of h_q heads than as one token of s_q·h_q
+# heads (what the older form's metadata knows): the older form must plan them afresh (FlashMLA's grid has
+# one, h_q = 126, h_kv = 3, s_q = 4).
+RETILED = [Case(16, 3, 4096, 40, True, True), Case(2, 2, 140, 96, False, True),
+           Case(6, 4, 1000, 84, True, False, h_kv=2)]
+PAGES = [Case(b, s_q, s_k, h_q, True, True, h_kv=h_kv, page_size=page)
+         for page in (1, 16, 48, 128, 256) for b, s_k in ((2, 140), (16, 4096))
+         for s_q, h_q, h_kv in ((1, 16, 1), (2, 64, 1), (1, 128, 1), (2, 32, 2))]
+DIMS = [Case(b, s_q, s_k, h_q, True, True, h_kv=h_kv, page_size=page, d_qk=d_qk, d_v=d_v)
+        for d_qk, d_v in ((512, 512), (320, 256)) for b, s_k, page in ((2, 140, 64), (64, 4096, 64), (6, 1000, 16))
+        for s_q, h_q, h_kv in ((1, 16, 1), (2, 64, 1), (1, 128, 1), (4, 9, 1), (2, 32, 2))]
+FP16 = [Case(b, s_q, s_k, h_q, True, True, dtype="fp16", h_kv=h_kv, page_size=page, d_qk=d_qk, d_v=d_v)
+        for b, s_k in ((2, 140), (64, 4096))
+        for s_q, h_q, h_kv, page, d_qk, d_v in ((1, 16, 1, 64, 576, 512), (2, 32, 1, 64, 576, 512),
+                                                 (1, 64, 1, 64, 576, 512), (2, 128, 1, 64, 576, 512),
+                                                 (1, 32, 2, 1, 576, 512), (2, 16, 1, 16, 320, 256))]
 
 _kv_cache = {}
 
@@ -72,27 +104,31 @@ def paged_kv(case: Case):
         dtype = torch.bfloat16 if case.dtype == "bf16" else torch.float16
         _kv_cache[key] = mla_data.make_paged_kv(case.b, case.s_k, varlen=case.varlen, zero_lengths=case.zero_lengths,
                                                 min_len=4, dtype=dtype, strided=case.varlen,
-                                                seed=zlib.crc32(repr(key).encode()) % 1000)
+                                                seed=zlib.crc32(repr(key).encode()) % 1000,
+                                                page_size=case.page_size, h_kv=case.h_kv, d_qk=case.d_qk)
     return _kv_cache[key]
 
 
-def unsupported_rows(rows: int) -> str:
-    return rf"R = s_q·h_q/h_kv = {rows} query rows per KV head; this build supports up to {MAX_ROWS}"
+def too_many_rows(rows: int) -> str:
+    return rf"s_q·h_q = {rows} query rows per request; this build supports up to {MAX_REQUEST_ROWS}"
 
 
 def run_three_ways(case: Case, q, kv, scale):
     """(out, lse) of the newer FlashMLA form (two 'layers' on one sched_meta), the older form and the native
     call (into NaN-poisoned out/lse); raises what the library raises."""
+    d_v = case.d_v
     sched_meta, _ = flash_mla.get_mla_metadata()
-    new = flash_mla.flash_mla_with_kvcache(q, kv.k_cache, kv.block_table, kv.seqlens, 512, sched_meta, None,
+    new = flash_mla.flash_mla_with_kvcache(q, kv.k_cache, kv.block_table, kv.seqlens, d_v, sched_meta, None,
                                            softmax_scale=scale, causal=case.causal)
-    second_layer = flash_mla.flash_mla_with_kvcache(q, kv.k_cache, kv.block_table, kv.seqlens, 512, sched_meta,
+    second_layer = flash_mla.flash_mla_with_kvcache(q, kv.k_cache, kv.block_table, kv.seqlens, d_v, sched_meta,
                                                     None, softmax_scale=scale, causal=case.causal)
-    metadata, num_splits = flash_mla_legacy.get_mla_metadata(kv.seqlens, case.s_q * case.h_q, 1)
-    legacy = flash_mla_legacy.flash_mla_with_kvcache(q, kv.k_cache, kv.block_table, kv.seqlens, 512, metadata,
+    metadata, num_splits = flash_mla_legacy.get_mla_metadata(kv.seqlens, case.s_q * case.h_q // case.h_kv,
+                                                             case.h_kv)
+    legacy = flash_mla_legacy.flash_mla_with_kvcache(q, kv.k_cache, kv.block_table, kv.seqlens, d_v, metadata,
                                                      num_splits, scale, case.causal)
-    plan = etap.plan(kv.seqlens, case.s_q, case.h_q, block_table=kv.block_table)
-    out = torch.full((case.b, case.s_q, case.h_q, 512), float("nan"), dtype=q.dtype, device=q.device)
+    plan = etap.plan(kv.seqlens, case.s_q, case.h_q, h_kv=case.h_kv, page_size=case.page_size,
+                     block_table=kv.block_table)
+    out = torch.full((case.b, case.s_q, case.h_q, d_v), float("nan"), dtype=q.dtype, device=q.device)
     lse = torch.full((case.b, case.h_q, case.s_q), float("nan"), device=q.device)
     native_scale = scale if scale is not None else q.shape[-1] ** -0.5  # the native call has no default
     native = etap.decode(q, kv.k_cache, kv.block_table, kv.seqlens, plan, softmax_scale=native_scale,
@@ -101,28 +137,35 @@ def run_three_ways(case: Case, q, kv, scale):
     return new, second_layer, legacy, native
 
 
-@pytest.mark.parametrize("case", SWEEP + CORNERS + FP16, ids=str)
+@pytest.mark.parametrize("case", SWEEP + CORNERS + MTP + RETILED + PAGES + DIMS + FP16, ids=str)
 def test_against_reference(device, case: Case):
+    assert case.rows <= MAX_REQUEST_ROWS
     kv = paged_kv(case)
     dtype = torch.bfloat16 if case.dtype == "bf16" else torch.float16
-    q = mla_data.make_q(case.b, case.s_q, case.h_q, dtype=dtype, seed=case.rows + case.b)
-    scale = None if case.h_q % 2 else DEEPSEEK_SCALE  # None: FlashMLA's default 1/sqrt(576)
-    if case.rows > MAX_ROWS:
-        for form in (lambda: flash_mla.flash_mla_with_kvcache(q, kv.k_cache, kv.block_table, kv.seqlens, 512,
-                                                              flash_mla.get_mla_metadata()[0], None, scale,
-                                                              case.causal),
-                     lambda: flash_mla_legacy.get_mla_metadata(kv.seqlens, case.rows, 1),
-                     lambda: etap.plan(kv.seqlens, case.s_q, case.h_q)):
-            with pytest.raises(etap.UnsupportedError, match=unsupported_rows(case.rows)):
-                form()
-        return
+    q = mla_data.make_q(case.b, case.s_q, case.h_q, dtype=dtype, seed=case.rows + case.b, d_qk=case.d_qk)
+    scale = None if case.h_q % 2 else DEEPSEEK_SCALE  # None: FlashMLA's default 1/sqrt(d_qk)
     new, second_layer, legacy, native = run_three_ways(case, q, kv, scale)
-    ref_out, ref_lse = mla_data.reference(q, kv, scale if scale is not None else 576 ** -0.5, case.causal)
+    ref_out, ref_lse = mla_data.reference(q, kv, scale if scale is not None else case.d_qk ** -0.5, case.causal,
+                                          d_v=case.d_v)
     mla_data.check_out_lse(*new, ref_out, ref_lse)
     for name, (out, lse) in (("second layer", second_layer), ("legacy form", legacy), ("native call", native)):
         assert torch.equal(out, new[0]) and torch.equal(lse, new[1]), f"{name} differs from the first call"
-    assert new[0].shape == (case.b, case.s_q, case.h_q, 512) and new[0].dtype == q.dtype
+    assert new[0].shape == (case.b, case.s_q, case.h_q, case.d_v) and new[0].dtype == q.dtype
     assert new[1].shape == (case.b, case.h_q, case.s_q) and new[1].dtype == torch.float32
+
+
+@pytest.mark.parametrize("s_q,h_q", [(33, 128), (2, 4096), (4097, 1)])
+def test_more_than_4096_rows_per_request_are_refused(device, s_q, h_q):
+    kv = mla_data.make_paged_kv(2, 300, varlen=False, seed=2)
+    q = torch.zeros(2, s_q, h_q, 576, dtype=torch.bfloat16, device="cuda")
+    message = too_many_rows(s_q * h_q)
+    for form in (lambda: flash_mla.flash_mla_with_kvcache(q, kv.k_cache, kv.block_table, kv.seqlens, 512,
+                                                          flash_mla.get_mla_metadata()[0], None, DEEPSEEK_SCALE,
+                                                          True),
+                 lambda: flash_mla_legacy.get_mla_metadata(kv.seqlens, s_q * h_q, 1),
+                 lambda: etap.plan(kv.seqlens, s_q, h_q)):
+        with pytest.raises(etap.UnsupportedError, match=message):
+            form()
 
 
 def test_empty_requests_give_zero_and_plus_infinity(device):

@@ -98,16 +98,17 @@ DECODE_ERRORS = [
     ("kv 3-D", breaking(k_cache=lambda c: c.k_cache[:, :, 0]), etap.InvalidArgumentError, r"k_cache must be 4-D"),
     ("kv width", breaking(k_cache=lambda c: c.k_cache[..., :512]), etap.InvalidArgumentError,
      r"k_cache's last dimension \(512\) must equal q's head dim \(576\)"),
-    ("head dim 512", breaking(q=lambda c: c.q[..., :512].contiguous(), k_cache=lambda c: c.k_cache[..., :512]),
-     etap.UnsupportedError, r"head dims d_qk=512/d_v=512 are not supported yet"),
-    ("d_v 256", breaking(out=lambda c: c.out[..., :256].contiguous()), etap.UnsupportedError,
-     r"head dims d_qk=576/d_v=256 are not supported yet"),
-    ("page size 32", breaking(k_cache=lambda c: c.k_cache.reshape(-1, 32, 1, 576)), etap.UnsupportedError,
-     r"page_size 32 is not supported yet"),
-    ("h_kv 2", breaking(k_cache=lambda c: c.k_cache.reshape(-1, 64, 2, 576)), etap.UnsupportedError,
-     r"h_kv = 2 KV heads is not supported yet"),
-    ("R 128", breaking(q=lambda c: mla_data.make_q(2, 2, 64), out=None, lse=None, workspace=None),
-     etap.UnsupportedError, r"R = s_q·h_q/h_kv = 128 query rows per KV head; this build supports up to 64"),
+    ("head dim 128", breaking(q=lambda c: c.q[..., :128].contiguous(), k_cache=lambda c: c.k_cache[..., :128],
+                              out=lambda c: c.out[..., :128].contiguous()),
+     etap.UnsupportedError, r"head dims d_qk=128/d_v=128 are not supported; supported: 576/512, 512/512 and 320/256"),
+    ("d_v 256 of d_qk 576", breaking(out=lambda c: c.out[..., :256].contiguous()), etap.UnsupportedError,
+     r"head dims d_qk=576/d_v=256 are not supported; supported: 576/512, 512/512 and 320/256"),
+    ("h_kv 3 of 16 heads", breaking(k_cache=lambda c: c.k_cache[:15].reshape(5, 64, 3, 576)),
+     etap.InvalidArgumentError, r"h_q \(16\) must be divisible by h_kv \(3\)"),
+    ("fp8 dense cache", breaking(k_cache=lambda c: c.k_cache.to(torch.float8_e4m3fn)), etap.InvalidArgumentError,
+     r"kv_dtype fp8_e4m3 needs an FP8 kv_format"),
+    ("rows 4224", breaking(q=lambda c: mla_data.make_q(2, 33, 128), out=None, lse=None, workspace=None),
+     etap.UnsupportedError, r"s_q·h_q = 4224 query rows per request; this build supports up to 4096"),
     ("kv last dim strided", breaking(k_cache=lambda c: strided_cache(1152, 1152)(c)[..., ::2]),
      etap.InvalidArgumentError, r"k_cache must have a contiguous last dimension"),
     ("kv token stride 580", breaking(k_cache=strided_cache(580)), etap.InvalidArgumentError,
@@ -206,8 +207,8 @@ FLASH_MLA_ERRORS = [
      r"this call does not match the one that initialised the sched_meta \(b 2 -> 1\)"),
     ("preset FlashMLA metadata", preset_flashmla_metadata, etap.UnsupportedError,
      r"carries FlashMLA-format tile_scheduler_metadata"),
-    ("new form R 128", flash_mla_new(q=lambda c: mla_data.make_q(2, 2, 64)), etap.UnsupportedError,
-     r"R = s_q·h_q/h_kv = 128"),
+    ("new form rows 4224", flash_mla_new(q=lambda c: mla_data.make_q(2, 33, 128)), etap.UnsupportedError,
+     r"s_q·h_q = 4224 query rows per request"),
     ("new form cpu seqlens", flash_mla_new(cache_seqlens=lambda c: c.seqlens.cpu()), etap.InvalidArgumentError,
      r"cache_seqlens is on the CPU"),
     ("legacy num_splits length", legacy(num_splits=lambda c, s: s[:2]), etap.InvalidArgumentError,
@@ -218,8 +219,7 @@ FLASH_MLA_ERRORS = [
      r"cache_seqlens is on the CPU"),
     ("legacy int64 seqlens", legacy(seqlens=lambda c: c.seqlens.long()), etap.InvalidArgumentError,
      r"cache_seqlens must be torch\.int32"),
-    ("legacy R 128", legacy(rows=128), etap.UnsupportedError, r"R = s_q·h_q/h_kv = 128"),
-    ("legacy h_kv 2", legacy(rows=8, h_kv=2), etap.UnsupportedError, r"h_kv = 2 KV heads is not supported yet"),
+    ("legacy rows 4224", legacy(rows=4224), etap.UnsupportedError, r"s_q·h_q = 4224 query rows per request"),
 ]
 
 
@@ -332,7 +332,7 @@ REPRO = textwrap.dedent("""
     lib.etap_plan_bytes.argtypes = [ctypes.POINTER(Problem), ctypes.POINTER(Options)]
     lib.etap_last_error.restype = ctypes.c_char_p
     p = lib.etap_default_problem()
-    p.batch, p.s_q, p.h_q, p.num_pages, p.max_pages_per_seq = 16, 2, 128, 100, 16
+    p.batch, p.s_q, p.h_q, p.num_pages, p.max_pages_per_seq = 16, 34, 128, 100, 16
     for options in (None, Options(132, 0)):
         size = lib.etap_plan_bytes(ctypes.byref(p), ctypes.byref(options) if options else None)
         print(size, lib.etap_last_error().decode())
@@ -348,4 +348,5 @@ def test_issue_repro_ctypes_libetap_in_a_torch_process(live_context):
     result = subprocess.run([sys.executable, "-c", REPRO, library], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr[-3000:]}"
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 2 and all(line.startswith("0 R = s_q·h_q/h_kv = 256") for line in lines), result.stdout
+    assert len(lines) == 2 and all(line.startswith("0 s_q·h_q = 4352 query rows per request") for line in lines), \
+        result.stdout

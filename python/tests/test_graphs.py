@@ -81,21 +81,24 @@ def test_graph_newer_flash_mla_form_replans_on_replay(device):
         mla_data.check_out_lse(*layer2, *inputs.reference(True, q2))
 
 
-def test_graph_older_flash_mla_form_sglang_pattern(device):
+# (s_q, h_q): TP8; TP1 with MTP (256 rows, four row tiles); 3 tokens of 40 heads, whose rows need more tiles
+# than the metadata's one token of 120 heads, so that the captured call plans for itself.
+@pytest.mark.parametrize("s_q,h_q", [(1, 16), (2, 128), (3, 40)])
+def test_graph_older_flash_mla_form_sglang_pattern(device, s_q, h_q):
     """SGLang's pattern: metadata allocated once at the largest batch, each step's get_mla_metadata copy_()d
     into it outside the graph; the captured block table is a [:bs, :pages at capture] view of a wider buffer
     and replays run longer sequences than the capture did."""
-    max_bs, bs, h_q = 16, 8, 16
-    inputs = StaticInputs(bs, 1, h_q, 4096)
+    max_bs, bs = 16, 8
+    inputs = StaticInputs(bs, s_q, h_q, 4096)
     table_buffer = torch.full((max_bs, inputs.kv.block_table.shape[1]), -1, dtype=torch.int32, device="cuda")
     seqlens_buffer = torch.ones(max_bs, dtype=torch.int32, device="cuda")
     metadata_buffer, splits_buffer = flash_mla_legacy.get_mla_metadata(
-        torch.ones(max_bs, dtype=torch.int32, device="cuda"), h_q, 1)
+        torch.ones(max_bs, dtype=torch.int32, device="cuda"), s_q * h_q, 1)
 
     def prepare(lengths):
         seqlens_buffer[:bs].copy_(torch.tensor(lengths, dtype=torch.int32))
         table_buffer[:bs].copy_(inputs.kv.block_table)
-        metadata, splits = flash_mla_legacy.get_mla_metadata(seqlens_buffer[:bs], h_q, 1)
+        metadata, splits = flash_mla_legacy.get_mla_metadata(seqlens_buffer[:bs], s_q * h_q, 1)
         metadata_buffer.copy_(metadata)  # same shape for every batch up to 1024
         splits_buffer[:bs + 1].copy_(splits)
 
@@ -174,6 +177,26 @@ def test_torch_compile_fullgraph(device):
         mla_data.check_out_lse((o / 2).to(torch.bfloat16), l, ref_out, ref_lse)
         eager = fn(inputs.q, kv.k_cache, kv.block_table, kv.seqlens)
         assert torch.equal(o, eager[0]) and torch.equal(l, eager[1]), fn.__name__
+
+
+def test_torch_compile_older_form_that_plans_for_itself(device):
+    """3 tokens of 40 heads: the older form's metadata (one token of 120 heads) has fewer row tiles, so the
+    call plans for its own shape; traced, that plan is one more op in the graph."""
+    inputs = StaticInputs(4, 3, 40, 2048)
+    inputs.refill([2048, 100, 0, 1500])
+    kv = inputs.kv
+
+    def legacy(q, k_cache, block_table, seqlens):
+        metadata, splits = flash_mla_legacy.get_mla_metadata(seqlens, 120, 1)
+        o, l = flash_mla_legacy.flash_mla_with_kvcache(q, k_cache, block_table, seqlens, 512, metadata, splits,
+                                                       SCALE, True)
+        return o.float() * 2, l
+
+    compiled = torch.compile(legacy, fullgraph=True, backend="aot_eager")
+    o, l = compiled(inputs.q, kv.k_cache, kv.block_table, kv.seqlens)
+    mla_data.check_out_lse((o / 2).to(torch.bfloat16), l, *inputs.reference(True))
+    eager = legacy(inputs.q, kv.k_cache, kv.block_table, kv.seqlens)
+    assert torch.equal(o, eager[0]) and torch.equal(l, eager[1])
 
 
 def test_custom_ops_are_registered_with_fake_kernels(device):

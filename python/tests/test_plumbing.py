@@ -85,8 +85,9 @@ SCENARIOS = textwrap.dedent("""
     _C.plan_from_seqlens = fake_plan
     meta, none = flash_mla.get_mla_metadata(seqlens, s_q * h_q, 1, is_fp8_kvcache=False)
     assert none is None and not meta.have_initialized
-    new_form = lambda meta: flash_mla.flash_mla_with_kvcache(q, k_cache, block_table, seqlens, 512, meta, None,
-                                                             0.1352, True)
+    new_form_of = lambda q, k_cache: (lambda meta: flash_mla.flash_mla_with_kvcache(q, k_cache, block_table, seqlens,
+                                                                                    512, meta, None, 0.1352, True))
+    new_form = new_form_of(q, k_cache)
     expect("newer FlashMLA form", etap.NoDeviceError, no_device, lambda: new_form(meta))
     assert meta.have_initialized and planned[-1][8] == 64, planned[-1]  # capacity: the buffer's row width
     expect("newer form, second layer", etap.NoDeviceError, no_device, lambda: new_form(meta))
@@ -97,6 +98,36 @@ SCENARIOS = textwrap.dedent("""
     expect("older FlashMLA form", etap.NoDeviceError, no_device,
            lambda: flash_mla_legacy.flash_mla_with_kvcache(q, k_cache, block_table, seqlens, 512, metadata,
                                                            num_splits, None, True))
+
+    # Issue 10's shapes reach the library unchanged: h_kv = 2, 16-token pages, more than 64 rows, d 320/256.
+    q64 = T.empty(b, s_q, 64, 576, dtype=T.bfloat16)
+    kv16 = T.empty(400, 16, 2, 576, dtype=T.bfloat16)
+    plan16 = etap.empty_plan(b, s_q, 64, h_kv=2, page_size=16, num_sms=132)
+    expect("native decode, h_kv 2, page 16, 128 rows", etap.NoDeviceError, no_device,
+           lambda: etap.decode(q64, kv16, block_table, seqlens, plan16, softmax_scale=0.1, num_sms=132))
+    q320 = T.empty(b, s_q, h_q, 320, dtype=T.bfloat16)
+    kv320 = T.empty(100, 64, 1, 320, dtype=T.bfloat16)
+    expect("native decode, d 320/256", etap.NoDeviceError, no_device,
+           lambda: etap.decode(q320, kv320, block_table, seqlens, plan, softmax_scale=0.1, d_v=256, num_sms=132,
+                               workspace=etap.empty_workspace(b, s_q, h_q, d_v=256, num_sms=132)))
+    expect("newer FlashMLA form, h_kv 2, page 16", etap.NoDeviceError, no_device,
+           lambda: new_form_of(q64, kv16)(flash_mla.get_mla_metadata()[0]))
+    assert planned[-1][:7] == (b, s_q, 64, 2, 576, 512, 16), planned[-1]
+
+    # The older form's metadata knows R = s_q·h_q/h_kv only: for s_q = 4 tokens of 42 heads (4 row tiles, 3 for
+    # one token of 168 heads) the call plans afresh for its own shape, with the block table's capacity.
+    q42 = T.empty(b, 4, 42, 576, dtype=T.bfloat16)
+    metadata42, splits42 = flash_mla_legacy.get_mla_metadata(seqlens, 4 * 42, 1)
+    assert planned[-1][1:3] == (1, 168), planned[-1]
+    expect("older form, re-tiled shape", etap.NoDeviceError, no_device,
+           lambda: flash_mla_legacy.flash_mla_with_kvcache(q42, k_cache, block_table, seqlens, 512, metadata42,
+                                                           splits42, None, True))
+    assert planned[-1][1:3] == (4, 42) and planned[-1][8] == 64, planned[-1]
+    count = len(planned)
+    expect("older form, same tiles", etap.NoDeviceError, no_device,
+           lambda: flash_mla_legacy.flash_mla_with_kvcache(q, k_cache, block_table, seqlens, 512, metadata, num_splits,
+                                                           None, True))
+    assert len(planned) == count  # s_q = 2 tokens of 16 heads: one tile either way, the metadata's plan is used
     print("all scenarios passed")
 """)
 

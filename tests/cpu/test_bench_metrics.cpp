@@ -26,6 +26,20 @@ TEST(BenchMetrics, FlopsCountBothGemms) {
   EXPECT_EQ(make_workload(2, 16, seqlens).flops(), make_workload(1, 32, seqlens).flops());
 }
 
+TEST(BenchMetrics, OtherHeadDimsAndKvHeads) {
+  const std::vector<int32_t> seqlens(16, 8192);
+  // d 320/256: K is the whole 320-column row, V its first 256 columns.
+  const Workload small = make_workload(1, 16, seqlens, 2, 1, 320, 256);
+  EXPECT_EQ(small.kv_bytes(), 16.0 * 8192 * 320 * 2);
+  EXPECT_EQ(small.q_bytes(), 16.0 * 16 * 320 * 2);
+  EXPECT_EQ(small.out_bytes(), 16.0 * 16 * 256 * 2);
+  EXPECT_EQ(small.flops(), 2.0 * 16 * 16 * 8192 * (320 + 256));
+  // h_kv = 2: each KV head's rows are read once for its h_q / h_kv query heads; the FLOPs do not change.
+  const Workload two_heads = make_workload(1, 32, seqlens, 2, 2);
+  EXPECT_EQ(two_heads.kv_bytes(), 2 * make_workload(1, 32, seqlens).kv_bytes());
+  EXPECT_EQ(two_heads.flops(), make_workload(1, 32, seqlens).flops());
+}
+
 TEST(BenchMetrics, IntensityIsAbout1Point89PerRow) {
   // docs/PERF.md, "Performance method": 2176 FLOPs per KV row and query row over 1152 bytes.
   const std::vector<int32_t> seqlens(1, 1 << 20);  // long enough that q and out bytes vanish

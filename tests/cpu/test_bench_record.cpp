@@ -93,6 +93,7 @@ void expect_same(const Record& a, const Record& b) {
                       {a.tflops, b.tflops},
                       {a.pct_copy, b.pct_copy},
                       {a.pct_read, b.pct_read},
+                      {a.pct_gemm, b.pct_gemm},
                       {a.floor_us, b.floor_us},
                       {a.x_floor, b.x_floor}})
     EXPECT_TRUE(same(x, y)) << x << " vs " << y;
@@ -105,6 +106,7 @@ TEST(BenchRecord, DeriveFromTimeAndCeilings) {
   EXPECT_NEAR(r.tflops, r.flops / 60e-6 / 1e12, 1e-9);
   EXPECT_NEAR(r.pct_copy, 100 * r.gbps / 3005, 1e-9);
   EXPECT_NEAR(r.pct_read, 100 * r.gbps / 3040, 1e-9);
+  EXPECT_NEAR(r.pct_gemm, 100 * r.tflops / 766, 1e-9);
   EXPECT_NEAR(r.floor_us, 50.2, 0.1);
   EXPECT_NEAR(r.x_floor, 60.0 / r.floor_us, 1e-12);
 }
@@ -117,6 +119,25 @@ TEST(BenchRecord, JsonRoundTripOfOneRecord) {
   EXPECT_EQ(j.at("config").at("batch"), 16);
   const Record back = nlohmann::json::parse(j.dump()).get<Record>();
   expect_same(r, back);
+}
+
+TEST(BenchRecord, ConfigShapeRoundTripsAndOldReportsGetMlasShape) {
+  Record r = timed_record();
+  r.config.h_kv = 2;
+  r.config.page_size = 1;
+  r.config.d_qk = 320;
+  r.config.d_v = 256;
+  const nlohmann::json j = r;
+  EXPECT_EQ(j.at("config").at("page_size"), 1);
+  EXPECT_EQ(nlohmann::json::parse(j.dump()).get<Record>().config, r.config);
+  // A report written before the shape fields existed.
+  nlohmann::json old = j;
+  for (const char* key : {"h_kv", "page_size", "d_qk", "d_v"}) old["config"].erase(key);
+  const BenchConfig back = old.get<Record>().config;
+  EXPECT_EQ(back.h_kv, 1);
+  EXPECT_EQ(back.page_size, 64);
+  EXPECT_EQ(back.d_qk, 576);
+  EXPECT_EQ(back.d_v, 512);
 }
 
 TEST(BenchRecord, AbsentFiguresAreNullInJson) {
@@ -209,7 +230,7 @@ TEST(BenchTable, AlignedWithRatiosToEtap) {
   int rows = 0;
   while (std::getline(lines, line)) {
     ++rows;
-    const std::string cell = rows == 2 ? "not available" : rows == 1 ? "60.0" : "120.0";
+    const std::string cell = rows == 2 ? "n/a" : rows == 1 ? "60.0" : "120.0";
     const size_t at = line.find(cell);
     ASSERT_NE(at, std::string::npos) << line;
     EXPECT_EQ(detail::display_width(line.substr(0, at + cell.size())), us_end) << line;
@@ -217,6 +238,29 @@ TEST(BenchTable, AlignedWithRatiosToEtap) {
   EXPECT_EQ(rows, 3);
   EXPECT_NE(table.find("2.00"), std::string::npos);  // cublas ×etap
   EXPECT_NE(table.find("launch_decode_padded is not built"), std::string::npos);
+  EXPECT_NE(header.find("%gemm"), std::string::npos);
+  // MLA's shape everywhere: no h_kv, page or d columns.
+  EXPECT_EQ(header.find("page"), std::string::npos);
+  EXPECT_EQ(header.find("h_kv"), std::string::npos);
+}
+
+TEST(BenchTable, ShapeColumnsAppearWhereSomeRecordLeavesMlasShape) {
+  Report rep = sample_report();
+  for (Record& r : rep.records) r.config.page_size = 16;  // the padded record stays "not available"
+  Record other = rep.records[0];
+  other.config.d_qk = 320;
+  other.config.d_v = 256;
+  rep.records.push_back(other);
+  const std::string table = format_table(rep);
+  const std::string header = table.substr(0, table.find('\n'));
+  EXPECT_NE(header.find("page"), std::string::npos);
+  EXPECT_NE(header.find(" d "), std::string::npos);
+  EXPECT_EQ(header.find("h_kv"), std::string::npos);
+  EXPECT_NE(table.find("320/256"), std::string::npos);
+  EXPECT_NE(table.find("576/512"), std::string::npos);
+  EXPECT_NE(table.find("n/a"), std::string::npos);
+  EXPECT_EQ(table.find("not available"), std::string::npos);
+  EXPECT_EQ(table.find("error"), std::string::npos);
 }
 
 TEST(BenchRecord, StoredSampleIsASyntheticReport) {

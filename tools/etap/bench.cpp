@@ -26,6 +26,7 @@ using namespace etap::bench;
 struct CliState {
   std::string sweep;
   FreeForm free_form;
+  std::vector<std::string> head_dims{kDefaultHeadDims};  // D_QK/D_V, parsed into free_form.head_dims
   std::string dtype = "bf16";
   RunOptions run;
   std::string json_path, csv_path;
@@ -73,6 +74,11 @@ int run_command(CliState& st) {
         std::cerr << "etap bench: " << reason << "\n";
         return kExitCannotWrite;
       }
+  st.free_form.head_dims.clear();
+  for (const std::string& text : st.head_dims) {
+    const cli::HeadDims d = parse_head_dims(text).value();  // the flag's validator accepted it
+    st.free_form.head_dims.push_back({d.d_qk, d.d_v});
+  }
   std::vector<BenchConfig> configs = st.sweep.empty()
                                          ? free_form_sweep(st.free_form)
                                          : named_sweep(st.sweep).value_or(std::vector<BenchConfig>{});
@@ -120,14 +126,18 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   cmd->footer(
       std::string(
           "Sweeps:\n"
-          "  paper   b in {16,32}, h_q=16, s_q=1, s_k in {512 .. 64K} (the paper's tables)\n"
-          "  heads   h_q in {8,16,32,64,128} x s_q in {1,2,4} (causal), b=16, s_k=8K\n"
-          "  batch   b in {1,4,16,64,128,256}, s_k=4K, h_q=16\n"
-          "  varlen  b in {16,64}, mean s_k in {1K,4K,16K}: lengths from N(mean, mean/2), clipped to >= 1, "
+          "  paper     b in {16,32}, h_q=16, s_q=1, s_k in {512 .. 64K} (the paper's tables)\n"
+          "  heads     h_q in {8,16,32,64,128} x s_q in {1,2,4} (causal), b=16, s_k=8K\n"
+          "  batch     b in {1,4,16,64,128,256}, s_k=4K, h_q=16\n"
+          "  varlen    b in {16,64}, mean s_k in {1K,4K,16K}: lengths from N(mean, mean/2), clipped to >= 1, "
           "fixed seed\n"
-          "  all     all of the above\n"
+          "  coverage  b=16 s_k=8K: h_q in {64,128}, h_q=64 s_q=2 (causal), h_kv=2 h_q=32,\n"
+          "            page in {1,16,32,64,128,256}, d in {512/512,320/256}; b=128 s_k=4K h_q=128\n"
+          "  all       all of the above\n"
           "Without --sweep, the configurations are every combination of the comma-separated values of "
-          "--batch, --seqlen (or --varlen), --h-q and --s-q.\n"
+          "--batch, --seqlen (or --varlen), --h-q, --s-q, --h-kv, --page-size and --head-dims.\n"
+          "The padded baseline covers one 64-row tile of the MLA shape (s_q*h_q <= 64, h_kv 1, page 64, "
+          "d 576/512): elsewhere its rows read n/a.\n"
           "Method: CUDA events around each call, L2 flushed before each timed run, median of --iters "
           "runs after --warmup (the published tables use >= 20); every implementation is checked "
           "against the CPU reference first (b=2, s_k {300,137}).\n\n") +
@@ -139,9 +149,13 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   auto* varlen = add_int_flag(cmd, kVarlen, st->free_form.varlen_means);
   auto* h_q = add_int_flag(cmd, kHq, st->free_form.h_qs);
   auto* s_q = add_int_flag(cmd, kSq, st->free_form.s_qs);
+  auto* h_kv = add_int_flag(cmd, kHkv, st->free_form.h_kvs);
+  auto* page_size = add_int_flag(cmd, kPageSize, st->free_form.page_sizes);
+  auto* head_dims = add_head_dims_flag(cmd, st->head_dims);
   auto* causal = cmd->add_flag("--causal", st->free_form.causal, "Causal MTP mask (bottom-right aligned)");
   add_dtype_flag(cmd, st->dtype);
   sweep->excludes(batch)->excludes(seqlen)->excludes(h_q)->excludes(s_q)->excludes(varlen)->excludes(causal);
+  sweep->excludes(h_kv)->excludes(page_size)->excludes(head_dims);
   varlen->excludes(seqlen);
 
   cmd->add_option("--impl", st->run.impls, "Implementations to time: etap, padded, cublas (default all)")

@@ -48,11 +48,41 @@ inline constexpr IntFlag kVarlen{
     "instead of --seqlen (tokens; K and M as for --seqlen)",
     1, kMaxTokens, true};
 inline constexpr IntFlag kHq{"--h-q", "Query heads", 1, 1024};
-inline constexpr IntFlag kSq{"--s-q", "Query tokens per request (MTP when > 1)", 1, 64};
+// s_q·h_q ≤ 4096 query rows per request is the library's limit (etap::validate says so, exit 4).
+inline constexpr IntFlag kSq{"--s-q", "Query tokens per request (MTP when > 1)", 1, 1024};
+inline constexpr IntFlag kHkv{"--h-kv", "KV heads (h_q a multiple of it; MLA: 1)", 1, 1024};
+inline constexpr IntFlag kPageSize{"--page-size", "Tokens per KV-cache page", 1, 65536};
 inline constexpr IntFlag kIters{"--iters", "Timed calls (the median is reported)", 1, 1000000};
 inline constexpr IntFlag kWarmup{"--warmup", "Untimed calls before timing", 0, 1000000};
 inline constexpr IntFlag kNumSms{"--num-sms", "SMs the etap schedule spreads over (0: all)", 0, 65536};
 inline constexpr IntFlag kThreads{"--threads", "CPU reference threads (0: all cores)", 0, 4096};
+
+// Query/key and value head dims, written D_QK/D_V: the pairs the library builds (etap::validate refuses
+// others).
+inline constexpr const char* kHeadDimsHelp = "Head dims D_QK/D_V (supported: 576/512, 512/512, 320/256)";
+inline constexpr const char* kDefaultHeadDims = "576/512";
+
+struct HeadDims {
+  int32_t d_qk, d_v;
+};
+
+// "576/512" -> {576, 512}; nullopt unless two positive integers of at most 5 digits around one '/'.
+inline std::optional<HeadDims> parse_head_dims(std::string_view text) {
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  auto number = [](std::string_view digits) -> std::optional<int32_t> {
+    if (digits.empty() || digits.size() > 5) return std::nullopt;
+    int32_t value = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      value = value * 10 + (c - '0');
+    }
+    return value > 0 ? std::optional<int32_t>(value) : std::nullopt;
+  };
+  const std::optional<int32_t> d_qk = number(text.substr(0, slash)), d_v = number(text.substr(slash + 1));
+  if (!d_qk || !d_v) return std::nullopt;
+  return HeadDims{*d_qk, *d_v};
+}
 
 // "4096" -> 4096, "8K" / "8k" -> 8192, "1M" -> 1048576; nullopt for anything else.
 inline std::optional<int64_t> parse_tokens(std::string_view text) {
@@ -86,6 +116,20 @@ CLI::Option* add_int_flag(CLI::App* app, const IntFlag& flag, T& target) {
         },
         "TOKENS"));
   option->check(CLI::Range(flag.min, flag.max));
+  return option->capture_default_str();
+}
+
+// --head-dims D_QK/D_V into a string (run) or a comma-separated list of them (bench).
+template <typename T>
+CLI::Option* add_head_dims_flag(CLI::App* app, T& target) {
+  CLI::Option* option = app->add_option("--head-dims", target, kHeadDimsHelp);
+  if constexpr (!std::is_same_v<T, std::string>) option->delimiter(',');
+  option->check(CLI::Validator(
+      [](std::string& value) -> std::string {
+        if (parse_head_dims(value)) return {};
+        return "'" + value + "' is not D_QK/D_V: two positive integers, e.g. 576/512";
+      },
+      "D_QK/D_V"));
   return option->capture_default_str();
 }
 

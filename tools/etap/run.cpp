@@ -41,6 +41,9 @@ struct RunFlags {
   int32_t seqlen = 4096;
   int32_t h_q = 16;
   int32_t s_q = 1;
+  int32_t h_kv = testing::ProblemSpec{}.h_kv;
+  int32_t page_size = testing::ProblemSpec{}.page_size;
+  std::string head_dims = kDefaultHeadDims;
   std::string dtype = "bf16";
   bool causal = false;
   double scale = kDeepSeekV3Scale;
@@ -80,6 +83,11 @@ testing::ProblemSpec make_spec(const RunFlags& f) {
   spec.batch = f.batch;
   spec.s_q = f.s_q;
   spec.h_q = f.h_q;
+  spec.h_kv = f.h_kv;
+  spec.page_size = f.page_size;
+  const HeadDims dims = parse_head_dims(f.head_dims).value();  // the flag's validator accepted it
+  spec.d_qk = dims.d_qk;
+  spec.d_v = dims.d_v;
   spec.dtype = f.dtype == "fp16" ? DType::kFP16 : DType::kBF16;
   spec.softmax_scale = f.scale;
   spec.causal = f.causal;
@@ -113,7 +121,9 @@ json describe_problem(const testing::HostData& host, const RunFlags& f) {
   const DecodeProblem& p = host.problem;
   const int64_t tokens = total_tokens(host);
   const double mean = p.batch > 0 ? static_cast<double>(tokens) / p.batch : 0.0;
-  std::printf("problem: b=%d s_q=%d h_q=%d (R=%d) s_k=", p.batch, p.s_q, p.h_q, p.rows());
+  std::printf("problem: b=%d s_q=%d h_q=%d", p.batch, p.s_q, p.h_q);
+  if (p.h_kv != 1) std::printf(" h_kv=%d", p.h_kv);
+  std::printf(" (R=%d) s_k=", p.rows());
   if (f.varlen_mean > 0)
     std::printf("varlen mean %.0f (requested %d)", mean, f.varlen_mean);
   else
@@ -123,6 +133,10 @@ json describe_problem(const testing::HostData& host, const RunFlags& f) {
   return {{"batch", p.batch},
           {"s_q", p.s_q},
           {"h_q", p.h_q},
+          {"h_kv", p.h_kv},
+          {"d_qk", p.d_qk},
+          {"d_v", p.d_v},
+          {"page_size", p.page_size},
           {"seqlens", host.seqlens},
           {"dtype", to_string(p.q_dtype)},
           {"causal", host.causal},
@@ -131,18 +145,18 @@ json describe_problem(const testing::HostData& host, const RunFlags& f) {
           {"seed", f.seed}};
 }
 
-// docs/PERF.md, "Performance method": FLOPs = 2·b·s_q·h_q·s̄_k·(576 + 512).
+// docs/PERF.md, "Performance method": FLOPs = 2·b·s_q·h_q·s̄_k·(d_qk + d_v), 576 + 512 for MLA.
 double decode_flops(const testing::HostData& host) {
   const DecodeProblem& p = host.problem;
   return 2.0 * p.s_q * p.h_q * static_cast<double>(total_tokens(host)) * (p.d_qk + p.d_v);
 }
 
-// docs/PERF.md, "Performance method": bytes = b·s̄_k·576·2 + q + out.
+// docs/PERF.md, "Performance method": bytes = b·s̄_k·h_kv·d_qk·2 + q + out (b·s̄_k·576·2 + q + out for MLA).
 double decode_bytes(const testing::HostData& host) {
   const DecodeProblem& p = host.problem;
   const double elem = static_cast<double>(dtype_bytes(p.q_dtype));
   const double rows = static_cast<double>(p.batch) * p.s_q * p.h_q;
-  return static_cast<double>(total_tokens(host)) * p.d_qk * elem + rows * (p.d_qk + p.d_v) * elem;
+  return static_cast<double>(total_tokens(host)) * p.h_kv * p.d_qk * elem + rows * (p.d_qk + p.d_v) * elem;
 }
 
 void run_cpu(const testing::HostData& host, const RunFlags& f, RunReport& report) {
@@ -312,13 +326,17 @@ void add_run_command(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<RunFlags>();
   CLI::App* run = app.add_subcommand(
       "run",
-      "Decode one problem on the GPU (default: the paper's b=16 h_q=16 s_k=4096 bf16), check it against "
-      "the CPU reference and time it; without a compute-capability-9.0 GPU, run the CPU reference on it");
+      "Decode one problem on the GPU (default: the paper's b=16 h_q=16 s_k=4096 bf16, d 576/512, page 64), "
+      "check it against the CPU reference and time it; without a compute-capability-9.0 GPU, run the CPU "
+      "reference on it");
   add_int_flag(run, kBatch, flags->batch);
   CLI::Option* seqlen = add_int_flag(run, kSeqlen, flags->seqlen);
   add_int_flag(run, kVarlen, flags->varlen_mean)->excludes(seqlen);
   add_int_flag(run, kHq, flags->h_q);
   add_int_flag(run, kSq, flags->s_q);
+  add_int_flag(run, kHkv, flags->h_kv);
+  add_int_flag(run, kPageSize, flags->page_size);
+  add_head_dims_flag(run, flags->head_dims);
   run->add_flag("--causal", flags->causal, "Causal MTP mask (bottom-right aligned)");
   add_dtype_flag(run, flags->dtype);
   run->add_option("--scale", flags->scale, "Softmax scale (default: DeepSeek-V3's)")->capture_default_str();
