@@ -69,7 +69,8 @@ class PaddedDecode : public EtapDecode {
   CallStatus call(const DecodeArgs& args, cudaStream_t stream) override {
     const cudaError_t e =
         launch_decode_padded(args, plan_.get<const int32_t>(), params_, workspace_.get(), stream);
-    if (e == cudaErrorNotSupported) return {Outcome::kNotAvailable, "the padded baseline covers R <= 64, h_kv 1, page 64, d 576/512 only"};
+    if (e == cudaErrorNotSupported)
+      return {Outcome::kNotAvailable, "the padded baseline covers R <= 64, h_kv 1, page 64, d 576/512 only"};
     if (e != cudaSuccess) return {Outcome::kError, cudaGetErrorString(e)};
     return {};
   }

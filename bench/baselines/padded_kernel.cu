@@ -21,9 +21,10 @@ cudaError_t launch_decode_padded(const DecodeArgs& args, const int32_t* plan, de
   const decoding::KernelParams kp = decoding::make_params(args, plan, workspace, params.num_parts);
   const cudaError_t e =
       args.problem.q_dtype == DType::kBF16
-          ? launch_etap_kernel<64, __nv_bfloat16, decoding::DimsMla, baseline::PaddedConsumer>(args, kp, params.num_parts,
-                                                                            stream)
-          : launch_etap_kernel<64, __half, decoding::DimsMla, baseline::PaddedConsumer>(args, kp, params.num_parts, stream);
+          ? launch_etap_kernel<64, __nv_bfloat16, decoding::DimsMla, baseline::PaddedConsumer>(
+                args, kp, params.num_parts, stream)
+          : launch_etap_kernel<64, __half, decoding::DimsMla, baseline::PaddedConsumer>(
+                args, kp, params.num_parts, stream);
   if (e != cudaSuccess) return e;
   return decoding::launch_combine(args, kp, params.num_parts, stream);
 }

@@ -1,7 +1,7 @@
 // Per-thread asynchronous copies global → shared (PTX ISA §9.7.9.25.3, cp.async, sm_80+). The gather path of
-// the KV loads uses them where a page is too small for a TMA box. Their writes are generic-proxy writes: before
-// wgmma (the async proxy) may read them, the writing thread waits for them (cp_async_wait_all) and fences
-// (fence_proxy_async_smem), then releases them through an mbarrier arrival.
+// the KV loads uses them where a page is too small for a TMA box. Their writes are generic-proxy writes:
+// before wgmma (the async proxy) may read them, the writing thread waits for them (cp_async_wait_all) and
+// fences (fence_proxy_async_smem), then releases them through an mbarrier arrival.
 #pragma once
 
 #include <cstdint>

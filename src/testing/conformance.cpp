@@ -133,9 +133,9 @@ std::vector<ConformanceConfig> extra_configs() {
   return extra;
 }
 
-// Issue 10's shapes: more than 64 query rows (row tiles), MTP up to s_q = 16 and verification-sized s_q, h_kv > 1,
-// page sizes from 1 to 256 (gather, TMA chunks, whole blocks), head dims 512/512 and 320/256, in both dtypes,
-// with fixed and variable lengths (empty requests included).
+// Issue 10's shapes: more than 64 query rows (row tiles), MTP up to s_q = 16 and verification-sized s_q, h_kv
+// > 1, page sizes from 1 to 256 (gather, TMA chunks, whole blocks), head dims 512/512 and 320/256, in both
+// dtypes, with fixed and variable lengths (empty requests included).
 std::vector<ConformanceConfig> coverage_configs() {
   std::vector<ConformanceConfig> cov;
   auto add = [&](int32_t b, int32_t s_k, bool varlen, Heads heads, DType dtype) -> ConformanceConfig& {
@@ -201,8 +201,8 @@ std::vector<ConformanceConfig> coverage_configs() {
 
 // Configs that share a generated KV cache (conformance.hpp) run next to each other.
 auto cache_key(const ConformanceConfig& c) {
-  return std::tuple{c.dtype, c.input_std, c.batch, c.seqlen, c.varlen, c.all_empty, c.seed, c.h_kv, c.page_size,
-                    c.d_qk, c.d_v};
+  return std::tuple{c.dtype, c.input_std, c.batch,     c.seqlen, c.varlen, c.all_empty,
+                    c.seed,  c.h_kv,      c.page_size, c.d_qk,   c.d_v};
 }
 
 std::vector<int32_t> request_lengths(const ConformanceConfig& c) {
@@ -417,9 +417,9 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
     ConformanceConfig& empty = add(7, 0, false, {16, 1}, DType::kBF16);
     empty.all_empty = true;
     add(1, 65536, false, {16, 1}, DType::kBF16);
-    add(2, 1000, false, {128, 1}, DType::kBF16);            // two row tiles
-    add(7, 65, true, {16, 16}, DType::kFP16);               // MTP 16: four row tiles
-    add(7, 65, true, {16, 1}, DType::kBF16).h_kv = 2;       // two KV heads
+    add(2, 1000, false, {128, 1}, DType::kBF16);               // two row tiles
+    add(7, 65, true, {16, 16}, DType::kFP16);                  // MTP 16: four row tiles
+    add(7, 65, true, {16, 1}, DType::kBF16).h_kv = 2;          // two KV heads
     add(7, 1000, true, {16, 2}, DType::kBF16).page_size = 1;   // gather
     add(7, 1000, true, {16, 1}, DType::kFP16).page_size = 16;  // TMA chunks
     add(2, 1000, false, {64, 1}, DType::kBF16).page_size = 128;
@@ -451,11 +451,12 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
 
 std::vector<std::string> describe_sweep(bool quick) {
   if (quick)
-    return {"quick subset (the CTest `gpu` test): 29 configs covering tail pages (s_k 1, 17, 63, 64, 65),",
-            "variable lengths with empty requests, causal and non-causal MTP (s_q 2, 4, 16; seqlen < s_q), fp16,",
-            "R = 8 … 256 (row tiles), h_kv 2, pages of 1, 16, 128 tokens, d 512/512 and 320/256, base-2 lse,",
-            "large logits, an all-empty batch, one SM, b=1 at s_k=65536, and b=31 at s_k=4096 on 32 SMs (one",
-            "whole request per part)."};
+    return {
+        "quick subset (the CTest `gpu` test): 29 configs covering tail pages (s_k 1, 17, 63, 64, 65),",
+        "variable lengths with empty requests, causal and non-causal MTP (s_q 2, 4, 16; seqlen < s_q), fp16,",
+        "R = 8 … 256 (row tiles), h_kv 2, pages of 1, 16, 128 tokens, d 512/512 and 320/256, base-2 lse,",
+        "large logits, an all-empty batch, one SM, b=1 at s_k=65536, and b=31 at s_k=4096 on 32 SMs (one",
+        "whole request per part)."};
   return {
       "grid: b in {1, 2, 7, 64} x s_k in {1, 17, 63, 64, 65, 1000, 4096, 65536}",
       "      x (h_q, s_q) in {8,16,32,64}x1, {8,16,32}x2, {8,16}x4 (all R = s_q*h_q <= 64; s_q > 1 causal)",

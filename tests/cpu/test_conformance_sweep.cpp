@@ -58,9 +58,8 @@ TEST(ConformanceSweep, BothSweepsRunAPlanOfWholeRequestsLongerThanW) {
     bool found = false;
     for (const auto& c : testing::conformance_sweep(quick)) {
       if (c.varlen || c.all_empty) continue;
-      const decoding::PlanParams params =
-          decoding::plan_params(c.num_sms > 0 ? c.num_sms : kDefaultSms,
-                                decoding::row_tiling(c.s_q, c.h_q, c.h_kv).num_tiles);
+      const decoding::PlanParams params = decoding::plan_params(
+          c.num_sms > 0 ? c.num_sms : kDefaultSms, decoding::row_tiling(c.s_q, c.h_q, c.h_kv).num_tiles);
       const std::vector<int32_t> seqlens(static_cast<std::size_t>(c.batch), c.seqlen);
       const std::vector<int32_t> plan =
           testing::build_plan_host(seqlens.data(), c.batch, c.page_size, c.seqlen, params);
@@ -118,7 +117,8 @@ TEST(ConformanceSweep, BothSweepsCoverTheSpecialCases) {
     EXPECT_TRUE(has([](const auto& c) { return c.num_sms == 1; }));
     EXPECT_TRUE(has([](const auto& c) { return c.batch == 1 && c.seqlen == 65536; }));
     for (int32_t s_k : {1, 17, 63, 64, 65})
-      EXPECT_TRUE(has([s_k](const auto& c) { return c.seqlen == s_k; })) << "tail s_k=" << s_k;    EXPECT_TRUE(has([](const auto& c) { return c.rows() > 64 && c.h_q > 64; })) << "head chunks";
+      EXPECT_TRUE(has([s_k](const auto& c) { return c.seqlen == s_k; })) << "tail s_k=" << s_k;
+    EXPECT_TRUE(has([](const auto& c) { return c.rows() > 64 && c.h_q > 64; })) << "head chunks";
     EXPECT_TRUE(has([](const auto& c) { return c.rows() > 64 && c.s_q >= 16 && c.causal; })) << "MTP 16";
     EXPECT_TRUE(has([](const auto& c) { return c.h_kv > 1; }));
     for (int32_t page : {1, 16, 128})

@@ -64,7 +64,8 @@ TEST(PlanFromSeqlens, InvalidProblemGivesTheSameMessageAsPlanBytes) {
 }
 
 TEST(PlanFromSeqlens, TooManyRowsIsUnsupported) {
-  const Status status = plan_without_table(metadata_problem(16, 64, 128), fake_seqlens(), fake_plan(), 1 << 20);
+  const Status status =
+      plan_without_table(metadata_problem(16, 64, 128), fake_seqlens(), fake_plan(), 1 << 20);
   EXPECT_EQ(status.code(), StatusCode::kUnsupported);
   EXPECT_TRUE(Contains(status.message(), "s_q·h_q = 8192 query rows per request")) << status.message();
 }

@@ -227,11 +227,11 @@ TEST(RowTiles, TilesCoverEveryRowOnceWithRectanglesOfAtMost64Rows) {
   struct Shape {
     int32_t s_q, h_q, h_kv, tiles, n;
   };
-  for (const Shape c : {Shape{1, 16, 1, 1, 16}, Shape{4, 16, 1, 1, 64}, Shape{1, 64, 1, 1, 64},
-                        Shape{1, 128, 1, 2, 64}, Shape{2, 128, 1, 4, 64}, Shape{16, 128, 1, 32, 64},
-                        Shape{5, 16, 1, 2, 48}, Shape{3, 40, 1, 3, 40}, Shape{1, 96, 1, 2, 48},
-                        Shape{2, 16, 2, 2, 16}, Shape{1, 8, 8, 8, 1}, Shape{16, 16, 1, 4, 64},
-                        Shape{3, 1, 1, 1, 3}, Shape{1, 100, 1, 2, 50}}) {
+  for (const Shape c :
+       {Shape{1, 16, 1, 1, 16}, Shape{4, 16, 1, 1, 64}, Shape{1, 64, 1, 1, 64}, Shape{1, 128, 1, 2, 64},
+        Shape{2, 128, 1, 4, 64}, Shape{16, 128, 1, 32, 64}, Shape{5, 16, 1, 2, 48}, Shape{3, 40, 1, 3, 40},
+        Shape{1, 96, 1, 2, 48}, Shape{2, 16, 2, 2, 16}, Shape{1, 8, 8, 8, 1}, Shape{16, 16, 1, 4, 64},
+        Shape{3, 1, 1, 1, 3}, Shape{1, 100, 1, 2, 50}}) {
     SCOPED_TRACE(::testing::Message() << "s_q " << c.s_q << " h_q " << c.h_q << " h_kv " << c.h_kv);
     const RowTiling t = row_tiling(c.s_q, c.h_q, c.h_kv);
     EXPECT_EQ(t.num_tiles, c.tiles);

@@ -2,6 +2,6 @@
 #include "decode/launch/kernel_launch.cuh"
 
 namespace etap::decoding {
-template cudaError_t launch_decode_kernel<__half, DimsRank256>(const DecodeArgs&, const KernelParams&, int32_t,
-                                                      cudaStream_t);
+template cudaError_t launch_decode_kernel<__half, DimsRank256>(const DecodeArgs&, const KernelParams&,
+                                                               int32_t, cudaStream_t);
 }  // namespace etap::decoding

@@ -3,5 +3,5 @@
 
 namespace etap::decoding {
 template cudaError_t launch_decode_kernel<__half, DimsMla>(const DecodeArgs&, const KernelParams&, int32_t,
-                                                      cudaStream_t);
+                                                           cudaStream_t);
 }  // namespace etap::decoding

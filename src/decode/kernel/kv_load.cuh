@@ -30,7 +30,8 @@ struct KvBlockLoader {
 
   // page_size % 64 == 0: block k is tokens [64·(k mod B), +64) of page table[k / B], B = page_size / 64. Page
   // ids are read 32 blocks at a time, one per lane, the next 32 in flight while these are streamed.
-  __device__ void whole_blocks(const Segment& seg, const int32_t* table_row, hopper::PipelineState<Cfg::kStages>& stage) {
+  __device__ void whole_blocks(const Segment& seg, const int32_t* table_row,
+                               hopper::PipelineState<Cfg::kStages>& stage) {
     const int32_t blocks_per_page = p.page_size / kBlockTokens;
     auto load_ids = [&](int32_t first) {
       const int32_t k = first + lane;
@@ -59,7 +60,8 @@ struct KvBlockLoader {
   // page_size % 8 == 0: lane c loads chunk c of the block, tokens [64k + c·ct, +ct) with ct = chunk_tokens
   // (a divisor of page_size and 64, so a chunk never crosses a page). A chunk lands at row c·ct ≥ 8 rows into
   // the box: a whole number of 1024-byte swizzle atoms. Chunks past seqlen are not loaded.
-  __device__ void chunks(const Segment& seg, const int32_t* table_row, hopper::PipelineState<Cfg::kStages>& stage) {
+  __device__ void chunks(const Segment& seg, const int32_t* table_row,
+                         hopper::PipelineState<Cfg::kStages>& stage) {
     const int32_t ct = p.chunk_tokens, per_block = kBlockTokens / ct;
     const uint32_t chunk_bytes = Cfg::kBoxes * ct * Cfg::kBoxCols * sizeof(T);
     auto load_id = [&](int32_t k) {
@@ -88,10 +90,11 @@ struct KvBlockLoader {
   }
 
   // Any page size: the warp copies one token row at a time, 16 bytes per lane, into its swizzled place; each
-  // lane waits for its copies and fences them for wgmma, then lane 0's arrival completes the stage's phase (the
-  // consumers' loop stays free of a gather-only fence). Lane l reads the page ids of tokens l and l + 32 of the
-  // block before waiting for the stage.
-  __device__ void gather(const Segment& seg, const int32_t* table_row, hopper::PipelineState<Cfg::kStages>& stage) {
+  // lane waits for its copies and fences them for wgmma, then lane 0's arrival completes the stage's phase
+  // (the consumers' loop stays free of a gather-only fence). Lane l reads the page ids of tokens l and l + 32
+  // of the block before waiting for the stage.
+  __device__ void gather(const Segment& seg, const int32_t* table_row,
+                         hopper::PipelineState<Cfg::kStages>& stage) {
     constexpr int kRowChunks = Cfg::kDqk * sizeof(T) / 16;  // 16-byte pieces of a token's row
     constexpr int kBoxChunks = hopper::kSwizzleRowBytes / 16;
     const T* cache = static_cast<const T*>(p.kv_cache) + kv_head * p.kv_head_stride;
@@ -99,7 +102,8 @@ struct KvBlockLoader {
       const int32_t first = k * kBlockTokens;
       const int32_t tokens = min(seg.seqlen - first, kBlockTokens);
       const int32_t id_lo = lane < tokens ? table_row[(first + lane) / p.page_size] : 0;
-      const int32_t id_hi = lane + kWarpSize < tokens ? table_row[(first + lane + kWarpSize) / p.page_size] : 0;
+      const int32_t id_hi =
+          lane + kWarpSize < tokens ? table_row[(first + lane + kWarpSize) / p.page_size] : 0;
       if (lane == 0) hopper::mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
       __syncwarp();
       uint8_t* stage_base = reinterpret_cast<uint8_t*>(smem.kv[stage.index][0]);

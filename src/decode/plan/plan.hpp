@@ -99,7 +99,8 @@ ETAP_HD int64_t request_tokens(int32_t seqlen, int32_t page_size, int32_t max_pa
 
 // KV blocks of kBlockTokens tokens of a request (the planner's unit of work).
 ETAP_HD int32_t request_blocks(int32_t seqlen, int32_t page_size, int32_t max_pages) {
-  return static_cast<int32_t>((request_tokens(seqlen, page_size, max_pages) + kBlockTokens - 1) / kBlockTokens);
+  return static_cast<int32_t>((request_tokens(seqlen, page_size, max_pages) + kBlockTokens - 1) /
+                              kBlockTokens);
 }
 
 ETAP_HD int32_t work_per_part(int64_t total_cost, int32_t num_parts, int32_t min_work = 1) {
