@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "decode/kernel/barriers.hpp"
+#include "decode/kernel/cta_rows.cuh"
 #include "decode/kernel/epilogue.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
@@ -54,7 +55,7 @@ struct PaddedConsumer {
     uint32_t q_phase = 0;
     for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
       if (seg.pages == 0) {
-        write_empty_request<T>(p, tile_rows(p, blockIdx.y), seg.request, wg * kWgThreads + thread,
+        write_empty_request<T>(p, CtaRows<false>(p), seg.request, wg * kWgThreads + thread,
                                Cfg::kConsumerThreads);
         return;
       }

@@ -17,9 +17,11 @@ using DimsMla = HeadDimsOf<mla::kDqk, mla::kDv>;  // 576 / 512: DeepSeek-V2/V3/R
 using DimsLatent = HeadDimsOf<512, 512>;          // the latent part without RoPE
 using DimsRank256 = HeadDimsOf<320, 256>;         // kv_lora_rank 256 ‖ 64 RoPE
 
-template <int kN_, typename T, class Dims = DimsMla>
+template <int kN_, typename T, class Dims = DimsMla, bool kTiled_ = false>
 struct KernelConfig {
   using Element = T;  // __nv_bfloat16 or __half (q, kv, out, Pᵀ)
+  // Requests have several row tiles (or h_kv > 1): a CTA's columns map to rows through its tile (CtaRows).
+  static constexpr bool kTiled = kTiled_;
 
   static constexpr int kN = kN_;         // query rows per CTA: a row tile rounded up to a multiple of 16
   static constexpr int kHalfN = kN / 2;  // Sᵀ columns (query rows) owned by each consumer warpgroup

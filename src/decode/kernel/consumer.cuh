@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "decode/kernel/barriers.hpp"
+#include "decode/kernel/cta_rows.cuh"
 #include "decode/kernel/epilogue.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
@@ -40,7 +41,7 @@ struct Consumer {
   const int warp;  // within the warpgroup
   const int lane;
   const int col0;
-  const TileRows rows;  // this CTA's query rows (blockIdx.y's row tile)
+  const CtaRows<Cfg::kTiled> rows;  // this CTA's query rows (blockIdx.y's row tile)
 
   float o[Cfg::kVTiles][kORegs];  // Oᵀ [4 tiles × 64 d] × N, fp32
   ColumnSoftmax<kHalfN> softmax;
@@ -52,7 +53,7 @@ struct Consumer {
         warp((threadIdx.x % kWgThreads) / kWarpSize),
         lane(threadIdx.x % kWarpSize),
         col0(warpgroup * Cfg::kHalfN),
-        rows(tile_rows(params, blockIdx.y)) {}
+        rows(params) {}
 
   __device__ void run() {
     zero_q_padding();
@@ -79,9 +80,12 @@ struct Consumer {
 #pragma unroll
       for (int c = 0; c < kCols; ++c) {
         const int col = col0 + slot_column(c, lane);
-        limit[c] = rows.row(p, col) < 0 ? -1 : p.causal ? seg.seqlen - p.s_q + rows.token(col) : seg.seqlen - 1;
+        limit[c] = rows.row(p, col) < 0 ? -1
+                   : p.causal           ? seg.seqlen - p.s_q + rows.token(p, col)
+                                        : seg.seqlen - 1;
       }
-      const int32_t fully_visible_end = (p.causal ? seg.seqlen - p.s_q + rows.tile.token0 : seg.seqlen - 1) + 1;
+      const int32_t fully_visible_end =
+          (p.causal ? seg.seqlen - p.s_q + rows.first_token() : seg.seqlen - 1) + 1;
 
       for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
         hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);

@@ -17,8 +17,8 @@ namespace etap::decoding {
 
 // A request with no key: out = 0, lse = +inf (FlashMLA's convention) for this CTA's rows. Threads
 // [0, threads) share the rows.
-template <typename T>
-__device__ void write_empty_request(const KernelParams& p, const TileRows& rows, int32_t request, int thread,
+template <typename T, class Rows>
+__device__ void write_empty_request(const KernelParams& p, const Rows& rows, int32_t request, int thread,
                                     int threads) {
   constexpr int kChunk = 16 / sizeof(T);  // elements per 16-byte store
   const int chunks = p.d_v / kChunk;
@@ -36,11 +36,11 @@ __device__ void write_empty_request(const KernelParams& p, const TileRows& rows,
     }
 }
 
-template <class Cfg, class Softmax>
-__device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, const TileRows& rows,
-                              const Segment& seg,
-                              const float (&o)[Cfg::kVTiles][Cfg::kN / 2], const Softmax& softmax,
-                              float (*partial)[Cfg::kHalfN], int wg, int warp, int lane) {
+template <class Cfg, class Softmax, class Rows>
+__device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, const Rows& rows,
+                              const Segment& seg, const float (&o)[Cfg::kVTiles][Cfg::kN / 2],
+                              const Softmax& softmax, float (*partial)[Cfg::kHalfN], int wg, int warp,
+                              int lane) {
   using T = typename Cfg::Element;
   constexpr int kCols = Softmax::kCols;
   const int col0 = wg * Cfg::kHalfN;

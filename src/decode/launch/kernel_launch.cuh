@@ -73,10 +73,10 @@ inline int kv_box_tokens(const KernelParams& params) {
 
 // One instantiation of etap_decode_kernel: N query rows per CTA, element type T, head dims Dims, consumer
 // warpgroups ConsumerT. Grid: (parts, row tiles).
-template <int kN, typename T, class Dims, template <class> class ConsumerT>
+template <int kN, typename T, class Dims, template <class> class ConsumerT, bool kTiled = false>
 cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                cudaStream_t stream) {
-  using Cfg = KernelConfig<kN, T, Dims>;
+  using Cfg = KernelConfig<kN, T, Dims, kTiled>;
   CUtensorMap q_map, kv_map;
   if (cudaError_t e = make_tensor_maps(args, params, Cfg::kBoxCols, kv_box_tokens(params), &q_map, &kv_map);
       e != cudaSuccess)
@@ -90,21 +90,29 @@ cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& param
   });
 }
 
-template <typename T, class Dims>
-cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
-                                 cudaStream_t stream) {
+template <typename T, class Dims, bool kTiled>
+cudaError_t launch_for_rows(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
+                            cudaStream_t stream) {
   switch (rows_per_cta(params.tiling.tile_rows())) {
     case 16:
-      return launch_etap_kernel<16, T, Dims, Consumer>(args, params, num_parts, stream);
+      return launch_etap_kernel<16, T, Dims, Consumer, kTiled>(args, params, num_parts, stream);
     case 32:
-      return launch_etap_kernel<32, T, Dims, Consumer>(args, params, num_parts, stream);
+      return launch_etap_kernel<32, T, Dims, Consumer, kTiled>(args, params, num_parts, stream);
     case 48:
-      return launch_etap_kernel<48, T, Dims, Consumer>(args, params, num_parts, stream);
+      return launch_etap_kernel<48, T, Dims, Consumer, kTiled>(args, params, num_parts, stream);
     case 64:
-      return launch_etap_kernel<64, T, Dims, Consumer>(args, params, num_parts, stream);
+      return launch_etap_kernel<64, T, Dims, Consumer, kTiled>(args, params, num_parts, stream);
     default:
       return cudaErrorNotSupported;
   }
+}
+
+template <typename T, class Dims>
+cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
+                                 cudaStream_t stream) {
+  // One tile (h_kv = 1, s_q·h_q ≤ 64): the untiled kernels (CtaRows<false>).
+  return params.tiling.num_tiles == 1 ? launch_for_rows<T, Dims, false>(args, params, num_parts, stream)
+                                      : launch_for_rows<T, Dims, true>(args, params, num_parts, stream);
 }
 
 }  // namespace etap::decoding
