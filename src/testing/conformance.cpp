@@ -481,17 +481,11 @@ struct ConformanceRunner::Cache {
   // The problem of `c`: the cached KV cache with new queries when only the query side changed.
   const HostData& prepare(const ConformanceConfig& c) {
     if (!valid || key != cache_key(c)) {
-      ProblemSpec spec;
-      spec.batch = c.batch;
-      spec.h_kv = c.h_kv;
-      spec.h_q = c.h_kv;  // problem_shape needs h_kv | h_q; the query side is set below
-      spec.page_size = c.page_size;
-      spec.d_qk = c.d_qk;
-      spec.d_v = c.d_v;
-      spec.seqlens = request_lengths(c);
-      spec.dtype = c.dtype;
-      spec.input_std = c.input_std;
-      spec.seed = c.seed;
+      // The cache alone: the query side (h_q, s_q, causal) is set below for each config that shares it.
+      ProblemSpec spec = problem_spec(c);
+      spec.h_q = c.h_kv;
+      spec.s_q = 1;
+      spec.causal = false;
       host = HostData{};  // release the previous cache first
       host = make_problem(spec);
       key = cache_key(c);
@@ -508,6 +502,23 @@ struct ConformanceRunner::Cache {
     return host;
   }
 };
+
+ProblemSpec problem_spec(const ConformanceConfig& c) {
+  ProblemSpec spec;
+  spec.batch = c.batch;
+  spec.s_q = c.s_q;
+  spec.h_q = c.h_q;
+  spec.h_kv = c.h_kv;
+  spec.page_size = c.page_size;
+  spec.d_qk = c.d_qk;
+  spec.d_v = c.d_v;
+  spec.seqlens = request_lengths(c);
+  spec.dtype = c.dtype;
+  spec.causal = c.causal;
+  spec.input_std = c.input_std;
+  spec.seed = c.seed;
+  return spec;
+}
 
 ConformanceRunner::ConformanceRunner(int reference_threads)
     : cache_(std::make_unique<Cache>()), reference_threads_(reference_threads) {}

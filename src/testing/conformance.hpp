@@ -38,6 +38,9 @@ struct ConformanceConfig {
   std::string name() const;
 };
 
+// The problem a config runs (its KV cache is shared by the configs that differ only in the query side).
+ProblemSpec problem_spec(const ConformanceConfig& config);
+
 // The full sweep (issue 3) or the quick subset that CTest runs. See conformance.cpp for what is covered.
 std::vector<ConformanceConfig> conformance_sweep(bool quick);
 

@@ -34,17 +34,7 @@ TEST(ConformanceSweep, NamesAreUniqueAndShapesSupported) {
       EXPECT_TRUE(names.insert(c.name()).second) << "duplicate config " << c.name();
       EXPECT_TRUE(c.dtype == DType::kBF16 || c.dtype == DType::kFP16) << c.name();
       // The library accepts the shape (buffer sizes run its validation).
-      DecodeProblem p;
-      p.batch = c.batch;
-      p.s_q = c.s_q;
-      p.h_q = c.h_q;
-      p.h_kv = c.h_kv;
-      p.d_qk = c.d_qk;
-      p.d_v = c.d_v;
-      p.page_size = c.page_size;
-      p.num_pages = 1;
-      p.max_pages_per_seq = (2 * std::max(c.seqlen, 1) + c.page_size - 1) / c.page_size;
-      p.q_dtype = p.kv_dtype = p.out_dtype = c.dtype;
+      const DecodeProblem p = testing::problem_shape(testing::problem_spec(c));
       EXPECT_GT(etap::plan_bytes(p, {132, false}), 0u) << c.name();
     }
   }
