@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <etap/etap.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -137,6 +138,37 @@ inline CLI::Option* add_dtype_flag(CLI::App* app, std::string& target) {
   return app->add_option("--dtype", target, "q, KV cache and out dtype")
       ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();
+}
+
+// --kv-format: how the KV cache stores a token. One vocabulary for run and bench: dense (kv dtype = --dtype),
+// fp8 (e4m3 values and one fp32 scale for the cache: vLLM's --kv-cache-dtype fp8, KvFormat::kFp8PerTensor),
+// fp8-v32 (DeepSeek-V3.2's 656-byte token, KvFormat::kFp8DeepSeekV32).
+inline constexpr const char* kDefaultKvFormat = "dense";
+inline constexpr const char* kKvFormatHelp =
+    "KV cache format: dense (--dtype values), fp8 (e4m3, one fp32 scale per cache) or fp8-v32 "
+    "(DeepSeek-V3.2's "
+    "656-byte token)";
+
+// "dense" / "fp8" / "fp8-v32" -> the library's KvFormat; nullopt for anything else.
+inline std::optional<KvFormat> parse_kv_format(std::string_view text) {
+  if (text == "dense") return KvFormat::kDense;
+  if (text == "fp8") return KvFormat::kFp8PerTensor;
+  if (text == "fp8-v32") return KvFormat::kFp8DeepSeekV32;
+  return std::nullopt;
+}
+
+// --kv-format into a string (run) or a comma-separated list of them (bench).
+template <typename T>
+CLI::Option* add_kv_format_flag(CLI::App* app, T& target) {
+  CLI::Option* option = app->add_option("--kv-format", target, kKvFormatHelp);
+  if constexpr (!std::is_same_v<T, std::string>) option->delimiter(',');
+  option->check(CLI::Validator(
+      [](std::string& value) -> std::string {
+        if (parse_kv_format(value)) return {};
+        return "'" + value + "' is not a KV cache format: dense, fp8 or fp8-v32";
+      },
+      "FORMAT"));
+  return option->capture_default_str();
 }
 
 inline CLI::Option* add_json_flag(CLI::App* app, std::string& target, const char* what) {

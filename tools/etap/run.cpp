@@ -45,6 +45,7 @@ struct RunFlags {
   int32_t page_size = testing::ProblemSpec{}.page_size;
   std::string head_dims = kDefaultHeadDims;
   std::string dtype = "bf16";
+  std::string kv_format = kDefaultKvFormat;
   bool causal = false;
   double scale = kDeepSeekV3Scale;
   std::string lse_base = "e";
@@ -89,6 +90,7 @@ testing::ProblemSpec make_spec(const RunFlags& f) {
   spec.d_qk = dims.d_qk;
   spec.d_v = dims.d_v;
   spec.dtype = f.dtype == "fp16" ? DType::kFP16 : DType::kBF16;
+  spec.kv_format = parse_kv_format(f.kv_format).value();  // the flag's validator accepted it
   spec.softmax_scale = f.scale;
   spec.causal = f.causal;
   spec.seed = f.seed;
@@ -110,7 +112,20 @@ Status validate_flags(const testing::ProblemSpec& spec, const RunFlags& f) {
       problem, stand_in(0), stand_in(0x1000), static_cast<int32_t*>(stand_in(0x2000)),
       static_cast<int32_t*>(stand_in(0x3000)), stand_in(0x4000), static_cast<float*>(stand_in(0x5000)),
       static_cast<float>(f.scale), f.causal, lse_base(f));
-  return validate(args);
+  DecodeArgs fp8_args = args;
+  if (problem.kv_format == KvFormat::kFp8PerTensor)
+    fp8_args.descale_k = static_cast<float*>(stand_in(0x6000));
+  return validate(fp8_args);
+}
+
+// An FP8 problem the library refuses only because its FP8 kernel is not built: the same problem over a dense
+// cache passes. The CPU reference runs it; a GPU run reports the library's refusal.
+bool refused_only_for_the_fp8_kernel(const testing::ProblemSpec& spec, const RunFlags& f,
+                                     const Status& status) {
+  if (spec.kv_format == KvFormat::kDense || status.code() != StatusCode::kUnsupported) return false;
+  testing::ProblemSpec dense = spec;
+  dense.kv_format = KvFormat::kDense;
+  return validate_flags(dense, f).ok();
 }
 
 int64_t total_tokens(const testing::HostData& host) {
@@ -128,7 +143,8 @@ json describe_problem(const testing::HostData& host, const RunFlags& f) {
     std::printf("varlen mean %.0f (requested %d)", mean, f.varlen_mean);
   else
     std::printf("%d", p.batch > 0 ? host.seqlens[0] : 0);
-  std::printf(" d=%d/%d page=%d %s%s scale=%.6g lse=%s\n", p.d_qk, p.d_v, p.page_size, to_string(p.q_dtype),
+  std::printf(" d=%d/%d page=%d %s%s%s scale=%.6g lse=%s\n", p.d_qk, p.d_v, p.page_size, to_string(p.q_dtype),
+              p.kv_format == KvFormat::kDense ? "" : (std::string(" kv=") + to_string(p.kv_format)).c_str(),
               host.causal ? " causal" : "", host.softmax_scale, f.lse_base == "2" ? "log2" : "ln");
   return {{"batch", p.batch},
           {"s_q", p.s_q},
@@ -139,6 +155,7 @@ json describe_problem(const testing::HostData& host, const RunFlags& f) {
           {"page_size", p.page_size},
           {"seqlens", host.seqlens},
           {"dtype", to_string(p.q_dtype)},
+          {"kv_format", to_string(p.kv_format)},
           {"causal", host.causal},
           {"softmax_scale", host.softmax_scale},
           {"lse_base", f.lse_base == "2" ? "2" : "e"},
@@ -156,7 +173,10 @@ double decode_bytes(const testing::HostData& host) {
   const DecodeProblem& p = host.problem;
   const double elem = static_cast<double>(dtype_bytes(p.q_dtype));
   const double rows = static_cast<double>(p.batch) * p.s_q * p.h_q;
-  return static_cast<double>(total_tokens(host)) * p.h_kv * p.d_qk * elem + rows * (p.d_qk + p.d_v) * elem;
+  const double kv_row_bytes = p.kv_format == KvFormat::kDense          ? p.d_qk * elem
+                              : p.kv_format == KvFormat::kFp8PerTensor ? p.d_qk
+                                                                       : Fp8DeepSeekV32Token::kBytes;
+  return static_cast<double>(total_tokens(host)) * p.h_kv * kv_row_bytes + rows * (p.d_qk + p.d_v) * elem;
 }
 
 void run_cpu(const testing::HostData& host, const RunFlags& f, RunReport& report) {
@@ -255,10 +275,14 @@ int run_command(const RunFlags& f) {
       return kExitCannotWrite;
     }
   const testing::ProblemSpec spec = make_spec(f);
+  Status kernel_refusal;  // set when only the GPU run is refused (the FP8 kernel is not built)
   try {
     if (const Status status = validate_flags(spec, f); !status.ok()) {
-      std::fprintf(stderr, "etap run: the library refuses this problem: %s\n", status.message().c_str());
-      return kExitRefused;
+      if (!refused_only_for_the_fp8_kernel(spec, f, status)) {
+        std::fprintf(stderr, "etap run: the library refuses this problem: %s\n", status.message().c_str());
+        return kExitRefused;
+      }
+      kernel_refusal = status;
     }
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "etap run: %s\n", e.what());
@@ -275,6 +299,11 @@ int run_command(const RunFlags& f) {
     if (!gpu.found())
       std::printf("etap: no compute-capability-9.0 GPU found (%s); running the CPU reference instead\n",
                   gpu.reason.c_str());
+  }
+  if (gpu.found() && !kernel_refusal.ok()) {
+    std::fprintf(stderr, "etap run: the library refuses this problem: %s\n",
+                 kernel_refusal.message().c_str());
+    return kExitRefused;
   }
   RunReport report;
   if (gpu.found()) {
@@ -296,8 +325,8 @@ int run_command(const RunFlags& f) {
     std::fprintf(stderr, "\netap run: %s\n", e.what());
     return kExitRefused;
   }
-  std::printf(" %.1f s (KV cache %.1f MB)\n", seconds_since(start),
-              static_cast<double>(host.kv_cache.size()) * sizeof(uint16_t) / 1e6);
+  const std::size_t kv_bytes = host.kv_cache.size() * sizeof(uint16_t) + host.kv_bytes.size();
+  std::printf(" %.1f s (KV cache %.1f MB)\n", seconds_since(start), static_cast<double>(kv_bytes) / 1e6);
   report.doc["problem"] = describe_problem(host, f);
 
   if (gpu.found())
@@ -339,6 +368,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
   add_head_dims_flag(run, flags->head_dims);
   run->add_flag("--causal", flags->causal, "Causal MTP mask (bottom-right aligned)");
   add_dtype_flag(run, flags->dtype);
+  add_kv_format_flag(run, flags->kv_format);
   run->add_option("--scale", flags->scale, "Softmax scale (default: DeepSeek-V3's)")->capture_default_str();
   run->add_option("--lse-base", flags->lse_base, "Base of the returned lse: e or 2")
       ->capture_default_str()
