@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "api/api_internal.hpp"
 #include "testing/cuda.hpp"
 
 namespace etap::testing {
@@ -248,9 +249,7 @@ HostData make_problem(const ProblemSpec& spec) {
   const DecodeProblem& p = data.problem;
   // q, the KV cache and the block table, with the page-id and ownership tables of the same length.
   const bool dense = p.kv_format == KvFormat::kDense;
-  const int64_t row_bytes =
-      dense ? int64_t{p.d_qk} * 2
-            : (p.kv_format == KvFormat::kFp8PerTensor ? p.d_qk : Fp8DeepSeekV32Token::kBytes);
+  const int64_t row_bytes = api::kv_row_elements(p) * static_cast<int64_t>(dtype_bytes(p.kv_dtype));
   const double bytes =
       dtype_bytes(p.q_dtype) * static_cast<double>(p.batch) * p.s_q * p.h_q * p.d_qk +
       static_cast<double>(row_bytes) * p.num_pages * p.page_size * p.h_kv +

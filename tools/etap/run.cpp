@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/api_internal.hpp"
 #include "commands.hpp"
 #include "flags.hpp"
 #include "gpu.hpp"
@@ -173,9 +174,8 @@ double decode_bytes(const testing::HostData& host) {
   const DecodeProblem& p = host.problem;
   const double elem = static_cast<double>(dtype_bytes(p.q_dtype));
   const double rows = static_cast<double>(p.batch) * p.s_q * p.h_q;
-  const double kv_row_bytes = p.kv_format == KvFormat::kDense          ? p.d_qk * elem
-                              : p.kv_format == KvFormat::kFp8PerTensor ? p.d_qk
-                                                                       : Fp8DeepSeekV32Token::kBytes;
+  const double kv_row_bytes =
+      static_cast<double>(api::kv_row_elements(p)) * static_cast<double>(dtype_bytes(p.kv_dtype));
   return static_cast<double>(total_tokens(host)) * p.h_kv * kv_row_bytes + rows * (p.d_qk + p.d_v) * elem;
 }
 

@@ -14,13 +14,23 @@ namespace etap::decoding {
 template <bool kTiled>
 struct CtaRows;
 
+// Row tile blockIdx.y: column c of Sᵀ (c < tiling.tile_rows()) is token token0 + c / tile_heads, head
+// head0 + c % tile_heads — the order in which the Q box lands in shared memory.
 template <>
 struct CtaRows<true> {
-  TileRows tiles;
-  __device__ explicit CtaRows(const KernelParams& p) : tiles(tile_rows(p, blockIdx.y)) {}
-  __device__ int32_t row(const KernelParams& p, int32_t c) const { return tiles.row(p, c); }
-  __device__ int32_t token(const KernelParams&, int32_t c) const { return tiles.token(c); }
-  __device__ int32_t first_token() const { return tiles.tile.token0; }
+  RowTile tile;
+  int32_t tile_heads;
+  __device__ explicit CtaRows(const KernelParams& p)
+      : tile(row_tile(p.tiling, p.s_q, blockIdx.y)), tile_heads(p.tiling.tile_heads) {}
+  // Request row index (s · h_q + h) of column c, or −1 for a padding column.
+  __device__ int32_t row(const KernelParams& p, int32_t c) const {
+    const int32_t t = c / tile_heads, h = c % tile_heads;
+    if (t >= tile.tokens || h >= tile.heads) return -1;
+    return (tile.token0 + t) * p.h_q + tile.head0 + h;
+  }
+  // Query token of column c (meaningful for columns whose row() ≥ 0).
+  __device__ int32_t token(const KernelParams&, int32_t c) const { return tile.token0 + c / tile_heads; }
+  __device__ int32_t first_token() const { return tile.token0; }
 };
 
 template <>

@@ -60,24 +60,4 @@ ETAP_HD int64_t partial_row(const KernelParams& p, int64_t slot, int32_t row) {
   return slot * p.rows + row;
 }
 
-// A CTA's query rows: column c of its Sᵀ (c < tiling.tile_rows()) is token token0 + c / tile_heads, head
-// head0 + c % tile_heads — the order in which the Q box lands in shared memory.
-struct TileRows {
-  RowTile tile;
-  int32_t tile_heads;
-
-  // Request row index (s · h_q + h) of column c, or −1 for a padding column.
-  ETAP_HD int32_t row(const KernelParams& p, int32_t c) const {
-    const int32_t t = c / tile_heads, h = c % tile_heads;
-    if (t >= tile.tokens || h >= tile.heads) return -1;
-    return (tile.token0 + t) * p.h_q + tile.head0 + h;
-  }
-  // Query token of column c (meaningful for columns whose row() ≥ 0).
-  ETAP_HD int32_t token(int32_t c) const { return tile.token0 + c / tile_heads; }
-};
-
-ETAP_HD TileRows tile_rows(const KernelParams& p, int32_t tile_index) {
-  return {row_tile(p.tiling, p.s_q, tile_index), p.tiling.tile_heads};
-}
-
 }  // namespace etap::decoding
