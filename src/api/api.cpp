@@ -121,7 +121,11 @@ Status decode(const DecodeArgs& args, const void* plan_buffer, std::size_t plan_
   ETAP_RETURN_IF_ERROR(check_buffer("workspace", workspace, workspace_size, sizes.workspace_bytes,
                                     kWorkspaceAlignment, "etap::workspace_bytes"));
   ETAP_RETURN_IF_ERROR(check_current_device());
-  if (checked_mode(options)) ETAP_RETURN_IF_ERROR(decoding::run_checks(args, workspace, stream));
+  if (checked_mode(options)) {
+    ETAP_RETURN_IF_ERROR(decoding::run_checks(args, workspace, stream));
+    ETAP_RETURN_IF_ERROR(
+        decoding::check_plan(plan_buffer, args.problem.batch, sizes.params.num_parts, stream));
+  }
   return cuda_status("launching the decode kernels",
                      decoding::launch_decode(args, static_cast<const int32_t*>(plan_buffer), sizes.params,
                                              workspace, stream));

@@ -2,6 +2,7 @@
 // block-table position and the value; a good problem passes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <etap/etap.hpp>
@@ -11,6 +12,7 @@
 #include "cpu/test_util.hpp"
 #include "decode/checked/checked.hpp"
 #include "gpu/gpu_test_util.hpp"
+#include "testing/problem.hpp"
 
 namespace etap {
 namespace {
@@ -166,6 +168,41 @@ TEST_F(CheckedMode, RefusedDuringGraphCapture) {
   cudaStreamDestroy(stream);
   EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(Contains(status.message(), "graph capture"));
+}
+
+// A plan buffer filled by etap::plan for another problem (here: the first 2 of 4 requests) is large enough,
+// so decode takes it; decode and combine then find a header that does not describe this launch and do nothing
+// (out keeps its poison, no fault), and checked mode names the mismatch.
+TEST(PlanMismatch, DecodeLeavesOutputUntouchedAndCheckedModeReportsIt) {
+  ETAP_REQUIRE_SM90();
+  testing::ProblemSpec spec;
+  spec.batch = 4;
+  spec.seqlens = {3000, 64, 1000, 5};
+  const testing::HostData host = testing::make_problem(spec);
+  const Options options{kNumSms, false};
+  testing::DeviceData device;
+  testing::upload(host, LseBase::kNatural, options, device);
+  DecodeArgs other = device.args;
+  other.problem.batch = 2;
+  ASSERT_LE(plan_bytes(other.problem, options), device.plan_size);
+  const Status planned = plan(other, device.d_plan, device.plan_size, nullptr, options);
+  ASSERT_TRUE(planned.ok()) << planned.message();
+
+  const DecodeProblem& p = host.problem;
+  const std::size_t out_bytes = static_cast<std::size_t>(p.batch) * p.s_q * p.h_q * p.d_v * sizeof(uint16_t);
+  ETAP_CUDA_OK(cudaMemset(device.d_out, 0xff, out_bytes));
+  const Status decoded = decode(device.args, device.d_plan, device.plan_size, device.d_workspace,
+                                device.workspace_size, nullptr, options);
+  EXPECT_TRUE(decoded.ok()) << decoded.message();
+  ETAP_CUDA_OK(cudaDeviceSynchronize());
+  std::vector<uint8_t> out(out_bytes);
+  ETAP_CUDA_OK(cudaMemcpy(out.data(), device.d_out, out_bytes, cudaMemcpyDeviceToHost));
+  EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](uint8_t b) { return b == 0xff; }));
+
+  const Status checked = decode(device.args, device.d_plan, device.plan_size, device.d_workspace,
+                                device.workspace_size, nullptr, Options{kNumSms, true});
+  EXPECT_EQ(checked.code(), StatusCode::kCheckFailed);
+  EXPECT_TRUE(Contains(checked.message(), "holds a plan for batch 2")) << checked.message();
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "common/status.hpp"
 #include "decode/checked/checked.hpp"
 #include "decode/launch/launch.hpp"
+#include "decode/plan/plan.hpp"
 
 namespace etap::decoding {
 namespace {
@@ -100,6 +101,17 @@ Status run_checks(const DecodeArgs& args, void* workspace, cudaStream_t stream) 
   return {StatusCode::kCheckFailed,
           common::str("checked mode: request ", request, " uses page id ", page_id, " at block_table[",
                       request, "][", column, "]; the cache has ", p.num_pages, " pages")};
+}
+
+Status check_plan(const void* plan_buffer, int32_t batch, int32_t num_parts, cudaStream_t stream) {
+  PlanHeader header{};
+  const cudaError_t error = read_back(&header, static_cast<const PlanHeader*>(plan_buffer), stream);
+  if (error != cudaSuccess) return cuda_failure("reading back the plan header", error);
+  if (plan_matches(header, batch, num_parts)) return Status::Ok();
+  return {StatusCode::kCheckFailed,
+          common::str("checked mode: the plan buffer holds a plan for batch ", header.batch, " over ",
+                      header.num_parts, " parts, but this decode has batch ", batch, " over ", num_parts,
+                      " parts; call etap::plan with this problem (and device) first")};
 }
 
 }  // namespace etap::decoding

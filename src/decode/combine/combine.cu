@@ -99,6 +99,7 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
   const PlanHeader& header = *reinterpret_cast<const PlanHeader*>(p.plan);
   const PlanLayout layout{p.batch, p.num_parts};  // from the launch: no wait for the header
   const int column = threadIdx.x % kColumnVectors, group = threadIdx.x / kColumnVectors;
+  if (!plan_matches(header, p.batch, p.num_parts)) return;
 
   if (header.max_splits <= kDirectStates) {
     const int row_groups = (p.rows + kStateGroups - 1) / kStateGroups;
@@ -119,9 +120,10 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
     const int32_t row = item % p.rows;
     const int32_t states = p.plan[layout.num_splits() + request];
     const int64_t slot = p.plan[layout.slot_offset() + request];
-    const float* lse = p.partial_lse + partial_row(p, slot, row);                 // state stride: rows
-    const bool active = column * 4 < p.d_v;  // all threads take part in the reductions
-    const float* o = p.partial_o + partial_row(p, slot, row) * p.d_v + column * 4;  // state stride: rows · d_v
+    const float* lse = p.partial_lse + partial_row(p, slot, row);  // state stride: rows
+    const bool active = column * 4 < p.d_v;                        // all threads take part in the reductions
+    const float* o =
+        p.partial_o + partial_row(p, slot, row) * p.d_v + column * 4;  // state stride: rows · d_v
 
     // The first states' partial O are loaded before the weights are known, so that their latency overlaps
     // the lse reductions (the decode kernel writes every split's partial, zeros for rows without keys).

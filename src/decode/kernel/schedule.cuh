@@ -30,6 +30,7 @@ __device__ __forceinline__ void for_each_segment(const KernelParams& p, int part
   const int32_t req_end = p.plan[layout.part_req_end() + part];
   const int32_t pos_begin = p.plan[layout.part_begin() + part];  // the part's interval on the cost line
   const int32_t pos_end = p.plan[layout.part_begin() + part + 1];
+  if (!plan_matches(header, p.batch, p.num_parts)) return;
   for (int32_t i = req_begin; i <= req_end; ++i) {
     const int32_t raw_seqlen = p.seqlens[i];
     const auto seqlen = static_cast<int32_t>(request_tokens(raw_seqlen, p.page_size, p.max_pages));

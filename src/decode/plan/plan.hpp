@@ -42,6 +42,15 @@ struct PlanHeader {
 };
 static_assert(sizeof(PlanHeader) == 32);
 
+// A plan buffer describes the launch reading it when its header names the same batch and part count:
+// then every request, part and slot index in it is in range for that launch's buffers (the plan kernel's
+// invariants). Decode and combine do nothing with any other plan (one made for another problem or
+// another device), so a wrong buffer can give a wrong result but never an out-of-bounds access; checked
+// mode reports it (decode/checked).
+ETAP_HD bool plan_matches(const PlanHeader& header, int32_t batch, int32_t num_parts) {
+  return header.batch == batch && header.num_parts == num_parts;
+}
+
 // Offsets (in int32 words) of the arrays that follow the header.
 struct PlanLayout {
   int32_t batch, num_parts;
