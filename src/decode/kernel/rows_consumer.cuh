@@ -276,8 +276,7 @@ struct RowsConsumer {
     }
   }
 
-  // ---- both
-  // -------------------------------------------------------------------------------------------------
+  // ---- both warpgroups ---------------------------------------------------------------------------------
 
   // V of this warpgroup: kVTiles boxes of the block (d contiguous: MN-major), one 64-column atom per box.
   __device__ __forceinline__ uint64_t v_desc(int stage) const {

@@ -2,7 +2,11 @@
 // epilogue: O is already row-major, so each thread stores pairs of adjacent columns of its two rows.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cmath>
+#include <type_traits>
 
 #include "common/constants.hpp"
 #include "decode/kernel/barriers.hpp"
@@ -93,9 +97,11 @@ __device__ void store_rows_segment(const KernelParams& p, SharedStorage<Cfg>& sm
         float* dst = p.partial_o + partial_row(p, seg.slot, row) * Cfg::kDv + d;
         *reinterpret_cast<float2*>(dst) = make_float2(o[i] * inv, o[i + 1] * inv);
       } else {
-        T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, row) + d;
-        dst[0] = static_cast<T>(o[i] * inv);
-        dst[1] = static_cast<T>(o[i + 1] * inv);
+        T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, row) + d;  // d even: 4-byte aligned
+        if constexpr (std::is_same_v<T, __nv_bfloat16>)
+          *reinterpret_cast<__nv_bfloat162*>(dst) = __floats2bfloat162_rn(o[i] * inv, o[i + 1] * inv);
+        else
+          *reinterpret_cast<__half2*>(dst) = __floats2half2_rn(o[i] * inv, o[i + 1] * inv);
       }
     }
   }
