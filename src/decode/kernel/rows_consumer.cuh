@@ -1,15 +1,17 @@
-// Consumer warpgroups of the rows-on-M kernel, for full row tiles (kRowsKernelMinTileRows, rows_launch.hpp):
-// the 64 query rows of a tile sit on wgmma's M, FlashMLA's layout, instead of on N as in the ETAP consumer.
+// Consumer warpgroups of the rows-on-M kernel, for full row tiles (kRowsKernelMinTileRows,
+// kernel_choice.hpp): the 64 query rows of a tile sit on wgmma's M, FlashMLA's layout, instead of on N as in
+// the ETAP consumer.
 //   S[64 rows × 64 kv] = Q[64 × d_qk] · Kᵀ      (warpgroup 0, the score warpgroup: SS, 36 m64n64k16 at 576)
 //   P = row-wise online softmax of S            (a row lives in the 4 lanes of a quad: two shuffles, no smem)
 //   O[64 × d_v/2] += P · V[64 kv × d_v/2]       (each warpgroup its half of d_v: m64n256k16 at d_v = 512;
 //                                                warpgroup 0 takes P from registers, warpgroup 1 from smem)
-// Overlap: warpgroup 0 issues the S of block k + 1 together with the O of block k when block k + 1 has
-// already landed (the compute-bound case), so that the S wgmma runs while warpgroup 1's O wgmma waits on
-// P and while warpgroup 0 itself runs the softmax of the next block. When block k + 1 is not there yet (the
-// memory-bound case), it first waits for its O of block k and releases that stage, so that the producer
-// keeps two blocks in flight. The decision is one vote per block (a reduction on a named barrier), so that
-// the warpgroup issues its wgmmas in one order.
+// Overlap: warpgroup 1's O runs beside warpgroup 0's, and the producer loads block k + 1 during block k.
+// When block k + 1 has already landed at the end of block k's softmax (a segment's first block, L2 hits),
+// warpgroup 0 issues its S ahead of the O of block k, so that the next softmax runs while both O wgmmas
+// are on the tensor cores. Otherwise (the steady state with two stages) it first waits for its O of block k
+// and releases that stage, so that the producer keeps two blocks in flight, then waits for block k + 1. The
+// decision is one vote per block (a reduction on a named barrier): the warpgroup issues its wgmmas in one
+// order. docs/DESIGN.md has the per-block budget.
 #pragma once
 
 #include <cuda_bf16.h>
