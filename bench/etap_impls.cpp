@@ -1,8 +1,10 @@
-// etap::decode and the padded baseline: both plan with etap::plan into the same plan buffer and workspace.
+// etap::decode, the padded baseline and etap with the transposed kernel forced: all plan with etap::plan into
+// the same plan buffer and workspace.
 #include <etap/etap.hpp>
 
 #include "baselines/padded.hpp"
 #include "cuda_util.hpp"
+#include "decode/launch/launch.hpp"
 #include "decode/plan/plan.hpp"
 #include "implementation.hpp"
 
@@ -52,11 +54,10 @@ class EtapDecode : public Implementation {
   DeviceBuffer plan_, workspace_;
 };
 
-// The same plan and workspace, then the padded launcher directly with the plan's own parameters.
-class PaddedDecode : public EtapDecode {
+// The same plan and workspace, then a launcher of the decode path directly with the plan's own parameters.
+class DirectDecode : public EtapDecode {
  public:
   using EtapDecode::EtapDecode;
-  std::string name() const override { return "padded"; }
 
   CallStatus setup(const DecodeArgs& args, std::span<const int32_t> seqlens, cudaStream_t stream) override {
     if (CallStatus s = EtapDecode::setup(args, seqlens, stream); !s.ok()) return s;
@@ -66,6 +67,17 @@ class PaddedDecode : public EtapDecode {
     params_ = {header.num_parts, header.fixed_cost};
     return {};
   }
+
+ protected:
+  decoding::PlanParams params_{};
+};
+
+// The padded (rows-on-M, padded to 64) baseline.
+class PaddedDecode : public DirectDecode {
+ public:
+  using DirectDecode::DirectDecode;
+  std::string name() const override { return "padded"; }
+
   CallStatus call(const DecodeArgs& args, cudaStream_t stream) override {
     const cudaError_t e =
         launch_decode_padded(args, plan_.get<const int32_t>(), params_, workspace_.get(), stream);
@@ -74,9 +86,20 @@ class PaddedDecode : public EtapDecode {
     if (e != cudaSuccess) return {Outcome::kError, cudaGetErrorString(e)};
     return {};
   }
+};
 
- private:
-  decoding::PlanParams params_{};
+// etap's own decode + combine with the transposed kernel for every row tile: the A/B of the rows-on-M kernel.
+class TransposedDecode : public DirectDecode {
+ public:
+  using DirectDecode::DirectDecode;
+  std::string name() const override { return "etap-transposed"; }
+
+  CallStatus call(const DecodeArgs& args, cudaStream_t stream) override {
+    const cudaError_t e = decoding::launch_decode(args, plan_.get<const int32_t>(), params_, workspace_.get(),
+                                                  stream, decoding::KernelChoice::kTransposed);
+    if (e != cudaSuccess) return {Outcome::kError, cudaGetErrorString(e)};
+    return {};
+  }
 };
 
 }  // namespace
@@ -87,11 +110,15 @@ std::unique_ptr<Implementation> make_etap(const Options& options) {
 std::unique_ptr<Implementation> make_padded(const Options& options) {
   return std::make_unique<PaddedDecode>(options);
 }
+std::unique_ptr<Implementation> make_etap_transposed(const Options& options) {
+  return std::make_unique<TransposedDecode>(options);
+}
 
 std::unique_ptr<Implementation> make_implementation(const std::string& name, const Options& options,
                                                     CublasHandle& cublas) {
   if (name == "etap") return make_etap(options);
   if (name == "padded") return make_padded(options);
+  if (name == "etap-transposed") return make_etap_transposed(options);
   if (name == "cublas") return make_cublas(cublas);
   return nullptr;
 }

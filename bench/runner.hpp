@@ -12,14 +12,23 @@
 
 namespace etap::bench {
 
-inline const std::vector<std::string>& implementation_names() {
+// What a run times unless --impl says otherwise.
+inline const std::vector<std::string>& default_implementation_names() {
   static const std::vector<std::string> names = {"etap", "padded", "cublas"};
+  return names;
+}
+
+// Every name --impl accepts: the defaults and "etap-transposed", etap's plan and workspace with the
+// transposed kernel forced for every row tile (the A/B of the rows-on-M kernel,
+// decode/launch/kernel_choice.hpp).
+inline const std::vector<std::string>& implementation_names() {
+  static const std::vector<std::string> names = {"etap", "padded", "cublas", "etap-transposed"};
   return names;
 }
 
 struct RunOptions {
   std::vector<BenchConfig> configs;
-  std::vector<std::string> impls = implementation_names();
+  std::vector<std::string> impls = default_implementation_names();
   int32_t iters = 30;  // the published tables use ≥ 20 (docs/PERF.md, "Performance method")
   int32_t warmup = 5;
   bool graph = false;

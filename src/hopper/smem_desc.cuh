@@ -43,6 +43,21 @@ __device__ __forceinline__ uint64_t make_sw128_desc(const void* smem) {
   return d.raw;
 }
 
+// Descriptor of an MN-major operand wider than one swizzle atom: `atoms` columns of 64 elements, each a
+// stack of 128B-swizzled 1024-byte atoms along K, `atom_stride` bytes apart (the KV block's 64-column boxes).
+// MN-major 128B layout ((8 elems, 8, atoms), (8, k)) : ((1, 8, LBO), (row, SBO)) — LBO steps between atom
+// columns along MN, SBO between 8-row groups along K (PTX ISA §9.7.15.5.1.2, "Major-ness supported by
+// Strides"; CUTLASS's GmmaDescriptor comment states the same canonical form).
+__device__ __forceinline__ uint64_t make_sw128_mn_desc(const void* smem, uint32_t atom_stride) {
+  SmemDescriptor d{};
+  d.bits.start_address = static_cast<uint32_t>(__cvta_generic_to_shared(smem)) >> 4;
+  d.bits.leading_byte_offset = atom_stride >> 4;
+  d.bits.stride_byte_offset = kSwizzleAtomBytes >> 4;
+  d.bits.base_offset = 0;
+  d.bits.swizzle = static_cast<uint64_t>(Swizzle::k128B);
+  return d.raw;
+}
+
 // Moves a descriptor's start address by `bytes` (multiple of 16; no carry out of 14 bits for smem < 256 KiB).
 __device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) {
   return desc + (bytes >> 4);

@@ -52,6 +52,34 @@ __device__ __forceinline__ void wgmma(float (&d)[kN / 2], uint64_t desc_a, uint6
       d, desc_a, desc_b, scale_d);
 }
 
+// D[64 × kN] (+)= A · B with A [64 × 16] from registers (a: the caller's fragment, 2 elements of T per
+// register in the accumulator fragment's layout, pack_fragment) and B from shared memory.
+template <int kN, typename T, Major kMajorB>
+__device__ __forceinline__ void wgmma_rs(float (&d)[kN / 2], const uint32_t (&a)[4], uint64_t desc_b,
+                                         int scale_d) {
+  constexpr bool bf16 = std::is_same_v<T, __nv_bfloat16>;
+  static_assert(bf16 || std::is_same_v<T, __half>, "wgmma_rs: T must be bf16 or fp16");
+  detail::WgmmaRs<kN, bf16>::template mma<static_cast<int>(kMajorB)>(d, a, desc_b, scale_d);
+}
+
+// The k16 slice `ks` of a 64 × N fp32 accumulator fragment as the A fragment of a register-sourced wgmma
+// (PTX ISA §9.7.15.5.1, "Register Fragments … A matrix"): registers 8ks … 8ks + 7 hold rows r, r + 8 and
+// columns 16ks + 2(lane%4) + {0, 1} and + 8 in the order a0 … a3 expects, two elements per register.
+template <typename T, int kRegs>
+__device__ __forceinline__ void pack_fragment(const float (&d)[kRegs], int ks, uint32_t (&a)[4]) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const float lo = d[8 * ks + 2 * j], hi = d[8 * ks + 2 * j + 1];
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+      a[j] = *reinterpret_cast<const uint32_t*>(&v);
+    } else {
+      const __half2 v = __floats2half2_rn(lo, hi);
+      a[j] = *reinterpret_cast<const uint32_t*>(&v);
+    }
+  }
+}
+
 // Position of accumulator register i of the calling thread in the 64 × N tile (PTX ISA §9.7.15.5.1,
 // "Matrix fragments for wgmma.mma_async … .f32 accumulator"): warp w owns rows 16w … 16w+15.
 struct AccumulatorCoord {

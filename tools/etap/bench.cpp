@@ -158,7 +158,9 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   sweep->excludes(h_kv)->excludes(page_size)->excludes(head_dims);
   varlen->excludes(seqlen);
 
-  cmd->add_option("--impl", st->run.impls, "Implementations to time: etap, padded, cublas (default all)")
+  cmd->add_option("--impl", st->run.impls,
+                  "Implementations to time: etap, padded, cublas (default: these three), etap-transposed "
+                  "(etap with the transposed kernel for every row tile)")
       ->delimiter(',')
       ->check(CLI::IsMember(implementation_names()));
   add_int_flag(cmd, kIters, st->run.iters);

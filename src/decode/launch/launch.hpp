@@ -5,6 +5,7 @@
 #include <etap/etap.hpp>
 
 #include "decode/kernel/params.hpp"
+#include "decode/launch/kernel_choice.hpp"
 #include "decode/plan/plan.hpp"
 
 namespace etap::decoding {
@@ -36,8 +37,9 @@ cudaError_t launch_plan(const DecodeArgs& args, int32_t* plan, PlanParams params
 KernelParams make_params(const DecodeArgs& args, const int32_t* plan, void* workspace, int32_t num_parts);
 
 // Launches the ETAP decode kernel and, when a request is split, the combine kernel (programmatic
-// dependent launch). `plan` comes from launch_plan with the same args and params.
+// dependent launch). `plan` comes from launch_plan with the same args and params. `choice`: the kernel rule
+// (use_rows_kernel), or the transposed kernel for the benchmark's A/B.
 cudaError_t launch_decode(const DecodeArgs& args, const int32_t* plan, PlanParams params, void* workspace,
-                          cudaStream_t stream);
+                          cudaStream_t stream, KernelChoice choice = KernelChoice::kAuto);
 
 }  // namespace etap::decoding

@@ -8,6 +8,7 @@
 #include "decode/combine/combine.cuh"
 #include "decode/launch/kernel_launch.hpp"
 #include "decode/launch/launch.hpp"
+#include "decode/launch/rows_launch.hpp"
 
 namespace etap::decoding {
 
@@ -53,16 +54,23 @@ KernelParams make_params(const DecodeArgs& args, const int32_t* plan, void* work
 
 namespace {
 
+template <typename T, class Dims>
+cudaError_t launch_kernel(const DecodeArgs& args, const KernelParams& kp, int32_t num_parts, bool rows_on_m,
+                          cudaStream_t stream) {
+  return rows_on_m ? launch_rows_kernel<T, Dims>(args, kp, num_parts, stream)
+                   : launch_decode_kernel<T, Dims>(args, kp, num_parts, stream);
+}
+
 template <typename T>
-cudaError_t launch_for_dims(const DecodeArgs& args, const KernelParams& kp, int32_t num_parts,
+cudaError_t launch_for_dims(const DecodeArgs& args, const KernelParams& kp, int32_t num_parts, bool rows_on_m,
                             cudaStream_t stream) {
   const DecodeProblem& pb = args.problem;
   if (pb.d_qk == DimsMla::kDqk && pb.d_v == DimsMla::kDv)
-    return launch_decode_kernel<T, DimsMla>(args, kp, num_parts, stream);
+    return launch_kernel<T, DimsMla>(args, kp, num_parts, rows_on_m, stream);
   if (pb.d_qk == DimsLatent::kDqk && pb.d_v == DimsLatent::kDv)
-    return launch_decode_kernel<T, DimsLatent>(args, kp, num_parts, stream);
+    return launch_kernel<T, DimsLatent>(args, kp, num_parts, rows_on_m, stream);
   if (pb.d_qk == DimsRank256::kDqk && pb.d_v == DimsRank256::kDv)
-    return launch_decode_kernel<T, DimsRank256>(args, kp, num_parts, stream);
+    return launch_kernel<T, DimsRank256>(args, kp, num_parts, rows_on_m, stream);
   return cudaErrorNotSupported;  // validate() admits only the pairs above
 }
 
@@ -75,11 +83,12 @@ KvLoad kv_load_of(int32_t page_size) {
 }
 
 cudaError_t launch_decode(const DecodeArgs& args, const int32_t* plan, PlanParams params, void* workspace,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, KernelChoice choice) {
   const KernelParams kp = make_params(args, plan, workspace, params.num_parts);
+  const bool rows_on_m = use_rows_kernel(kp.tiling.tile_rows(), choice);
   const cudaError_t e = args.problem.q_dtype == DType::kBF16
-                            ? launch_for_dims<__nv_bfloat16>(args, kp, params.num_parts, stream)
-                            : launch_for_dims<__half>(args, kp, params.num_parts, stream);
+                            ? launch_for_dims<__nv_bfloat16>(args, kp, params.num_parts, rows_on_m, stream)
+                            : launch_for_dims<__half>(args, kp, params.num_parts, rows_on_m, stream);
   if (e != cudaSuccess) return e;
   return launch_combine(args, kp, params.num_parts, stream);
 }

@@ -1,0 +1,306 @@
+// Consumer warpgroups of the rows-on-M kernel, for full row tiles (kRowsKernelMinTileRows,
+// kernel_choice.hpp): the 64 query rows of a tile sit on wgmma's M, FlashMLA's layout, instead of on N as in
+// the ETAP consumer.
+//   S[64 rows × 64 kv] = Q[64 × d_qk] · Kᵀ      (warpgroup 0, the score warpgroup: SS, 36 m64n64k16 at 576)
+//   P = row-wise online softmax of S            (a row lives in the 4 lanes of a quad: two shuffles, no smem)
+//   O[64 × d_v/2] += P · V[64 kv × d_v/2]       (each warpgroup its half of d_v: m64n256k16 at d_v = 512;
+//                                                warpgroup 0 takes P from registers, warpgroup 1 from smem)
+// Overlap: warpgroup 1's O runs beside warpgroup 0's, and the producer loads block k + 1 during block k.
+// When block k + 1 has already landed at the end of block k's softmax (a segment's first block, L2 hits),
+// warpgroup 0 issues its S ahead of the O of block k, so that the next softmax runs while both O wgmmas
+// are on the tensor cores. Otherwise (the steady state with two stages) it first waits for its O of block k
+// and releases that stage, so that the producer keeps two blocks in flight, then waits for block k + 1. The
+// decision is one vote per block (a reduction on a named barrier): the warpgroup issues its wgmmas in one
+// order. docs/DESIGN.md has the per-block budget.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+
+#include "decode/kernel/barriers.hpp"
+#include "decode/kernel/cta_rows.cuh"
+#include "decode/kernel/epilogue.cuh"
+#include "decode/kernel/rows_epilogue.cuh"
+#include "decode/kernel/schedule.cuh"
+#include "decode/kernel/shared_storage.cuh"
+#include "decode/kernel/tail.cuh"
+#include "decode/kernel/zero_rows.cuh"
+#include "hopper/barrier.cuh"
+#include "hopper/fence.cuh"
+#include "hopper/pipeline.cuh"
+#include "hopper/smem_desc.cuh"
+#include "hopper/wgmma.cuh"
+
+namespace etap::decoding {
+
+template <class Cfg>
+struct RowsConsumer {
+  using T = typename Cfg::Element;
+  static_assert(Cfg::kN == kMaxTileRows, "the rows-on-M kernel computes a whole 64-row tile (wgmma M)");
+  static constexpr int kSRegs = Cfg::kPageTokens / 2;          // S fragment: m64n64
+  static constexpr int kOCols = Cfg::kVTiles * Cfg::kBoxCols;  // O columns of a warpgroup: 256 or 128
+  static constexpr int kORegs = kOCols / 2;                    // its fp32 fragment
+  static constexpr int kPvSteps = Cfg::kPvSteps;               // k16 steps of O += P·V (64 kv)
+  static constexpr int kWgThreads = Cfg::kWarpgroupThreads;
+  static constexpr int kScoreWarpgroup = 0;                               // computes S and the softmax
+  static constexpr uint32_t kVStepBytes = 16 * hopper::kSwizzleRowBytes;  // 16 kv rows of a V box
+
+  const KernelParams& p;
+  SharedStorage<Cfg>& smem;
+  const int wg;    // consumer warpgroup: owns O columns [wg · kOCols, (wg + 1) · kOCols)
+  const int warp;  // within the warpgroup
+  const int lane;
+  const int thread;  // within the warpgroup
+  const CtaRows<Cfg::kTiled> rows;
+
+  float o[kORegs];  // O [64 rows × kOCols], fp32
+
+  __device__ RowsConsumer(const KernelParams& params, SharedStorage<Cfg>& storage, int warpgroup)
+      : p(params),
+        smem(storage),
+        // Broadcast from lane 0 so that ptxas sees a warp-uniform value: the warpgroups branch on it around
+        // their wgmmas, and a branch it takes for divergent serialises them.
+        wg(__shfl_sync(kFullWarpMask, warpgroup, 0)),
+        warp((threadIdx.x % kWgThreads) / kWarpSize),
+        lane(threadIdx.x % kWarpSize),
+        thread(threadIdx.x % kWgThreads),
+        rows(params) {}
+
+  // The two tile rows of this thread in every m64 fragment: r and r + 8.
+  __device__ __forceinline__ int fragment_row(int half) const { return 16 * warp + lane / 4 + 8 * half; }
+
+  __device__ void run() {
+    zero_q_padding();
+    hopper::PipelineState<Cfg::kStages> stage;
+    uint32_t q_phase = 0;
+    for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
+      if (seg.pages == 0) {
+        write_empty_request<T>(p, rows, seg.request, wg * kWgThreads + thread, Cfg::kConsumerThreads);
+        return;
+      }
+#pragma unroll
+      for (int i = 0; i < kORegs; ++i) o[i] = 0.f;
+      hopper::fence_accumulator(o);  // zeroed here, not sunk into the first S wgmma's pipeline stage
+      RowStats stats;
+      if (wg == kScoreWarpgroup) {
+        hopper::mbarrier_wait(&smem.q_full, q_phase);
+        q_phase ^= 1;
+        score_blocks(seg, stage, stats);
+      } else {
+        value_blocks(seg, stage);
+      }
+      store_rows_segment<Cfg>(p, smem, rows, seg, o, stats, wg == kScoreWarpgroup, wg, warp, lane);
+    });
+  }
+
+  // Rows past the tile (tile rows < 64) are computed but never stored; keeping their Q zero keeps them
+  // finite.
+  __device__ void zero_q_padding() {
+    const int first = p.tiling.tile_rows();
+    if (first < Cfg::kN)
+      zero_box_rows([&](int b) { return smem.q[b]; }, Cfg::kBoxes, first, Cfg::kN - first,
+                    wg * kWgThreads + thread, Cfg::kConsumerThreads);
+    hopper::fence_proxy_async_smem();
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kQPadZeroed), Cfg::kConsumerThreads);
+  }
+
+  // ---- warpgroup 0: S, softmax, its half of O, P for warpgroup 1 ----------------------------------------
+
+  __device__ void score_blocks(const Segment& seg, hopper::PipelineState<Cfg::kStages>& stage,
+                               RowStats& stats) {
+    // Last visible token of this thread's two rows (causal: bottom-right aligned); rows past the tile see
+    // nothing, so NaN slots past seqlen never reach them either.
+    int32_t limit[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = fragment_row(h);
+      limit[h] = rows.row(p, r) < 0 ? -1 : p.causal ? seg.seqlen - p.s_q + rows.token(p, r) : seg.seqlen - 1;
+    }
+    const int32_t fully_visible_end =
+        (p.causal ? seg.seqlen - p.s_q + rows.first_token() : seg.seqlen - 1) + 1;
+
+    // Each path through a block ends with the scores of the next block complete, so that at the top of the
+    // loop only the O of the previous block may be pending, whichever path it took (ptxas tracks the wgmma
+    // groups per path; a wait whose depth depends on a runtime flag makes it serialise them).
+    float s[kSRegs];
+    hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);
+    issue_scores(stage.index, s);
+    hopper::wgmma_wait<0>();
+    hopper::fence_accumulator(s);
+    bool o_pending = false;  // the O of the previous block still runs (its stage not released yet)
+    int previous_stage = 0;
+    for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
+      if (k == seg.page_end - 1 && lane == 0) {
+        // Warpgroup 1 never reads Q: warpgroup 0 arrives for the whole CTA's count.
+        hopper::mbarrier_arrive(&smem.q_empty);
+        hopper::mbarrier_arrive(&smem.q_empty);
+      }
+      float x[kSRegs];  // the scores, then P: kept out of the accumulator registers
+#pragma unroll
+      for (int i = 0; i < kSRegs; ++i) x[i] = s[i];
+      scale_and_mask(x, k, limit, (k + 1) * Cfg::kPageTokens > fully_visible_end);
+      float alpha[2];
+      stats.update(x, alpha);
+      hopper::wgmma_wait<0>();  // O of block k − 1: o and the stage of block k − 1 are free
+      hopper::fence_accumulator(o);
+      if (o_pending && lane == 0) hopper::mbarrier_arrive(&smem.empty[previous_stage]);
+      uint32_t pa[kPvSteps][4];
+#pragma unroll
+      for (int ks = 0; ks < kPvSteps; ++ks) hopper::pack_fragment<T>(x, ks, pa[ks]);
+      if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
+        zero_v_tail<Cfg>(smem, stage.index, wg, seg.seqlen % Cfg::kPageTokens);
+
+      hopper::PipelineState<Cfg::kStages> next = stage;
+      next.advance();
+      const bool has_next = k + 1 < seg.page_end;
+      // Warpgroup-uniform: every warp must issue the same wgmma sequence.
+      const bool landed_everywhere =
+          hopper::named_barrier_and(barrier_id(NamedBarrier::kNextLanded), kWgThreads,
+                                    has_next && hopper::mbarrier_test(&smem.full[next.index], next.phase));
+      const bool next_landed = __shfl_sync(kFullWarpMask, landed_everywhere, 0);  // uniform for ptxas
+      rescale(alpha);
+      if (next_landed) {
+        // Compute-bound: S of block k + 1 ahead of this block's O, which runs during the next softmax.
+        issue_scores(next.index, s);
+        issue_values(stage.index, pa);
+        publish_p(pa, alpha);
+        hopper::wgmma_wait<1>();
+        hopper::fence_accumulator(s);
+        o_pending = true;
+        previous_stage = stage.index;
+      } else {
+        // Memory-bound (or the last block): release this stage as soon as its O is done, then wait.
+        issue_values(stage.index, pa);
+        publish_p(pa, alpha);
+        hopper::wgmma_wait<0>();
+        hopper::fence_accumulator(o);
+        if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
+        o_pending = false;
+        if (has_next) {
+          hopper::mbarrier_wait(&smem.full[next.index], next.phase);
+          issue_scores(next.index, s);
+          hopper::wgmma_wait<0>();
+          hopper::fence_accumulator(s);
+        }
+      }
+      stage = next;
+    }
+    // Nothing is pending here (the last block takes the second path); the wait says so to ptxas, which
+    // cannot see that and would otherwise serialise the wgmmas around the epilogue's reads of o.
+    hopper::wgmma_wait<0>();
+    hopper::fence_accumulator(o);
+  }
+
+  // S = Q · Kᵀ: A = Q box (64 rows, K-major), B = K box (64 kv, K-major); box b holds d ∈ [64b, 64b + 64).
+  __device__ __forceinline__ void issue_scores(int stage, float (&s)[kSRegs]) {
+    // Defined before the first wgmma (which overwrites them: scale_d = 0), so that ptxas never moves
+    // undefined accumulators between the copies of this sequence.
+#pragma unroll
+    for (int i = 0; i < kSRegs; ++i) s[i] = 0.f;
+    // Two base descriptors, each step an immediate offset from them. Laundered so that the compiler keeps
+    // no per-step descriptor live across blocks (36 of them for Q would be 72 registers).
+    uint64_t q_desc = hopper::make_sw128_desc(smem.q[0]);
+    uint64_t k_desc = hopper::make_sw128_desc(smem.kv[stage][0]);
+    asm volatile("" : "+l"(q_desc), "+l"(k_desc));
+    hopper::fence_accumulator(s);  // the compiler may not sink register writes below wgmma.fence
+    hopper::wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < Cfg::kQkSteps; ++ks) {
+      const uint32_t offset = (ks / 4) * Cfg::kBoxBytes + (ks % 4) * 32;  // box, then 16 columns of it
+      hopper::wgmma<Cfg::kPageTokens, T, hopper::Major::kK, hopper::Major::kK>(
+          s, hopper::desc_advance(q_desc, offset), hopper::desc_advance(k_desc, offset), ks > 0 ? 1 : 0);
+    }
+    hopper::wgmma_commit();
+  }
+
+  __device__ __forceinline__ void scale_and_mask(float (&s)[kSRegs], int32_t page, const int32_t (&limit)[2],
+                                                 bool needs_mask) {
+    if (needs_mask) {
+#pragma unroll
+      for (int i = 0; i < kSRegs; ++i) {
+        const int32_t token = page * Cfg::kPageTokens + hopper::accumulator_coord(thread, i).col;
+        // Select, not multiply: slots past seqlen may hold NaN.
+        s[i] = token <= limit[(i / 2) % 2] ? s[i] * p.scale_log2 : -INFINITY;
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < kSRegs; ++i) s[i] *= p.scale_log2;
+    }
+  }
+
+  // P (bf16/fp16, the A operand of warpgroup 1's O wgmma: [64 rows × 64 kv], K-major, 128B-swizzled) and
+  // alpha into smem, once warpgroup 1 has finished reading the previous ones.
+  __device__ __forceinline__ void publish_p(const uint32_t (&pa)[kPvSteps][4], const float (&alpha)[2]) {
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
+    auto* base = reinterpret_cast<uint8_t*>(smem.p);
+#pragma unroll
+    for (int ks = 0; ks < kPvSteps; ++ks)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int row = fragment_row(j % 2), col = 16 * ks + 8 * (j / 2) + 2 * (lane % 4);
+        *reinterpret_cast<uint32_t*>(base + hopper::sw128_offset(row, col)) = pa[ks][j];
+      }
+    if (lane % 4 == 0) {
+      smem.alpha[fragment_row(0)] = alpha[0];
+      smem.alpha[fragment_row(1)] = alpha[1];
+    }
+    hopper::fence_proxy_async_smem();
+    hopper::named_barrier_arrive(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
+  }
+
+  // ---- warpgroup 1: its half of O from the published P ----------------------------------------------------
+
+  __device__ void value_blocks(const Segment& seg, hopper::PipelineState<Cfg::kStages>& stage) {
+    const uint64_t p_desc = hopper::make_sw128_desc(smem.p);
+    hopper::named_barrier_arrive(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
+    for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
+      hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);  // the V data, as seen by this thread
+      hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
+      const float alpha[2] = {smem.alpha[fragment_row(0)], smem.alpha[fragment_row(1)]};
+      if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
+        zero_v_tail<Cfg>(smem, stage.index, wg, seg.seqlen % Cfg::kPageTokens);
+      rescale(alpha);
+      hopper::wgmma_fence();
+      const uint64_t v = v_desc(stage.index);
+#pragma unroll
+      for (int ks = 0; ks < kPvSteps; ++ks)
+        hopper::wgmma<kOCols, T, hopper::Major::kK, hopper::Major::kMN>(
+            o, hopper::desc_advance(p_desc, ks * 32), hopper::desc_advance(v, ks * kVStepBytes), 1);
+      hopper::wgmma_commit();
+      hopper::wgmma_wait<0>();
+      hopper::fence_accumulator(o);
+      if (k + 1 < seg.page_end)
+        hopper::named_barrier_arrive(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
+      if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
+      stage.advance();
+    }
+  }
+
+  // ---- both warpgroups ---------------------------------------------------------------------------------
+
+  // V of this warpgroup: kVTiles boxes of the block (d contiguous: MN-major), one 64-column atom per box.
+  __device__ __forceinline__ uint64_t v_desc(int stage) const {
+    return hopper::make_sw128_mn_desc(smem.kv[stage][wg * Cfg::kVTiles], Cfg::kBoxBytes);
+  }
+
+  __device__ __forceinline__ void rescale(const float (&alpha)[2]) {
+#pragma unroll
+    for (int i = 0; i < kORegs; ++i) o[i] *= alpha[(i / 2) % 2];
+    hopper::fence_accumulator(o);  // the compiler may not sink these below the next wgmma.fence
+  }
+
+  // Warpgroup 0's O += P · V with P from registers.
+  __device__ __forceinline__ void issue_values(int stage, const uint32_t (&pa)[kPvSteps][4]) {
+    hopper::wgmma_fence();
+    const uint64_t v = v_desc(stage);
+#pragma unroll
+    for (int ks = 0; ks < kPvSteps; ++ks)
+      hopper::wgmma_rs<kOCols, T, hopper::Major::kMN>(o, pa[ks], hopper::desc_advance(v, ks * kVStepBytes),
+                                                      1);
+    hopper::wgmma_commit();
+  }
+};
+
+}  // namespace etap::decoding
