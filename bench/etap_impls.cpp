@@ -88,18 +88,25 @@ class PaddedDecode : public DirectDecode {
   }
 };
 
-// etap's own decode + combine with the transposed kernel for every row tile: the A/B of the rows-on-M kernel.
-class TransposedDecode : public DirectDecode {
+// etap's own decode + combine with one kernel forced for every row tile: the transposed kernel (the A/B of
+// the rows-on-M kernel) or the rows-on-M kernel (its crossover below 64 rows).
+class ForcedKernelDecode : public DirectDecode {
  public:
-  using DirectDecode::DirectDecode;
-  std::string name() const override { return "etap-transposed"; }
+  ForcedKernelDecode(const Options& options, decoding::KernelChoice choice)
+      : DirectDecode(options), choice_(choice) {}
+  std::string name() const override {
+    return choice_ == decoding::KernelChoice::kRows ? "etap-rows" : "etap-transposed";
+  }
 
   CallStatus call(const DecodeArgs& args, cudaStream_t stream) override {
-    const cudaError_t e = decoding::launch_decode(args, plan_.get<const int32_t>(), params_, workspace_.get(),
-                                                  stream, decoding::KernelChoice::kTransposed);
+    const cudaError_t e =
+        decoding::launch_decode(args, plan_.get<const int32_t>(), params_, workspace_.get(), stream, choice_);
     if (e != cudaSuccess) return {Outcome::kError, cudaGetErrorString(e)};
     return {};
   }
+
+ private:
+  decoding::KernelChoice choice_;
 };
 
 }  // namespace
@@ -111,7 +118,10 @@ std::unique_ptr<Implementation> make_padded(const Options& options) {
   return std::make_unique<PaddedDecode>(options);
 }
 std::unique_ptr<Implementation> make_etap_transposed(const Options& options) {
-  return std::make_unique<TransposedDecode>(options);
+  return std::make_unique<ForcedKernelDecode>(options, decoding::KernelChoice::kTransposed);
+}
+std::unique_ptr<Implementation> make_etap_rows(const Options& options) {
+  return std::make_unique<ForcedKernelDecode>(options, decoding::KernelChoice::kRows);
 }
 
 std::unique_ptr<Implementation> make_implementation(const std::string& name, const Options& options,
@@ -119,6 +129,7 @@ std::unique_ptr<Implementation> make_implementation(const std::string& name, con
   if (name == "etap") return make_etap(options);
   if (name == "padded") return make_padded(options);
   if (name == "etap-transposed") return make_etap_transposed(options);
+  if (name == "etap-rows") return make_etap_rows(options);
   if (name == "cublas") return make_cublas(cublas);
   return nullptr;
 }

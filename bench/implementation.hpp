@@ -43,9 +43,10 @@ CallStatus from_status(const Status& status);
 std::unique_ptr<Implementation> make_etap(const Options& options);
 std::unique_ptr<Implementation> make_padded(const Options& options);
 std::unique_ptr<Implementation> make_etap_transposed(const Options& options);
+std::unique_ptr<Implementation> make_etap_rows(const Options& options);
 std::unique_ptr<Implementation> make_cublas(CublasHandle& cublas);
 
-// "etap", "padded", "cublas", "etap-transposed"; nullptr for an unknown name.
+// "etap", "padded", "cublas", "etap-transposed", "etap-rows"; nullptr for an unknown name.
 std::unique_ptr<Implementation> make_implementation(const std::string& name, const Options& options,
                                                     CublasHandle& cublas);
 

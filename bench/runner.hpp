@@ -18,11 +18,11 @@ inline const std::vector<std::string>& default_implementation_names() {
   return names;
 }
 
-// Every name --impl accepts: the defaults and "etap-transposed", etap's plan and workspace with the
-// transposed kernel forced for every row tile (the A/B of the rows-on-M kernel,
-// decode/launch/kernel_choice.hpp).
+// Every name --impl accepts: the defaults, "etap-transposed" and "etap-rows", etap's plan and workspace with
+// the transposed or the rows-on-M kernel forced for every row tile (the A/B and the crossover of the
+// rows-on-M kernel, decode/launch/kernel_choice.hpp).
 inline const std::vector<std::string>& implementation_names() {
-  static const std::vector<std::string> names = {"etap", "padded", "cublas", "etap-transposed"};
+  static const std::vector<std::string> names = {"etap", "padded", "cublas", "etap-transposed", "etap-rows"};
   return names;
 }
 

@@ -1,5 +1,5 @@
 // Which decode kernel a row tile runs (decode/launch/kernel_choice.hpp): full 64-row tiles take the rows-on-M
-// kernel, smaller ones the transposed kernel; the benchmark's forced choice always takes the transposed one.
+// kernel, smaller ones the transposed kernel; the benchmark's forced choices take one kernel for every tile.
 #include <gtest/gtest.h>
 
 #include "decode/launch/kernel_choice.hpp"
@@ -25,6 +25,13 @@ TEST(KernelChoice, ForcedTransposedNeverTakesRowsKernel) {
   for (int32_t rows = 1; rows <= kMaxTileRows; ++rows)
     EXPECT_FALSE(use_rows_kernel(rows, KernelChoice::kTransposed)) << rows;
   EXPECT_FALSE(rows_kernel_for(1, 128, 1, KernelChoice::kTransposed));
+}
+
+TEST(KernelChoice, ForcedRowsTakesEveryTile) {
+  for (int32_t rows = 1; rows <= kMaxTileRows; ++rows)
+    EXPECT_TRUE(use_rows_kernel(rows, KernelChoice::kRows)) << rows;
+  EXPECT_FALSE(use_rows_kernel(kMaxTileRows + 1, KernelChoice::kRows));
+  EXPECT_TRUE(rows_kernel_for(1, 16, 1, KernelChoice::kRows));
 }
 
 TEST(KernelChoice, ShapesOfIssue10) {

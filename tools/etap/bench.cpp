@@ -160,7 +160,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
 
   cmd->add_option("--impl", st->run.impls,
                   "Implementations to time: etap, padded, cublas (default: these three), etap-transposed "
-                  "(etap with the transposed kernel for every row tile)")
+                  "(etap with the transposed kernel for every row tile), etap-rows (the rows-on-M kernel for "
+                  "every row tile)")
       ->delimiter(',')
       ->check(CLI::IsMember(implementation_names()));
   add_int_flag(cmd, kIters, st->run.iters);

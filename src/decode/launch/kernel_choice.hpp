@@ -14,10 +14,11 @@ namespace etap::decoding {
 // the device; the rows-on-M kernel computes any tile of up to 64 rows (rows past the tile are zero padding).
 inline constexpr int32_t kRowsKernelMinTileRows = kMaxTileRows;
 
-// The rule below, or (benchmark A/B only, bench/etap_impls.cpp) always the transposed kernel.
-enum class KernelChoice : int32_t { kAuto = 0, kTransposed = 1 };
+// The rule below, or (benchmark A/B and crossover only, bench/etap_impls.cpp) always one of the kernels.
+enum class KernelChoice : int32_t { kAuto = 0, kTransposed = 1, kRows = 2 };
 
 constexpr bool use_rows_kernel(int32_t tile_rows, KernelChoice choice) {
+  if (choice == KernelChoice::kRows) return tile_rows <= kMaxTileRows;
   return choice == KernelChoice::kAuto && tile_rows >= kRowsKernelMinTileRows && tile_rows <= kMaxTileRows;
 }
 
