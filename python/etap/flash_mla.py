@@ -11,8 +11,8 @@ layers of the step — reuse it while the shapes and seqlens stay the same. Make
 Differences from FlashMLA (see the README): the metadata is etap's plan, not FlashMLA's tile-scheduler
 layout; sparse attention (``indices``), ``attn_sink`` and the ``extra_*`` inputs raise ``UnsupportedError``;
 FP8 KV caches (``is_fp8_kvcache=True``, with vLLM's ``descale_k`` for a per-tensor-scaled cache of d_qk bytes
-per token, without it for DeepSeek-V3.2's 656-byte tokens) reach the library, which validates them and raises
-``UnsupportedError`` (its FP8 decode kernel is not built yet); inconsistent reuse of a sched_meta raises ``InvalidArgumentError`` (a ``ValueError``)
+per token, without it for DeepSeek-V3.2's 656-byte tokens) run etap's FP8 kernels, which dequantise into bf16/fp16
+shared memory; inconsistent reuse of a sched_meta raises ``InvalidArgumentError`` (a ``ValueError``)
 where FlashMLA asserts.
 """
 
@@ -105,8 +105,8 @@ def flash_mla_with_kvcache(
 
     FP8 KV cache (is_fp8_kvcache=True, k_cache uint8 or float8_e4m3fn): last dim d (576) with descale_k
     (vLLM's k_scale, float32 [1]) is the library's kFp8PerTensor; last dim 656 (DeepSeek-V3.2's token, no
-    descale_k) is kFp8DeepSeekV32. descale_q (vLLM's q_scale) is passed on for the library to judge. These
-    calls are validated and then refused with UnsupportedError: the FP8 decode kernel is not built yet.
+    descale_k) is kFp8DeepSeekV32 (bf16 q only). descale_q (vLLM's q_scale, float32 [1], optional) scales the
+    bf16/fp16 q in the logits. q stays bf16/fp16 (an e4m3 q is not accepted); out is q's dtype.
     """
     _refuse_unsupported(indices, attn_sink, extra_k_cache, extra_indices_in_kvcache, topk_length,
                         extra_topk_length)

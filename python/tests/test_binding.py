@@ -239,8 +239,7 @@ def test_errors_are_per_thread_and_the_gil_is_released():
     assert failures == []
 
 
-# FP8 KV caches (issue 11): the binding passes kv_format and the scales; the library validates them and refuses
-# valid ones, its FP8 decode kernel not being built yet.
+# FP8 KV caches (issue 11): the binding passes kv_format and the scales; the library validates them.
 def fp8_problem(kv_format, **fields):
     return problem(kv_format=kv_format, kv_dtype=_C.DTYPE_FP8_E4M3, **fields)
 
@@ -251,7 +250,6 @@ def fp8_strides(p, row_bytes):
 
 
 DESCALE = 0x100000 * 9
-FP8_NOT_BUILT = "is valid, but the FP8 decode kernel is not built yet"
 
 
 def test_problem_tuple_carries_the_kv_format():
@@ -261,18 +259,17 @@ def test_problem_tuple_carries_the_kv_format():
     assert _layout.problem(1, 1, 16, kv_format=_C.KV_FP8_PER_TENSOR)[10] == _C.DTYPE_FP8_E4M3
 
 
-def test_fp8_problems_reach_the_library_and_are_refused():
-    for kv_format, name in ((_C.KV_FP8_PER_TENSOR, "fp8_per_tensor"), (_C.KV_FP8_DEEPSEEK_V32, "fp8_deepseek_v32")):
-        with pytest.raises(etap.UnsupportedError, match=f"kv_format {name} {FP8_NOT_BUILT}"):
-            _C.buffer_sizes(fp8_problem(kv_format), NUM_SMS)
+def test_fp8_problems_are_accepted_by_the_library():
+    for kv_format in (_C.KV_FP8_PER_TENSOR, _C.KV_FP8_DEEPSEEK_V32):
+        assert all(size > 0 for size in _C.buffer_sizes(fp8_problem(kv_format), NUM_SMS))
     p = fp8_problem(_C.KV_FP8_PER_TENSOR)
-    with pytest.raises(etap.UnsupportedError, match=f"kv_format fp8_per_tensor {FP8_NOT_BUILT}"):
-        _C.validate(*call_args(p, strides=fp8_strides(p, 576)), descale_k=DESCALE)
+    _C.validate(*call_args(p, strides=fp8_strides(p, 576)), descale_k=DESCALE)
+    _C.validate(*call_args(p, strides=fp8_strides(p, 576)), descale_k=DESCALE, descale_q=DESCALE)
     p = fp8_problem(_C.KV_FP8_DEEPSEEK_V32)
-    with pytest.raises(etap.UnsupportedError, match=f"kv_format fp8_deepseek_v32 {FP8_NOT_BUILT}"):
+    _C.validate(*call_args(p, strides=fp8_strides(p, 656)))
+    p = fp8_problem(_C.KV_FP8_DEEPSEEK_V32, q_dtype=_C.DTYPE_FP16, out_dtype=_C.DTYPE_FP16)
+    with pytest.raises(etap.UnsupportedError, match="fp8_deepseek_v32 takes bf16 queries only"):
         _C.validate(*call_args(p, strides=fp8_strides(p, 656)))
-    with pytest.raises(etap.UnsupportedError, match=FP8_NOT_BUILT):
-        decode(p, strides=fp8_strides(p, 656))
 
 
 def test_fp8_scales_are_passed_to_the_library():
@@ -281,8 +278,10 @@ def test_fp8_scales_are_passed_to_the_library():
         _C.validate(*call_args(p, strides=fp8_strides(p, 576)))
     with pytest.raises(etap.InvalidArgumentError, match="descale_k must be 4-byte aligned"):
         _C.validate(*call_args(p, strides=fp8_strides(p, 576)), descale_k=DESCALE + 2)
-    with pytest.raises(etap.InvalidArgumentError, match="descale_q must be null: it scales an e4m3 query"):
-        _C.validate(*call_args(p, strides=fp8_strides(p, 576)), descale_k=DESCALE, descale_q=DESCALE)
+    with pytest.raises(etap.InvalidArgumentError, match="descale_q must be 4-byte aligned"):
+        _C.validate(*call_args(p, strides=fp8_strides(p, 576)), descale_k=DESCALE, descale_q=DESCALE + 2)
+    with pytest.raises(etap.InvalidArgumentError, match="descale_q must be null for kv_format dense"):
+        _C.validate(*call_args(problem()), descale_q=DESCALE)
     with pytest.raises(etap.InvalidArgumentError, match="descale_k must be null for kv_format dense"):
         _C.validate(*call_args(problem()), descale_k=DESCALE)
     with pytest.raises(etap.InvalidArgumentError, match="fp8_deepseek_v32 fixes d_qk = 576 and d_v = 512"):
