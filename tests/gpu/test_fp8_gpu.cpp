@@ -70,8 +70,9 @@ TEST_P(Fp8Decode, MatchesTheReferenceEagerAndInAGraph) {
 
   testing::DeviceData d;
   upload(host, LseBase::kNatural, Options{}, d);
+  // A blocking stream: it also waits for upload()'s copies and memsets on the legacy default stream.
   cudaStream_t stream;
-  ETAP_CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  ETAP_CUDA_OK(cudaStreamCreate(&stream));
   const DecodeProblem& p = host.problem;
   const std::size_t out_bytes = static_cast<std::size_t>(p.batch) * p.s_q * p.h_q * p.d_v * 2;
 
