@@ -35,7 +35,39 @@ __global__ void fill_kernel(T* dst, int64_t count, float amplitude, uint64_t see
   }
 }
 
+// FP8 cache rows of `row_bytes`: e4m3 codes of magnitude in [2^-6, 1.875] (exponent field 1..7: never NaN),
+// and for DeepSeek-V3.2's 656-byte token fp32 scales of 1/4 at [512, 528) and bf16 RoPE at [528, 656).
+__global__ void fill_fp8_kernel(uint8_t* dst, int64_t count, int row_bytes, bool v32, uint64_t seed) {
+  constexpr int kScaleOffset = 512, kRopeOffset = 528;
+  constexpr uint32_t kScaleBits = 0x3E800000u;  // 1/4
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count; i += stride) {
+    const int col = static_cast<int>(i % row_bytes);
+    const uint64_t r = splitmix64(seed ^ (i * 0xD1B54A32D192ED03ull));
+    uint8_t byte;
+    if (v32 && col >= kScaleOffset && col < kRopeOffset) {
+      byte = static_cast<uint8_t>(kScaleBits >> (8 * ((col - kScaleOffset) % 4)));
+    } else if (v32 && col >= kRopeOffset) {
+      // bf16 with exponent 121..124 (|v| in [2^-6, 2^-2)): low byte random, high byte sign | exponent bits.
+      byte = (col - kRopeOffset) % 2 == 0 ? static_cast<uint8_t>(r)
+                                          : static_cast<uint8_t>((r >> 8 & 0x80) | 0x3C | (r >> 16 & 0x1));
+    } else {
+      byte = static_cast<uint8_t>((r & 0x80) | (1 + (r >> 8) % 7) << 3 | (r >> 16 & 0x7));
+    }
+    dst[i] = byte;
+  }
+}
+
 }  // namespace
+
+void fill_fp8_cache(void* dst, int64_t rows, int row_bytes, bool v32, uint64_t seed, cudaStream_t stream) {
+  const int64_t count = rows * row_bytes;
+  if (count <= 0) return;
+  const int64_t blocks64 = (count + kThreads - 1) / kThreads;
+  const int blocks = static_cast<int>(blocks64 < kMaxBlocks ? blocks64 : kMaxBlocks);
+  fill_fp8_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<uint8_t*>(dst), count, row_bytes, v32, seed);
+  ETAP_BENCH_CUDA(cudaGetLastError());
+}
 
 void fill_random_half(void* dst, int64_t count, HalfType type, float amplitude, uint64_t seed,
                       cudaStream_t stream) {

@@ -14,4 +14,8 @@ enum class HalfType { kBF16, kFP16 };
 void fill_random_half(void* dst, int64_t count, HalfType type, float amplitude, uint64_t seed,
                       cudaStream_t stream);
 
+// `rows` FP8 cache rows of `row_bytes` (576 e4m3, or DeepSeek-V3.2's 656-byte token when v32): finite
+// codes, a pure function of (seed, byte index).
+void fill_fp8_cache(void* dst, int64_t rows, int row_bytes, bool v32, uint64_t seed, cudaStream_t stream);
+
 }  // namespace etap::bench

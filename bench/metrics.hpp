@@ -27,10 +27,13 @@ struct Workload {
   int64_t total_seqlen = 0;  // Σ s_k over the requests
   int64_t elem_bytes = 2;    // bf16/fp16
   int64_t h_kv = 1, d_qk = kDimQK, d_v = kDimV;
+  int64_t kv_row_bytes = 0;  // bytes of one KV row when not d_qk · elem_bytes (FP8: 576 or 656)
 
   double mean_seqlen() const { return batch > 0 ? static_cast<double>(total_seqlen) / batch : 0.0; }
   // Every KV row is read once for all query rows of its head: b·s̄_k·h_kv·d_qk·2 (MLA: b·s̄_k·576·2).
-  double kv_bytes() const { return static_cast<double>(total_seqlen) * h_kv * d_qk * elem_bytes; }
+  double kv_bytes() const {
+    return static_cast<double>(total_seqlen) * h_kv * (kv_row_bytes > 0 ? kv_row_bytes : d_qk * elem_bytes);
+  }
   double q_bytes() const { return static_cast<double>(batch * s_q * h_q * d_qk * elem_bytes); }
   double out_bytes() const { return static_cast<double>(batch * s_q * h_q * d_v * elem_bytes); }
   double bytes() const { return kv_bytes() + q_bytes() + out_bytes(); }

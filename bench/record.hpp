@@ -104,7 +104,7 @@ void get_if(const nlohmann::json& j, const char* key, T& v) {
 
 // Missing keys keep the defaults (reports written before a field existed still load).
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BenchConfig, sweep, batch, seqlen, h_q, s_q, causal, varlen,
-                                                varlen_seed, dtype, h_kv, page_size, d_qk, d_v)
+                                                varlen_seed, dtype, h_kv, page_size, d_qk, d_v, kv_format)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Method, timer, statistic, iters, warmup, l2_flush_bytes,
                                                 graph, graph_calls, num_sms, checked, check_problem, notes,
                                                 bytes_formula, flops_formula)
@@ -235,7 +235,7 @@ inline const std::vector<std::string>& csv_columns() {
       "s_q",      "h_kv",      "page_size", "d_qk",        "d_v",     "causal",      "varlen",     "dtype",
       "graph",    "status",    "us",        "us_min",      "us_max",  "plan_us",     "gbps",       "tflops",
       "pct_copy", "pct_read",  "pct_gemm",  "floor_us",    "x_floor", "bytes",       "kv_bytes",   "flops",
-      "samples",  "copy_gbps", "read_gbps", "gemm_tflops", "message"};
+      "samples",  "copy_gbps", "read_gbps", "gemm_tflops", "message", "kv_format"};
   return columns;
 }
 
@@ -300,7 +300,8 @@ inline std::string csv_row(const Record& r, const Report& report) {
                                            csv_number(report.ceilings.copy_gbps),
                                            csv_number(report.ceilings.read_gbps),
                                            csv_number(report.ceilings.gemm_tflops),
-                                           csv_text(r.message)};
+                                           csv_text(r.message),
+                                           csv_text(c.kv_format)};
   std::string line;
   for (size_t i = 0; i < fields.size(); ++i) line += (i ? "," : "") + fields[i];
   return line;

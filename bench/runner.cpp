@@ -105,9 +105,10 @@ std::string format_percent(double pct) {
 
 // The shape a correctness check depends on: the check problem takes h_q, s_q, causal, dtype, h_kv, page size
 // and head dims from the configurations and its own small lengths.
-using ShapeKey = std::tuple<int32_t, int32_t, bool, std::string, int32_t, int32_t, int32_t, int32_t>;
+using ShapeKey =
+    std::tuple<int32_t, int32_t, bool, std::string, int32_t, int32_t, int32_t, int32_t, std::string>;
 ShapeKey shape_of(const BenchConfig& c) {
-  return {c.h_q, c.s_q, c.causal && c.s_q > 1, c.dtype, c.h_kv, c.page_size, c.d_qk, c.d_v};
+  return {c.h_q, c.s_q, c.causal && c.s_q > 1, c.dtype, c.h_kv, c.page_size, c.d_qk, c.d_v, c.kv_format};
 }
 
 // describe(c) from h_q on: what the check problem shares with c.
@@ -133,6 +134,7 @@ Reference make_reference(const BenchConfig& c, uint64_t seed) {
   spec.d_v = c.d_v;
   spec.causal = c.causal;
   spec.dtype = config_dtype(c);
+  spec.kv_format = config_kv_format(c);
   spec.seed = seed;
   Reference r{testing::make_problem(spec), {}, {}, {}};
   reference::decode(r.host.view(), r.out, r.lse, LseBase::kNatural, 0, &r.weighted_abs);
@@ -170,8 +172,10 @@ Record base_record(const std::string& impl, const BenchConfig& config, const Tim
   r.impl = impl;
   r.config = config;
   const DecodeProblem& p = problem.problem();
-  const Workload w = make_workload(config.s_q, config.h_q, problem.seqlens(),
-                                   static_cast<int64_t>(dtype_bytes(p.q_dtype)), p.h_kv, p.d_qk, p.d_v);
+  Workload w = make_workload(config.s_q, config.h_q, problem.seqlens(),
+                             static_cast<int64_t>(dtype_bytes(p.q_dtype)), p.h_kv, p.d_qk, p.d_v);
+  if (p.kv_format != KvFormat::kDense)  // FP8: the bytes of the cache as stored
+    w.kv_row_bytes = p.kv_format == KvFormat::kFp8DeepSeekV32 ? Fp8DeepSeekV32Token::kBytes : p.d_qk;
   r.mean_seqlen = w.mean_seqlen();
   r.max_seqlen = *std::max_element(problem.seqlens().begin(), problem.seqlens().end());
   r.bytes = w.bytes();

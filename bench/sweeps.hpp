@@ -33,6 +33,9 @@ struct BenchConfig {
   bool varlen = false;  // lengths from N(seqlen, seqlen/2) clipped to ≥ 1 (testing::varlen_seqlens)
   uint64_t varlen_seed = kVarlenSeed;
   std::string dtype = "bf16";  // "bf16" or "fp16": q, kv and out
+  // The KV cache: "dense" (dtype values), "fp8" (e4m3, one scale: KvFormat::kFp8PerTensor) or "fp8-v32"
+  // (DeepSeek-V3.2's 656-byte token), as `etap run --kv-format` names them.
+  std::string kv_format = "dense";
   int32_t h_kv = 1;
   int32_t page_size = kMlaPageSize;
   int32_t d_qk = kDimQK, d_v = kDimV;
@@ -42,7 +45,8 @@ struct BenchConfig {
 };
 
 inline const std::vector<std::string>& sweep_names() {
-  static const std::vector<std::string> names = {"paper", "heads", "batch", "varlen", "coverage", "all"};
+  static const std::vector<std::string> names = {"paper",    "heads", "batch", "varlen",
+                                                 "coverage", "fp8",   "all"};
   return names;
 }
 
@@ -99,15 +103,32 @@ inline std::vector<BenchConfig> coverage_sweep() {
   return out;
 }
 
+// Issue 11's rows: FP8 against bf16 at b=16 h_q=16 (8K and 64K, both FP8 formats), R = 16/32/64 (h_q at
+// b=16 8K: with the padded baseline, FP8 transposed vs FP8 padded), and h_q = 128.
+inline std::vector<BenchConfig> fp8_sweep() {
+  std::vector<BenchConfig> out;
+  for (int32_t s_k : {8192, 65536})
+    for (const char* kv : {"dense", "fp8", "fp8-v32"})
+      out.push_back({.sweep = "fp8", .batch = 16, .seqlen = s_k, .kv_format = kv});
+  for (int32_t h_q : {32, 64})
+    for (const char* kv : {"dense", "fp8"})
+      out.push_back({.sweep = "fp8", .batch = 16, .seqlen = 8192, .h_q = h_q, .kv_format = kv});
+  for (const char* kv : {"dense", "fp8"})
+    out.push_back({.sweep = "fp8", .batch = 16, .seqlen = 8192, .h_q = 128, .kv_format = kv});
+  return out;
+}
+
 inline std::optional<std::vector<BenchConfig>> named_sweep(std::string_view name) {
   if (name == "paper") return paper_sweep();
   if (name == "heads") return heads_sweep();
   if (name == "batch") return batch_sweep();
   if (name == "varlen") return varlen_sweep();
   if (name == "coverage") return coverage_sweep();
+  if (name == "fp8") return fp8_sweep();
   if (name == "all") {
     std::vector<BenchConfig> out;
-    for (auto part : {paper_sweep(), heads_sweep(), batch_sweep(), varlen_sweep(), coverage_sweep()})
+    for (auto part :
+         {paper_sweep(), heads_sweep(), batch_sweep(), varlen_sweep(), coverage_sweep(), fp8_sweep()})
       out.insert(out.end(), part.begin(), part.end());
     return out;
   }
@@ -119,6 +140,7 @@ struct FreeForm {
   std::vector<int32_t> batches{16}, seqlens{4096}, h_qs{16}, s_qs{1}, varlen_means;
   std::vector<int32_t> h_kvs{1}, page_sizes{kMlaPageSize};
   std::vector<HeadDims> head_dims{HeadDims{}};
+  std::vector<std::string> kv_formats{"dense"};
   bool causal = false;
   std::string dtype = "bf16";
 };
@@ -134,17 +156,19 @@ inline std::vector<BenchConfig> free_form_sweep(const FreeForm& f) {
           for (int32_t h_kv : f.h_kvs)
             for (int32_t page : f.page_sizes)
               for (HeadDims d : f.head_dims)
-                out.push_back({.batch = b,
-                               .seqlen = s_k,
-                               .h_q = h_q,
-                               .s_q = s_q,
-                               .causal = f.causal,
-                               .varlen = varlen,
-                               .dtype = f.dtype,
-                               .h_kv = h_kv,
-                               .page_size = page,
-                               .d_qk = d.d_qk,
-                               .d_v = d.d_v});
+                for (const std::string& kv : f.kv_formats)
+                  out.push_back({.batch = b,
+                                 .seqlen = s_k,
+                                 .h_q = h_q,
+                                 .s_q = s_q,
+                                 .causal = f.causal,
+                                 .varlen = varlen,
+                                 .dtype = f.dtype,
+                                 .kv_format = kv,
+                                 .h_kv = h_kv,
+                                 .page_size = page,
+                                 .d_qk = d.d_qk,
+                                 .d_v = d.d_v});
   return out;
 }
 
@@ -157,6 +181,7 @@ inline std::string describe(const BenchConfig& c) {
   if (c.d_qk != kDimQK || c.d_v != kDimV) s += " d=" + std::to_string(c.d_qk) + "/" + std::to_string(c.d_v);
   if (c.causal) s += " causal";
   if (c.dtype != "bf16") s += " " + c.dtype;
+  if (c.kv_format != "dense") s += " kv=" + c.kv_format;
   return s;
 }
 

@@ -90,7 +90,8 @@ inline std::string format_table(const Report& report) {
       add(r.x_floor, 2);
       add(ratio_to_etap(report, r), 2);
       add(r.plan_us, 1);
-      row.push_back(c.dtype != "bf16" ? c.dtype : "");
+      row.push_back((c.dtype != "bf16" ? c.dtype : "") +
+                    (c.kv_format != "dense" ? " kv=" + c.kv_format : ""));
     } else {
       // The outcome in the µs column, dashes for the other figures, then why.
       row.push_back(outcome_cell(r.outcome));

@@ -27,6 +27,13 @@ DType config_dtype(const BenchConfig& config) {
   throw std::invalid_argument("unknown dtype '" + config.dtype + "' (bf16 or fp16)");
 }
 
+KvFormat config_kv_format(const BenchConfig& config) {
+  if (config.kv_format == "dense") return KvFormat::kDense;
+  if (config.kv_format == "fp8") return KvFormat::kFp8PerTensor;
+  if (config.kv_format == "fp8-v32") return KvFormat::kFp8DeepSeekV32;
+  throw std::invalid_argument("unknown kv_format '" + config.kv_format + "' (dense, fp8 or fp8-v32)");
+}
+
 TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, int max_sets, uint64_t seed,
                              cudaStream_t stream)
     : seqlens_(config_seqlens(config)), causal_(config.causal) {
@@ -49,6 +56,9 @@ TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, in
   problem_.num_pages = static_cast<int32_t>(used_pages + kSparePages);
   problem_.max_pages_per_seq = max_pages;
   problem_.q_dtype = problem_.kv_dtype = problem_.out_dtype = dtype;
+  problem_.kv_format = config_kv_format(config);
+  const bool fp8 = problem_.kv_format != KvFormat::kDense;
+  if (fp8) problem_.kv_dtype = DType::kFP8E4M3;
 
   std::vector<int32_t> order(problem_.num_pages);
   std::iota(order.begin(), order.end(), 0);
@@ -63,7 +73,11 @@ TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, in
       static_cast<int64_t>(problem_.num_pages) * page_size * problem_.h_kv * problem_.d_qk;
   const int64_t q_elems = static_cast<int64_t>(problem_.batch) * problem_.s_q * problem_.h_q * problem_.d_qk;
   const int64_t out_elems = static_cast<int64_t>(problem_.batch) * problem_.s_q * problem_.h_q * problem_.d_v;
-  kv_set_bytes_ = kv_elems * elem;
+  // FP8: rows of 576 e4m3 bytes or 656-byte V3.2 tokens.
+  const int64_t kv_rows = static_cast<int64_t>(problem_.num_pages) * page_size * problem_.h_kv;
+  const int row_bytes =
+      problem_.kv_format == KvFormat::kFp8DeepSeekV32 ? Fp8DeepSeekV32Token::kBytes : problem_.d_qk;
+  kv_set_bytes_ = fp8 ? kv_rows * row_bytes : kv_elems * elem;
   if (rotate_bytes > 0)
     kv_sets_ = static_cast<int>(
         std::clamp<int64_t>((rotate_bytes + kv_set_bytes_ - 1) / kv_set_bytes_, 1, std::max(max_sets, 1)));
@@ -75,7 +89,16 @@ TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, in
   seqlens_d_ = DeviceBuffer(seqlens_.size() * sizeof(int32_t));
 
   const HalfType half = dtype == DType::kBF16 ? HalfType::kBF16 : HalfType::kFP16;
-  fill_random_half(kv_.get(), kv_elems * kv_sets_, half, kInputAmplitude, seed * 3 + 1, stream);
+  if (fp8) {
+    fill_fp8_cache(kv_.get(), kv_rows * kv_sets_, row_bytes, problem_.kv_format == KvFormat::kFp8DeepSeekV32,
+                   seed * 3 + 1, stream);
+    const float descale = 0.25f;  // e4m3 values up to 1.875: |k| < 0.47, like the dense fill's 0.5
+    descale_k_ = DeviceBuffer(sizeof(float));
+    ETAP_BENCH_CUDA(
+        cudaMemcpyAsync(descale_k_.get(), &descale, sizeof(float), cudaMemcpyHostToDevice, stream));
+  } else {
+    fill_random_half(kv_.get(), kv_elems * kv_sets_, half, kInputAmplitude, seed * 3 + 1, stream);
+  }
   fill_random_half(q_.get(), q_elems, half, kInputAmplitude, seed * 3 + 2, stream);
   ETAP_BENCH_CUDA(cudaMemcpyAsync(block_table_.get(), table.data(), block_table_.bytes(),
                                   cudaMemcpyHostToDevice, stream));
@@ -87,9 +110,11 @@ TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, in
 
 DecodeArgs TimingProblem::args(int set) const {
   const char* kv = kv_.get<const char>() + static_cast<int64_t>(set % kv_sets_) * kv_set_bytes_;
-  return make_dense_args(problem_, q_.get(), kv, block_table_.get<const int32_t>(),
-                         seqlens_d_.get<const int32_t>(), out_.get(), lse_.get<float>(),
-                         static_cast<float>(kSoftmaxScale), causal_, LseBase::kNatural);
+  DecodeArgs a = make_dense_args(problem_, q_.get(), kv, block_table_.get<const int32_t>(),
+                                 seqlens_d_.get<const int32_t>(), out_.get(), lse_.get<float>(),
+                                 static_cast<float>(kSoftmaxScale), causal_, LseBase::kNatural);
+  if (problem_.kv_format == KvFormat::kFp8PerTensor) a.descale_k = descale_k_.get<const float>();
+  return a;
 }
 
 }  // namespace etap::bench

@@ -18,7 +18,8 @@ inline constexpr double kSoftmaxScale = 0.1352337788608801;  // DeepSeek-V3: 1/s
 // Per-request lengths of a configuration: fixed, or drawn by testing::varlen_seqlens with the config's seed.
 std::vector<int32_t> config_seqlens(const BenchConfig& config);
 
-DType config_dtype(const BenchConfig& config);  // throws std::invalid_argument for an unknown name
+DType config_dtype(const BenchConfig& config);         // throws std::invalid_argument for an unknown name
+KvFormat config_kv_format(const BenchConfig& config);  // "dense", "fp8", "fp8-v32"; throws likewise
 
 class TimingProblem {
  public:
@@ -41,6 +42,7 @@ class TimingProblem {
   int kv_sets_ = 1;
   int64_t kv_set_bytes_ = 0;
   DeviceBuffer q_, kv_, block_table_, seqlens_d_, out_, lse_;
+  DeviceBuffer descale_k_;  // kFp8PerTensor: one float
 };
 
 }  // namespace etap::bench

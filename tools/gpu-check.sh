@@ -69,7 +69,11 @@ fi
 if has sanitize; then
   for tool in memcheck racecheck synccheck; do
     for cfg in "--batch 3 --seqlen 200 --h-q 16 --s-q 1" "--batch 2 --seqlen 77 --h-q 8 --s-q 4 --causal" \
-               "--batch 2 --seqlen 1000 --h-q 32 --s-q 2 --causal --dtype fp16"; do
+               "--batch 2 --seqlen 1000 --h-q 32 --s-q 2 --causal --dtype fp16" \
+               "--batch 3 --seqlen 700 --h-q 16 --kv-format fp8" "--batch 2 --seqlen 300 --h-q 64 --kv-format fp8" \
+               "--batch 3 --seqlen 300 --h-q 16 --page-size 1 --kv-format fp8" \
+               "--batch 3 --seqlen 700 --h-q 16 --kv-format fp8-v32" \
+               "--batch 2 --seqlen 300 --h-q 32 --page-size 16 --kv-format fp8-v32"; do
       log="$OUT/sanitize-$tool.log"
       compute-sanitizer --tool $tool --error-exitcode 9 $ETAP run $cfg --iters 1 --warmup 0 >>"$log" 2>&1
       rc=$?

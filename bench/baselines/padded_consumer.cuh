@@ -14,6 +14,7 @@
 #include "decode/kernel/barriers.hpp"
 #include "decode/kernel/cta_rows.cuh"
 #include "decode/kernel/epilogue.cuh"
+#include "decode/kernel/kv_scale.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
 #include "decode/kernel/tail.cuh"
@@ -38,8 +39,9 @@ struct PaddedConsumer {
   SharedStorage<Cfg>& smem;
   const int wg, warp, lane, thread;
 
-  float o[Cfg::kVTiles][kRegs];  // O [64 q × 4 tiles of 64 d]
-  float row_max[2], row_sum[2];  // rows r and r + 8 of this thread (warpgroup 0 only)
+  float o[Cfg::kVTiles][kRegs];      // O [64 q × 4 tiles of 64 d]
+  float row_max[2], row_sum[2];      // rows r and r + 8 of this thread (warpgroup 0 only)
+  const FoldedScalesOf<Cfg> scales;  // FP8 only, as the product's consumer (kv_scale.cuh)
 
   __device__ PaddedConsumer(const KernelParams& params, SharedStorage<Cfg>& storage, int warpgroup)
       : p(params),
@@ -47,7 +49,8 @@ struct PaddedConsumer {
         wg(warpgroup),
         warp((threadIdx.x % kWgThreads) / kWarpSize),
         lane(threadIdx.x % kWarpSize),
-        thread(threadIdx.x % kWgThreads) {}
+        thread(threadIdx.x % kWgThreads),
+        scales(folded_scales<Cfg>(params)) {}
 
   __device__ void run() {
     zero_q_padding();
@@ -130,7 +133,7 @@ struct PaddedConsumer {
                             : p.causal       ? seg.seqlen - p.s_q + rc.row / p.h_q
                                              : seg.seqlen - 1;
       const int32_t token = page * Cfg::kPageTokens + rc.col;
-      s[i] = token <= limit ? s[i] * p.scale_log2 : -INFINITY;
+      s[i] = token <= limit ? s[i] * logit_scale<Cfg>(p, scales) : -INFINITY;
       m[half] = fmaxf(m[half], s[i]);
     }
     float alpha[2], base[2];
@@ -214,7 +217,7 @@ struct PaddedConsumer {
       const auto rc = hopper::accumulator_coord(thread, i);  // row = query row, col = d (pairs)
       if (rc.row >= p.rows) continue;
       const float l = smem.row_sum[rc.row];
-      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const float inv = l > 0.f ? out_scale<Cfg>(scales) / l : 0.f;
 #pragma unroll
       for (int t = 0; t < Cfg::kVTiles; ++t) {
         const int d = (wg * Cfg::kVTiles + t) * Cfg::kBoxCols + rc.col;

@@ -1,4 +1,5 @@
-// The padded baseline's kernels (N = 64 only) and its launch: decode, then the product's combine.
+// The padded baseline's kernels (N = 64 only; dense, and FP8 caches with bf16 queries) and its launch:
+// decode, then the product's combine.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -19,12 +20,27 @@ cudaError_t launch_decode_padded(const DecodeArgs& args, const int32_t* plan, de
       pb.d_qk != mla::kDqk || pb.d_v != mla::kDv)
     return cudaErrorNotSupported;
   const decoding::KernelParams kp = decoding::make_params(args, plan, workspace, params.num_parts);
-  const cudaError_t e =
-      args.problem.q_dtype == DType::kBF16
-          ? launch_etap_kernel<64, __nv_bfloat16, decoding::DimsMla, baseline::PaddedConsumer>(
-                args, kp, params.num_parts, stream)
-          : launch_etap_kernel<64, __half, decoding::DimsMla, baseline::PaddedConsumer>(
-                args, kp, params.num_parts, stream);
+  using decoding::CacheFormat;
+  const bool bf16 = args.problem.q_dtype == DType::kBF16;
+  cudaError_t e = cudaErrorNotSupported;
+  switch (pb.kv_format) {
+    case KvFormat::kDense:
+      e = bf16 ? launch_etap_kernel<64, __nv_bfloat16, decoding::DimsMla, baseline::PaddedConsumer>(
+                     args, kp, params.num_parts, stream)
+               : launch_etap_kernel<64, __half, decoding::DimsMla, baseline::PaddedConsumer>(
+                     args, kp, params.num_parts, stream);
+      break;
+    case KvFormat::kFp8PerTensor:  // the product's FP8 producer warpgroup (fp8_convert.cuh), bf16 queries
+      if (bf16)
+        e = launch_etap_kernel<64, __nv_bfloat16, decoding::DimsMla, baseline::PaddedConsumer, false,
+                               CacheFormat::kFp8PerTensor>(args, kp, params.num_parts, stream);
+      break;
+    case KvFormat::kFp8DeepSeekV32:
+      if (bf16)
+        e = launch_etap_kernel<64, __nv_bfloat16, decoding::DimsMla, baseline::PaddedConsumer, false,
+                               CacheFormat::kFp8V32>(args, kp, params.num_parts, stream);
+      break;
+  }
   if (e != cudaSuccess) return e;
   return decoding::launch_combine(args, kp, params.num_parts, stream);
 }

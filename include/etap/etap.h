@@ -93,7 +93,7 @@ typedef struct etap_decode_args {
   int32_t causal;         /* nonzero: query token i sees keys [0, seqlen - s_q + i] */
   int32_t lse_base;       /* etap_lse_base */
   const float* descale_k; /* device fp32 scalar: required by FP8_PER_TENSOR, NULL otherwise */
-  const float* descale_q; /* reserved for an e4m3 query (not accepted yet): NULL */
+  const float* descale_q; /* optional device fp32 query scale (FP8 formats only), NULL otherwise */
 } etap_decode_args;
 
 typedef struct etap_options {

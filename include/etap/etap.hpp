@@ -125,8 +125,8 @@ struct DecodeArgs {
   LseBase lse_base = LseBase::kNatural;
 
   // Device fp32 scalars, multiplied into the dequantised values (vLLM's k_scale/q_scale). descale_k is
-  // required by kFp8PerTensor and must be null for the other formats; descale_q is reserved for an e4m3
-  // query (not accepted yet) and must be null.
+  // required by kFp8PerTensor and must be null for the other formats; descale_q (optional, FP8 formats only)
+  // scales the bf16/fp16 query: logits = softmax_scale · (q · descale_q) · k. Read on the device.
   const float* descale_k = nullptr;
   const float* descale_q = nullptr;
 };
@@ -144,9 +144,9 @@ struct Options {
 };
 
 // Sizes of the caller-owned buffers. Both depend only on the problem shape and the SM count. They return 0
-// when the problem fails validation or is not supported by this build (FP8 formats, until their kernel
-// exists), or when options.num_sms = 0 and the current device's SM count cannot be
-// queried (no device): pass num_sms explicitly to size buffers on a machine without a GPU.
+// when the problem fails validation or is not supported by this build, or when options.num_sms = 0 and the
+// current device's SM count cannot be queried (no device): pass num_sms explicitly to size buffers on a
+// machine without a GPU.
 ETAP_API std::size_t plan_bytes(const DecodeProblem& problem, const Options& options = {});
 ETAP_API std::size_t workspace_bytes(const DecodeProblem& problem, const Options& options = {});
 

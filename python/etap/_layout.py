@@ -9,7 +9,7 @@ from etap import _C
 # Problem tuple field order (etap_problem in <etap/etap.h>).
 PROBLEM_FIELDS = (
     "batch", "s_q", "h_q", "h_kv", "d_qk", "d_v", "page_size", "num_pages", "max_pages_per_seq",
-    "q_dtype", "kv_dtype", "out_dtype",
+    "q_dtype", "kv_dtype", "out_dtype", "kv_format",
 )
 INT32_MAX = 2**31 - 1
 
@@ -25,12 +25,13 @@ LSE_BASES = {"e": _C.LSE_NATURAL, "natural": _C.LSE_NATURAL, "2": _C.LSE_BASE2, 
 def problem(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, d_qk: int = 576, d_v: int = 512,
             page_size: int = 64, num_pages: int = 0, max_pages_per_seq: int = 0,
             q_dtype: int = _C.DTYPE_BF16, kv_dtype: int | None = None,
-            out_dtype: int | None = None) -> Tuple[int, ...]:
-    """The problem tuple the binding takes (kv and out dtypes default to q's)."""
-    kv_dtype = q_dtype if kv_dtype is None else kv_dtype
+            out_dtype: int | None = None, kv_format: int = _C.KV_DENSE) -> Tuple[int, ...]:
+    """The problem tuple the binding takes (kv and out dtypes default to q's; an FP8 kv_format stores e4m3)."""
+    if kv_dtype is None:
+        kv_dtype = q_dtype if kv_format == _C.KV_DENSE else _C.DTYPE_FP8_E4M3
     out_dtype = q_dtype if out_dtype is None else out_dtype
     return (batch, s_q, h_q, h_kv, d_qk, d_v, page_size, num_pages, max_pages_per_seq, q_dtype, kv_dtype,
-            out_dtype)
+            out_dtype, kv_format)
 
 
 DTYPE_NAMES = {"bf16": _C.DTYPE_BF16, "bfloat16": _C.DTYPE_BF16, "fp16": _C.DTYPE_FP16, "float16": _C.DTYPE_FP16,
@@ -54,13 +55,55 @@ D_QK_OF_D_V = {512: 576, 256: 320}
 
 def sizing_problem(batch: int, s_q: int, h_q: int, *, h_kv: int = 1, d_qk: int | None = None, d_v: int = 512,
                    page_size: int = 64, q_dtype: int = _C.DTYPE_BF16, kv_dtype: int | None = None,
-                   num_pages: int = 1) -> Tuple[int, ...]:
+                   num_pages: int = 1, kv_format: int = _C.KV_DENSE) -> Tuple[int, ...]:
     """A problem for buffer sizes, which depend on batch, s_q, h_q, h_kv and d_v only (num_pages and
     max_pages_per_seq only need to pass validation; d_qk defaults to the one built with d_v)."""
     if d_qk is None:
         d_qk = D_QK_OF_D_V.get(d_v, d_v)
     return problem(batch, s_q, h_q, h_kv=h_kv, d_qk=d_qk, d_v=d_v, page_size=page_size, num_pages=num_pages,
-                   max_pages_per_seq=1, q_dtype=q_dtype, kv_dtype=kv_dtype)
+                   max_pages_per_seq=1, q_dtype=q_dtype, kv_dtype=kv_dtype, kv_format=kv_format)
+
+
+# FP8 KV caches (issue 11). The DeepSeek-V3.2 token: 512 e4m3 latent values, 4 fp32 scales (one per 128
+# channels), 64 bf16 RoPE values (<etap/etap.hpp>, Fp8DeepSeekV32Token).
+FP8_DEEPSEEK_V32_TOKEN_BYTES = 656
+FP8_LAYOUTS = ("an FP8 cache (is_fp8_kvcache=True) is either d_qk e4m3 bytes per token with one fp32 scale "
+               f"(descale_k, vLLM's k_scale) or DeepSeek-V3.2's {FP8_DEEPSEEK_V32_TOKEN_BYTES}-byte token "
+               "(scales inside each token, no descale_k)")
+
+
+def kv_format_of(fp8: bool, is_fp8_kvcache: bool, kv_dim: int, d_qk: int, has_descale_k: bool) -> int:
+    """The library's kv_format of a FlashMLA/vLLM-style call, from what the tensors say: `fp8` whether the
+    cache holds bytes (uint8 or float8_e4m3fn), its last dimension `kv_dim`, q's head dim `d_qk`, and whether
+    a descale_k was passed. Raises InvalidArgumentError for combinations that name no format."""
+    if not is_fp8_kvcache:
+        if fp8:
+            raise _C.InvalidArgumentError(
+                "k_cache holds bytes (uint8/float8_e4m3fn), an FP8 cache; pass is_fp8_kvcache=True (and "
+                "descale_k for a per-tensor-scaled cache) or give a bf16/fp16 cache")
+        if has_descale_k:
+            raise _C.InvalidArgumentError(
+                "descale_k is given but is_fp8_kvcache is False: a bf16/fp16 cache is not quantised; pass "
+                "is_fp8_kvcache=True with an FP8 cache, or drop descale_k")
+        return _C.KV_DENSE
+    if not fp8:
+        raise _C.InvalidArgumentError(
+            "is_fp8_kvcache=True needs a k_cache of torch.uint8 or torch.float8_e4m3fn bytes; " + FP8_LAYOUTS)
+    if kv_dim == FP8_DEEPSEEK_V32_TOKEN_BYTES:
+        if has_descale_k:
+            raise _C.InvalidArgumentError(
+                f"descale_k must be None for a {FP8_DEEPSEEK_V32_TOKEN_BYTES}-byte (DeepSeek-V3.2) FP8 cache: its "
+                "scales are inside each token")
+        return _C.KV_FP8_DEEPSEEK_V32
+    if kv_dim == d_qk:
+        if not has_descale_k:
+            raise _C.InvalidArgumentError(
+                f"descale_k is None: an FP8 cache of {d_qk} e4m3 bytes per token needs its fp32 scale (vLLM's "
+                "k_scale), a CUDA float32 tensor of one element: dequantised value = e4m3 value · descale_k")
+        return _C.KV_FP8_PER_TENSOR
+    raise _C.InvalidArgumentError(
+        f"k_cache's last dimension is {kv_dim}, neither q's head dim ({d_qk}) nor "
+        f"{FP8_DEEPSEEK_V32_TOKEN_BYTES}; " + FP8_LAYOUTS)
 
 
 def lse_base_code(lse_base) -> int:

@@ -23,6 +23,8 @@ InvalidArgumentError = _C.InvalidArgumentError
 _DTYPE_CODES = {torch.bfloat16: _C.DTYPE_BF16, torch.float16: _C.DTYPE_FP16, torch.float32: _C.DTYPE_FP32}
 if hasattr(torch, "float8_e4m3fn"):
     _DTYPE_CODES[torch.float8_e4m3fn] = _C.DTYPE_FP8_E4M3
+# The dtypes of an FP8 KV cache's bytes (FlashMLA and vLLM keep them as uint8 or float8_e4m3fn).
+FP8_CACHE_DTYPES = tuple(d for d in (torch.uint8, getattr(torch, "float8_e4m3fn", None)) if d is not None)
 
 Q_LAYOUT = "[batch, s_q, h_q, d_qk]"
 KV_LAYOUT = "[num_pages, page_size, h_kv, d_qk]"
@@ -158,7 +160,23 @@ def _plan_fake(seqlens, plan, block_table, s_q, h_q, h_kv, page_size, flashmla_t
 
 # -------------------------------------------------------------------------------------------------- decode
 
-def _decode_layout(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, flashmla_table):
+def is_fp8_cache(kv_cache: torch.Tensor) -> bool:
+    return kv_cache.dtype in FP8_CACHE_DTYPES
+
+
+def check_descale(name: str, scale: Optional[torch.Tensor], device_index: int) -> None:
+    """An FP8 scale: one float32 element on the call's device (the library checks null and alignment)."""
+    if scale is None:
+        return
+    check_device(name, scale, device_index)
+    if scale.dtype != torch.float32 or scale.numel() != 1:
+        raise InvalidArgumentError(
+            f"{name} must be a torch.float32 tensor of one element (a per-tensor scale); got {scale.dtype} of "
+            f"shape {list(scale.shape)}")
+
+
+def _decode_layout(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, flashmla_table,
+                   kv_format=_C.KV_DENSE):
     """Checks what the library cannot see and derives the binding's problem tuple and strides."""
     device = query_device(q)
     _layout.check_rank("q", q.shape, 4, Q_LAYOUT)
@@ -181,7 +199,14 @@ def _decode_layout(q, kv_cache, block_table, seqlens, plan, workspace, out, lse,
     batch, s_q, h_q, d_qk = q.shape
     num_pages, page_size, h_kv, kv_dim = kv_cache.shape
     d_v = out.shape[3]
-    if kv_dim != d_qk:
+    if kv_format != _C.KV_DENSE and not is_fp8_cache(kv_cache):
+        raise InvalidArgumentError(f"an FP8 kv_format needs a k_cache of torch.uint8 or torch.float8_e4m3fn bytes; "
+                                   f"got {kv_cache.dtype}")
+    if kv_format == _C.KV_FP8_DEEPSEEK_V32:
+        if kv_dim != _layout.FP8_DEEPSEEK_V32_TOKEN_BYTES:
+            raise InvalidArgumentError(f"k_cache's last dimension ({kv_dim}) must be "
+                                       f"{_layout.FP8_DEEPSEEK_V32_TOKEN_BYTES} bytes in the DeepSeek-V3.2 format")
+    elif kv_dim != d_qk:
         raise InvalidArgumentError(
             f"k_cache's last dimension ({kv_dim}) must equal q's head dim ({d_qk}): K is the whole cache row")
     _layout.check_shape("block_table", block_table.shape[:1], (batch,), f"in its first dimension {BT_LAYOUT}")
@@ -193,10 +218,11 @@ def _decode_layout(q, kv_cache, block_table, seqlens, plan, workspace, out, lse,
 
     max_pages = max_pages_per_seq(block_table, flashmla_table, page_size)
     bt_stride = block_table.stride(0) if batch > 1 else max(block_table.stride(0), max_pages)
-    problem = (batch, s_q, h_q, h_kv, d_qk, d_v, page_size, num_pages, max_pages, dtype_code("q", q),
-               dtype_code("k_cache", kv_cache), dtype_code("out", out))
+    kv_dtype = _C.DTYPE_FP8_E4M3 if kv_format != _C.KV_DENSE else dtype_code("k_cache", kv_cache)
+    problem = (batch, s_q, h_q, h_kv, d_qk, d_v, page_size, num_pages, max_pages, dtype_code("q", q), kv_dtype,
+               dtype_code("out", out), kv_format)
     qs = _layout.strides_for_etap(q.shape[:3], q.stride()[:3], d_qk)
-    ks = _layout.strides_for_etap(kv_cache.shape[:3], kv_cache.stride()[:3], d_qk)
+    ks = _layout.strides_for_etap(kv_cache.shape[:3], kv_cache.stride()[:3], kv_dim)
     os_ = _layout.strides_for_etap(out.shape[:3], out.stride()[:3], d_v)
     ls = _layout.strides_for_etap(lse.shape, lse.stride(), 1)
     return device, problem, qs, ks, os_, bt_stride, ls
@@ -210,7 +236,7 @@ _layouts: dict = {}
 _MAX_LAYOUTS = 512
 
 
-def _layout_key(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, flashmla_table):
+def _layout_key(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, flashmla_table, kv_format):
     table_storage = None
     if flashmla_table:
         table_storage = (block_table.untyped_storage().nbytes(), block_table.storage_offset())
@@ -219,30 +245,41 @@ def _layout_key(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, fl
             block_table.get_device(), table_storage, seqlens.shape, seqlens.stride(), seqlens.dtype,
             seqlens.get_device(), out.shape, out.stride(), out.dtype, out.get_device(), lse.shape, lse.stride(),
             lse.dtype, lse.get_device(), plan.get_device(), plan.is_contiguous(), plan.nbytes,
-            workspace.get_device(), workspace.is_contiguous(), workspace.nbytes, flashmla_table)
+            workspace.get_device(), workspace.is_contiguous(), workspace.nbytes, flashmla_table, kv_format)
 
 
 def decode_impl(q: torch.Tensor, kv_cache: torch.Tensor, block_table: torch.Tensor, seqlens: torch.Tensor,
                 plan: torch.Tensor, workspace: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
                 softmax_scale: float, causal: bool, lse_base: int, flashmla_table: bool, num_sms: int,
-                checked: bool) -> None:
-    key = _layout_key(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, flashmla_table)
+                checked: bool, kv_format: int = _C.KV_DENSE, descale_k: Optional[torch.Tensor] = None,
+                descale_q: Optional[torch.Tensor] = None) -> None:
+    """kv_format: the library's KV_* code (an FP8 one takes a uint8/float8_e4m3fn cache); descale_k and
+    descale_q: the fp32 scales of FP8 formats, passed to the library as device addresses (None: null)."""
+    key = _layout_key(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, flashmla_table, kv_format)
     layout = _layouts.get(key)
     if layout is None:
-        layout = _decode_layout(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, flashmla_table)
+        layout = _decode_layout(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, flashmla_table,
+                                kv_format)
         if len(_layouts) >= _MAX_LAYOUTS:
             _layouts.clear()
         _layouts[key] = layout
     device, problem, qs, ks, os_, bt_stride, ls = layout
+    scale_k = scale_q = 0
+    if descale_k is not None or descale_q is not None:
+        check_descale("descale_k", descale_k, device)
+        check_descale("descale_q", descale_q, device)
+        scale_k = 0 if descale_k is None else descale_k.data_ptr()
+        scale_q = 0 if descale_q is None else descale_q.data_ptr()
     with _OnDevice(device):
         _C.decode(problem, q.data_ptr(), qs[0], qs[1], qs[2], kv_cache.data_ptr(), ks[0], ks[1], ks[2],
                   block_table.data_ptr(), bt_stride, seqlens.data_ptr(), out.data_ptr(), os_[0], os_[1],
                   os_[2], lse.data_ptr(), ls[0], ls[1], ls[2], float(softmax_scale), bool(causal), int(lse_base),
                   plan.data_ptr(), plan.nbytes, workspace.data_ptr(), workspace.nbytes, stream_handle(device),
-                  int(num_sms), bool(checked))
+                  int(num_sms), bool(checked), scale_k, scale_q)
 
 
-def decode_problem(q: torch.Tensor, kv_cache: torch.Tensor, d_v: int) -> Tuple[int, ...]:
+def decode_problem(q: torch.Tensor, kv_cache: torch.Tensor, d_v: int,
+                   kv_format: int = _C.KV_DENSE) -> Tuple[int, ...]:
     """The problem tuple of a call, for buffer sizes (the ones that depend on batch, rows, h_kv, d_v)."""
     _layout.check_rank("q", q.shape, 4, Q_LAYOUT)
     _layout.check_rank("k_cache", kv_cache.shape, 4, KV_LAYOUT)
@@ -250,12 +287,16 @@ def decode_problem(q: torch.Tensor, kv_cache: torch.Tensor, d_v: int) -> Tuple[i
     return _layout.sizing_problem(batch, s_q, h_q, h_kv=kv_cache.shape[2], d_qk=d_qk, d_v=d_v,
                                   page_size=kv_cache.shape[1], num_pages=kv_cache.shape[0],
                                   q_dtype=_DTYPE_CODES.get(q.dtype, _C.DTYPE_BF16),
-                                  kv_dtype=_DTYPE_CODES.get(kv_cache.dtype, _C.DTYPE_BF16))
+                                  kv_dtype=(_C.DTYPE_FP8_E4M3 if kv_format != _C.KV_DENSE
+                                            else _DTYPE_CODES.get(kv_cache.dtype, _C.DTYPE_BF16)),
+                                  kv_format=kv_format)
 
 
-def new_workspace(q: torch.Tensor, kv_cache: torch.Tensor, d_v: int, num_sms: int, traced: bool = False):
+def new_workspace(q: torch.Tensor, kv_cache: torch.Tensor, d_v: int, num_sms: int, traced: bool = False,
+                  kv_format: int = _C.KV_DENSE):
     sizes = _traced_buffer_sizes if traced else buffer_sizes
-    return torch.empty(sizes(decode_problem(q, kv_cache, d_v), num_sms)[1], dtype=torch.uint8, device=q.device)
+    return torch.empty(sizes(decode_problem(q, kv_cache, d_v, kv_format), num_sms)[1], dtype=torch.uint8,
+                       device=q.device)
 
 
 def new_outputs(q: torch.Tensor, d_v: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -269,33 +310,37 @@ def new_outputs(q: torch.Tensor, d_v: int) -> Tuple[torch.Tensor, torch.Tensor]:
 def decode_out_op(q: torch.Tensor, kv_cache: torch.Tensor, block_table: torch.Tensor, seqlens: torch.Tensor,
                   plan: torch.Tensor, workspace: torch.Tensor, out: torch.Tensor, lse: torch.Tensor,
                   softmax_scale: float, causal: bool, lse_base: int, flashmla_table: bool, num_sms: int,
-                  checked: bool) -> None:
+                  checked: bool, kv_format: int = 0, descale_k: Optional[torch.Tensor] = None,
+                  descale_q: Optional[torch.Tensor] = None) -> None:
     decode_impl(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, softmax_scale, causal, lse_base,
-                flashmla_table, num_sms, checked)
+                flashmla_table, num_sms, checked, kv_format, descale_k, descale_q)
 
 
 @decode_out_op.register_fake
 def _decode_out_fake(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, softmax_scale, causal,
-                     lse_base, flashmla_table, num_sms, checked) -> None:
+                     lse_base, flashmla_table, num_sms, checked, kv_format=0, descale_k=None,
+                     descale_q=None) -> None:
     return None
 
 
 @torch.library.custom_op("etap::decode", mutates_args=())
 def decode_op(q: torch.Tensor, kv_cache: torch.Tensor, block_table: torch.Tensor, seqlens: torch.Tensor,
               plan: torch.Tensor, d_v: int, softmax_scale: float, causal: bool, lse_base: int,
-              flashmla_table: bool, num_sms: int, checked: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+              flashmla_table: bool, num_sms: int, checked: bool, kv_format: int = 0,
+              descale_k: Optional[torch.Tensor] = None,
+              descale_q: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Functional form: allocates out, lse and the workspace (for traced code that passes none)."""
     _layout.check_rank("q", q.shape, 4, Q_LAYOUT)
     out, lse = new_outputs(q, d_v)
-    workspace = new_workspace(q, kv_cache, d_v, num_sms)
+    workspace = new_workspace(q, kv_cache, d_v, num_sms, kv_format=kv_format)
     decode_impl(q, kv_cache, block_table, seqlens, plan, workspace, out, lse, softmax_scale, causal, lse_base,
-                flashmla_table, num_sms, checked)
+                flashmla_table, num_sms, checked, kv_format, descale_k, descale_q)
     return out, lse
 
 
 @decode_op.register_fake
 def _decode_fake(q, kv_cache, block_table, seqlens, plan, d_v, softmax_scale, causal, lse_base, flashmla_table,
-                 num_sms, checked):
+                 num_sms, checked, kv_format=0, descale_k=None, descale_q=None):
     return new_outputs(q, d_v)
 
 

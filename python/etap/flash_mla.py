@@ -9,8 +9,10 @@ layers of the step — reuse it while the shapes and seqlens stay the same. Make
 ``etap.flash_mla_legacy.get_mla_metadata(cache_seqlens, s_q * h_q // h_kv, h_kv)`` returns.
 
 Differences from FlashMLA (see the README): the metadata is etap's plan, not FlashMLA's tile-scheduler
-layout; FP8 KV caches, sparse attention (``indices``), ``attn_sink`` and the ``extra_*`` inputs raise
-``UnsupportedError``; inconsistent reuse of a sched_meta raises ``InvalidArgumentError`` (a ``ValueError``)
+layout; sparse attention (``indices``), ``attn_sink`` and the ``extra_*`` inputs raise ``UnsupportedError``;
+FP8 KV caches (``is_fp8_kvcache=True``, with vLLM's ``descale_k`` for a per-tensor-scaled cache of d_qk bytes
+per token, without it for DeepSeek-V3.2's 656-byte tokens) run etap's FP8 kernels, which dequantise into bf16/fp16
+shared memory; inconsistent reuse of a sched_meta raises ``InvalidArgumentError`` (a ``ValueError``)
 where FlashMLA asserts.
 """
 
@@ -57,11 +59,8 @@ def get_mla_metadata(*args, **kwargs) -> Tuple[FlashMLASchedMeta, None]:
     return FlashMLASchedMeta(), None
 
 
-def _refuse_unsupported(is_fp8_kvcache, indices, attn_sink, extra_k_cache, extra_indices_in_kvcache,
-                        topk_length, extra_topk_length) -> None:
-    if is_fp8_kvcache:
-        raise _C.UnsupportedError(
-            "is_fp8_kvcache=True: etap does not support FlashMLA's FP8 KV cache layout yet; use a bf16/fp16 cache")
+def _refuse_unsupported(indices, attn_sink, extra_k_cache, extra_indices_in_kvcache, topk_length,
+                        extra_topk_length) -> None:
     if indices is not None or topk_length is not None:
         raise _C.UnsupportedError("sparse attention (indices, topk_length) is not supported by etap; "
                                   "etap serves FlashMLA's dense decode only")
@@ -89,6 +88,9 @@ def flash_mla_with_kvcache(
     extra_indices_in_kvcache: Optional[torch.Tensor] = None,
     topk_length: Optional[torch.Tensor] = None,
     extra_topk_length: Optional[torch.Tensor] = None,
+    *,
+    descale_q: Optional[torch.Tensor] = None,
+    descale_k: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """MLA decode; returns (out [b, s_q, h_q, head_dim_v] in q's dtype, softmax_lse [b, h_q, s_q] float32, ln).
 
@@ -100,13 +102,20 @@ def flash_mla_with_kvcache(
     (tile_scheduler_metadata, num_splits) tensors. softmax_scale defaults to 1/sqrt(d); engines pass
     theirs. causal: query token i of a request of length n sees keys [0, n - s_q + i]. A request of length 0
     gives out = 0 and lse = +inf (FlashMLA's convention).
+
+    FP8 KV cache (is_fp8_kvcache=True, k_cache uint8 or float8_e4m3fn): last dim d (576) with descale_k
+    (vLLM's k_scale, float32 [1]) is the library's kFp8PerTensor; last dim 656 (DeepSeek-V3.2's token, no
+    descale_k) is kFp8DeepSeekV32 (bf16 q only). descale_q (vLLM's q_scale, float32 [1], optional) scales the
+    bf16/fp16 q in the logits. q stays bf16/fp16 (an e4m3 q is not accepted); out is q's dtype.
     """
-    _refuse_unsupported(is_fp8_kvcache, indices, attn_sink, extra_k_cache, extra_indices_in_kvcache, topk_length,
+    _refuse_unsupported(indices, attn_sink, extra_k_cache, extra_indices_in_kvcache, topk_length,
                         extra_topk_length)
     if block_table is None or cache_seqlens is None:
         raise _C.InvalidArgumentError("block_table and cache_seqlens are required for dense decode")
     _layout.check_rank("q", q.shape, 4, _ops.Q_LAYOUT)
     _layout.check_rank("k_cache", k_cache.shape, 4, _ops.KV_LAYOUT)
+    kv_format = _layout.kv_format_of(_ops.is_fp8_cache(k_cache), bool(is_fp8_kvcache), k_cache.shape[-1],
+                                     q.shape[-1], descale_k is not None)
     if softmax_scale is None:
         softmax_scale = q.shape[-1] ** (-0.5)
     if isinstance(tile_scheduler_metadata, FlashMLASchedMeta):
@@ -114,31 +123,33 @@ def flash_mla_with_kvcache(
             raise _C.InvalidArgumentError("num_splits must be None with a FlashMLASchedMeta (FlashMLA's newer "
                                           "interface); legacy metadata comes from etap.flash_mla_legacy")
         plan, workspace = _scheduled(tile_scheduler_metadata, q, k_cache, block_table, cache_seqlens,
-                                     head_dim_v, causal, is_fp8_kvcache)
+                                     head_dim_v, causal, is_fp8_kvcache, kv_format)
     elif isinstance(tile_scheduler_metadata, torch.Tensor):
         plan, workspace = _legacy_plan(tile_scheduler_metadata, num_splits, q, k_cache, block_table, cache_seqlens)
     else:
         raise _C.InvalidArgumentError(
             "tile_scheduler_metadata must be the FlashMLASchedMeta from etap.flash_mla.get_mla_metadata() or the "
             f"tensor from etap.flash_mla_legacy.get_mla_metadata(...); got {type(tile_scheduler_metadata).__name__}")
-    return _decode(q, k_cache, block_table, cache_seqlens, plan, workspace, head_dim_v, softmax_scale, causal)
+    return _decode(q, k_cache, block_table, cache_seqlens, plan, workspace, head_dim_v, softmax_scale, causal,
+                   kv_format, descale_k, descale_q)
 
 
-def _decode(q, k_cache, block_table, cache_seqlens, plan, workspace, d_v, softmax_scale, causal):
+def _decode(q, k_cache, block_table, cache_seqlens, plan, workspace, d_v, softmax_scale, causal, kv_format,
+            descale_k, descale_q):
     if torch.compiler.is_compiling() and workspace is None:
         return torch.ops.etap.decode(q, k_cache, block_table, cache_seqlens, plan, d_v, float(softmax_scale),
-                                     bool(causal), _C.LSE_NATURAL, True, 0, False)
+                                     bool(causal), _C.LSE_NATURAL, True, 0, False, kv_format, descale_k, descale_q)
     out, lse = _ops.new_outputs(q, d_v)
     if workspace is None:
-        workspace = _ops.new_workspace(q, k_cache, d_v, 0)
+        workspace = _ops.new_workspace(q, k_cache, d_v, 0, kv_format=kv_format)
     call = torch.ops.etap.decode_out if torch.compiler.is_compiling() else _ops.decode_impl
     call(q, k_cache, block_table, cache_seqlens, plan, workspace, out, lse, float(softmax_scale), bool(causal),
-         _C.LSE_NATURAL, True, 0, False)
+         _C.LSE_NATURAL, True, 0, False, kv_format, descale_k, descale_q)
     return out, lse
 
 
 def _scheduled(meta: FlashMLASchedMeta, q, k_cache, block_table, cache_seqlens, head_dim_v, causal,
-               is_fp8_kvcache):
+               is_fp8_kvcache, kv_format):
     """The plan and workspace of a sched_meta: made (and the schedule computed) by its first call."""
     config = FlashMLASchedMeta.Config(q.shape[0], q.shape[1], q.shape[2], k_cache.shape[1], k_cache.shape[2],
                                       bool(causal), bool(is_fp8_kvcache))
@@ -157,7 +168,8 @@ def _scheduled(meta: FlashMLASchedMeta, q, k_cache, block_table, cache_seqlens, 
             _ops.plan_impl(cache_seqlens, plan, block_table, s_q, h_q, config.h_k, config.page_block_size, True,
                            0)
         meta.plan = plan
-        meta.workspace = _ops.new_workspace(q, k_cache, head_dim_v, 0, traced=torch.compiler.is_compiling())
+        meta.workspace = _ops.new_workspace(q, k_cache, head_dim_v, 0, traced=torch.compiler.is_compiling(),
+                                            kv_format=kv_format)
         if not torch.compiler.is_compiling():
             meta.workspace_stream = _ops.stream_handle(q.get_device())
         meta.config = config

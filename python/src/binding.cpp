@@ -84,9 +84,9 @@ void* stream_handle(std::uintptr_t stream) {
   return reinterpret_cast<void*>(stream);
 }
 
-// A problem as the 12-tuple (batch, s_q, h_q, h_kv, d_qk, d_v, page_size, num_pages, max_pages_per_seq,
-// q_dtype, kv_dtype, out_dtype): the field order of etap_problem.
-constexpr std::size_t kProblemFields = 12;
+// A problem as the 13-tuple (batch, s_q, h_q, h_kv, d_qk, d_v, page_size, num_pages, max_pages_per_seq,
+// q_dtype, kv_dtype, out_dtype, kv_format): the field order of etap_problem.
+constexpr std::size_t kProblemFields = 13;
 
 etap_problem to_problem(const py::tuple& t) {
   if (t.size() != kProblemFields)
@@ -100,7 +100,7 @@ etap_problem to_problem(const py::tuple& t) {
                             " does not fit in int32");
     v[i] = static_cast<int32_t>(value);
   }
-  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], ETAP_KV_DENSE};
+  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
 }
 
 etap_options to_options(int32_t num_sms, bool checked) {
@@ -111,7 +111,7 @@ etap_options to_options(int32_t num_sms, bool checked) {
 }
 
 // Buffer sizes, raising with the library's message and status when they cannot be computed. The size
-// functions return 0 without a status; etap_validate checks the problem first with the same messages, so
+// functions return 0 without a status; etap_validate checks the problem with the same messages, so
 // when it reports the same message the failure is the problem's (its status applies). Otherwise the problem
 // is fine and the SM count could not be queried: no device.
 py::tuple buffer_sizes(const py::tuple& problem_tuple, int32_t num_sms) {
@@ -126,8 +126,18 @@ py::tuple buffer_sizes(const py::tuple& problem_tuple, int32_t num_sms) {
     if (plan != 0) workspace = etap_workspace_bytes(&problem, &options);
     if (plan == 0 || workspace == 0) {
       message = etap_last_error();
+      // The problem's verdict: validate() over aligned stand-in addresses (it reads only their alignment),
+      // so that it reaches its last check too (an FP8 format whose kernel is not built).
+      const auto stand_in = [](std::uintptr_t offset) {
+        return address<void>(std::uintptr_t{1} << 20 | offset);
+      };
       etap_decode_args probe{};
-      probe.problem = problem;
+      etap_make_dense_args(&problem, stand_in(0), stand_in(0x1000),
+                           static_cast<const int32_t*>(stand_in(0x2000)),
+                           static_cast<const int32_t*>(stand_in(0x3000)), stand_in(0x4000),
+                           static_cast<float*>(stand_in(0x5000)), 1.f, 0, ETAP_LSE_NATURAL, &probe);
+      if (problem.kv_format == ETAP_KV_FP8_PER_TENSOR)
+        probe.descale_k = static_cast<const float*>(stand_in(0x6000));
       status = etap_validate(&probe);
       if (status == ETAP_OK || message != etap_last_error()) status = ETAP_NO_DEVICE;
     }
@@ -146,7 +156,8 @@ DecodeCall make_call(const py::tuple& problem, std::uintptr_t q, int64_t q_b, in
                      std::uintptr_t kv, int64_t kv_p, int64_t kv_t, int64_t kv_h, std::uintptr_t block_table,
                      int64_t bt_stride, std::uintptr_t seqlens, std::uintptr_t out, int64_t o_b, int64_t o_s,
                      int64_t o_h, std::uintptr_t lse, int64_t l_b, int64_t l_h, int64_t l_s,
-                     double softmax_scale, bool causal, int32_t lse_base, int32_t num_sms, bool checked) {
+                     double softmax_scale, bool causal, int32_t lse_base, std::uintptr_t descale_k,
+                     std::uintptr_t descale_q, int32_t num_sms, bool checked) {
   DecodeCall call;
   const etap_problem p = to_problem(problem);
   etap_make_dense_args(&p, address<const void>(q), address<const void>(kv),
@@ -154,6 +165,8 @@ DecodeCall make_call(const py::tuple& problem, std::uintptr_t q, int64_t q_b, in
                        address<void>(out), address<float>(lse), static_cast<float>(softmax_scale),
                        causal ? 1 : 0, lse_base, &call.args);
   etap_decode_args& a = call.args;
+  a.descale_k = address<const float>(descale_k);
+  a.descale_q = address<const float>(descale_q);
   a.q_batch_stride = q_b, a.q_seq_stride = q_s, a.q_head_stride = q_h;
   a.kv_page_stride = kv_p, a.kv_token_stride = kv_t, a.kv_head_stride = kv_h;
   a.block_table_stride = bt_stride;
@@ -164,6 +177,16 @@ DecodeCall make_call(const py::tuple& problem, std::uintptr_t q, int64_t q_b, in
 }
 
 }  // namespace
+
+// The argument names of validate and decode up to lse_base (descale_k and descale_q, the FP8 scales' device
+// addresses, follow as keywords defaulting to 0: null).
+#define CALL_ARGS                                                                                           \
+  py::arg("problem"), py::arg("q"), py::arg("q_batch_stride"), py::arg("q_seq_stride"),                     \
+      py::arg("q_head_stride"), py::arg("kv"), py::arg("kv_page_stride"), py::arg("kv_token_stride"),       \
+      py::arg("kv_head_stride"), py::arg("block_table"), py::arg("block_table_stride"), py::arg("seqlens"), \
+      py::arg("out"), py::arg("out_batch_stride"), py::arg("out_seq_stride"), py::arg("out_head_stride"),   \
+      py::arg("lse"), py::arg("lse_batch_stride"), py::arg("lse_head_stride"), py::arg("lse_seq_stride"),   \
+      py::arg("softmax_scale"), py::arg("causal"), py::arg("lse_base")
 
 PYBIND11_MODULE(_C, m) {
   m.doc() =
@@ -201,7 +224,10 @@ PYBIND11_MODULE(_C, m) {
   const etap_problem d = etap_default_problem();
   m.attr("DEFAULT_PROBLEM") =
       py::make_tuple(d.batch, d.s_q, d.h_q, d.h_kv, d.d_qk, d.d_v, d.page_size, d.num_pages,
-                     d.max_pages_per_seq, d.q_dtype, d.kv_dtype, d.out_dtype);
+                     d.max_pages_per_seq, d.q_dtype, d.kv_dtype, d.out_dtype, d.kv_format);
+  m.attr("KV_DENSE") = static_cast<int>(ETAP_KV_DENSE);
+  m.attr("KV_FP8_PER_TENSOR") = static_cast<int>(ETAP_KV_FP8_PER_TENSOR);
+  m.attr("KV_FP8_DEEPSEEK_V32") = static_cast<int>(ETAP_KV_FP8_DEEPSEEK_V32);
 
   m.def(
       "buffer_sizes", &buffer_sizes, py::arg("problem"), py::arg("num_sms") = 0,
@@ -230,12 +256,13 @@ PYBIND11_MODULE(_C, m) {
          int64_t kv_p, int64_t kv_t, int64_t kv_h, std::uintptr_t block_table, int64_t bt_stride,
          std::uintptr_t seqlens, std::uintptr_t out, int64_t o_b, int64_t o_s, int64_t o_h,
          std::uintptr_t lse, int64_t l_b, int64_t l_h, int64_t l_s, double softmax_scale, bool causal,
-         int32_t lse_base) {
-        const DecodeCall call =
-            make_call(problem, q, q_b, q_s, q_h, kv, kv_p, kv_t, kv_h, block_table, bt_stride, seqlens, out,
-                      o_b, o_s, o_h, lse, l_b, l_h, l_s, softmax_scale, causal, lse_base, 0, false);
+         int32_t lse_base, std::uintptr_t descale_k, std::uintptr_t descale_q) {
+        const DecodeCall call = make_call(problem, q, q_b, q_s, q_h, kv, kv_p, kv_t, kv_h, block_table,
+                                          bt_stride, seqlens, out, o_b, o_s, o_h, lse, l_b, l_h, l_s,
+                                          softmax_scale, causal, lse_base, descale_k, descale_q, 0, false);
         run([&] { return etap_validate(&call.args); });
       },
+      CALL_ARGS, py::arg("descale_k") = 0, py::arg("descale_q") = 0,
       "checks shapes, strides, dtypes and alignment of a decode call without touching the device");
 
   m.def(
@@ -245,16 +272,21 @@ PYBIND11_MODULE(_C, m) {
          std::uintptr_t seqlens, std::uintptr_t out, int64_t o_b, int64_t o_s, int64_t o_h,
          std::uintptr_t lse, int64_t l_b, int64_t l_h, int64_t l_s, double softmax_scale, bool causal,
          int32_t lse_base, std::uintptr_t plan, std::size_t plan_bytes, std::uintptr_t workspace,
-         std::size_t workspace_bytes, std::uintptr_t stream, int32_t num_sms, bool checked) {
-        const DecodeCall call =
-            make_call(problem, q, q_b, q_s, q_h, kv, kv_p, kv_t, kv_h, block_table, bt_stride, seqlens, out,
-                      o_b, o_s, o_h, lse, l_b, l_h, l_s, softmax_scale, causal, lse_base, num_sms, checked);
+         std::size_t workspace_bytes, std::uintptr_t stream, int32_t num_sms, bool checked,
+         std::uintptr_t descale_k, std::uintptr_t descale_q) {
+        const DecodeCall call = make_call(
+            problem, q, q_b, q_s, q_h, kv, kv_p, kv_t, kv_h, block_table, bt_stride, seqlens, out, o_b, o_s,
+            o_h, lse, l_b, l_h, l_s, softmax_scale, causal, lse_base, descale_k, descale_q, num_sms, checked);
         run([&] {
           return etap_decode(&call.args, address<const void>(plan), plan_bytes, address<void>(workspace),
                              workspace_bytes, stream_handle(stream), &call.options);
         });
       },
+      CALL_ARGS, py::arg("plan"), py::arg("plan_bytes"), py::arg("workspace"), py::arg("workspace_bytes"),
+      py::arg("stream"), py::arg("num_sms"), py::arg("checked"), py::arg("descale_k") = 0,
+      py::arg("descale_q") = 0,
       "attention (and the combine) with a plan from plan_from_seqlens, asynchronous on `stream`");
+#undef CALL_ARGS
 
   m.def(
       "merge_states",

@@ -133,7 +133,7 @@ def test_sizes_without_a_device_say_so():
 
 
 def test_problem_tuple_is_checked_by_the_binding():
-    with pytest.raises(ValueError, match="problem must be a tuple of 12 ints; got 3"):
+    with pytest.raises(ValueError, match="problem must be a tuple of 13 ints; got 3"):
         _C.buffer_sizes((1, 2, 3), NUM_SMS)
     with pytest.raises(ValueError, match="does not fit in int32"):
         _C.buffer_sizes(problem(batch=2**31), NUM_SMS)
@@ -237,3 +237,71 @@ def test_errors_are_per_thread_and_the_gil_is_released():
     for t in threads:
         t.join()
     assert failures == []
+
+
+# FP8 KV caches (issue 11): the binding passes kv_format and the scales; the library validates them.
+def fp8_problem(kv_format, **fields):
+    return problem(kv_format=kv_format, kv_dtype=_C.DTYPE_FP8_E4M3, **fields)
+
+
+def fp8_strides(p, row_bytes):
+    page_size, h_kv = p[6], p[3]
+    return {"kv": (page_size * h_kv * row_bytes, h_kv * row_bytes, row_bytes)}
+
+
+DESCALE = 0x100000 * 9
+
+
+def test_problem_tuple_carries_the_kv_format():
+    assert _layout.PROBLEM_FIELDS[-1] == "kv_format" and len(_C.DEFAULT_PROBLEM) == len(_layout.PROBLEM_FIELDS)
+    assert _C.DEFAULT_PROBLEM[-1] == _C.KV_DENSE
+    assert (_C.KV_DENSE, _C.KV_FP8_PER_TENSOR, _C.KV_FP8_DEEPSEEK_V32) == (0, 1, 2)
+    assert _layout.problem(1, 1, 16, kv_format=_C.KV_FP8_PER_TENSOR)[10] == _C.DTYPE_FP8_E4M3
+
+
+def test_fp8_problems_are_accepted_by_the_library():
+    for kv_format in (_C.KV_FP8_PER_TENSOR, _C.KV_FP8_DEEPSEEK_V32):
+        assert all(size > 0 for size in _C.buffer_sizes(fp8_problem(kv_format), NUM_SMS))
+    p = fp8_problem(_C.KV_FP8_PER_TENSOR)
+    _C.validate(*call_args(p, strides=fp8_strides(p, 576)), descale_k=DESCALE)
+    _C.validate(*call_args(p, strides=fp8_strides(p, 576)), descale_k=DESCALE, descale_q=DESCALE)
+    p = fp8_problem(_C.KV_FP8_DEEPSEEK_V32)
+    _C.validate(*call_args(p, strides=fp8_strides(p, 656)))
+    p = fp8_problem(_C.KV_FP8_DEEPSEEK_V32, q_dtype=_C.DTYPE_FP16, out_dtype=_C.DTYPE_FP16)
+    with pytest.raises(etap.UnsupportedError, match="fp8_deepseek_v32 takes bf16 queries only"):
+        _C.validate(*call_args(p, strides=fp8_strides(p, 656)))
+
+
+def test_fp8_scales_are_passed_to_the_library():
+    p = fp8_problem(_C.KV_FP8_PER_TENSOR)
+    with pytest.raises(etap.InvalidArgumentError, match="descale_k is null; kv_format fp8_per_tensor needs"):
+        _C.validate(*call_args(p, strides=fp8_strides(p, 576)))
+    with pytest.raises(etap.InvalidArgumentError, match="descale_k must be 4-byte aligned"):
+        _C.validate(*call_args(p, strides=fp8_strides(p, 576)), descale_k=DESCALE + 2)
+    with pytest.raises(etap.InvalidArgumentError, match="descale_q must be 4-byte aligned"):
+        _C.validate(*call_args(p, strides=fp8_strides(p, 576)), descale_k=DESCALE, descale_q=DESCALE + 2)
+    with pytest.raises(etap.InvalidArgumentError, match="descale_q must be null for kv_format dense"):
+        _C.validate(*call_args(problem()), descale_q=DESCALE)
+    with pytest.raises(etap.InvalidArgumentError, match="descale_k must be null for kv_format dense"):
+        _C.validate(*call_args(problem()), descale_k=DESCALE)
+    with pytest.raises(etap.InvalidArgumentError, match="fp8_deepseek_v32 fixes d_qk = 576 and d_v = 512"):
+        _C.buffer_sizes(fp8_problem(_C.KV_FP8_DEEPSEEK_V32, d_qk=320, d_v=256), NUM_SMS)
+    with pytest.raises(etap.InvalidArgumentError, match="stores e4m3 values; set kv_dtype to fp8_e4m3"):
+        _C.buffer_sizes(problem(kv_format=_C.KV_FP8_PER_TENSOR), NUM_SMS)
+
+
+def test_kv_format_of_flashmla_calls():
+    fp8 = lambda **kw: _layout.kv_format_of(**{**dict(fp8=True, is_fp8_kvcache=True, kv_dim=576, d_qk=576,
+                                                       has_descale_k=True), **kw})
+    assert fp8() == _C.KV_FP8_PER_TENSOR
+    assert fp8(kv_dim=656, has_descale_k=False) == _C.KV_FP8_DEEPSEEK_V32
+    assert fp8(fp8=False, is_fp8_kvcache=False, has_descale_k=False) == _C.KV_DENSE
+    cases = [(dict(has_descale_k=False), "descale_k is None: an FP8 cache of 576 e4m3 bytes per token"),
+             (dict(kv_dim=656), "descale_k must be None for a 656-byte"),
+             (dict(kv_dim=600), r"last dimension is 600, neither q's head dim \(576\) nor 656"),
+             (dict(is_fp8_kvcache=False), "k_cache holds bytes .*pass is_fp8_kvcache=True"),
+             (dict(fp8=False), "is_fp8_kvcache=True needs a k_cache of torch.uint8"),
+             (dict(fp8=False, is_fp8_kvcache=False), "descale_k is given but is_fp8_kvcache is False")]
+    for changes, message in cases:
+        with pytest.raises(etap.InvalidArgumentError, match=message):
+            fp8(**changes)

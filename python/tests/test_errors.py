@@ -154,6 +154,12 @@ CHECKED_ERRORS = [
 ]
 
 
+def fp8_v32_cache(call):
+    """A uint8 cache of DeepSeek-V3.2's 656-byte tokens, the pages and page size of the call's cache."""
+    num_pages, page_size, h_kv, _ = call.k_cache.shape
+    return torch.zeros(num_pages, page_size, h_kv, 656, dtype=torch.uint8, device="cuda")
+
+
 def flash_mla_new(**changes):
     def run():
         call = Call()
@@ -189,8 +195,22 @@ def legacy(num_splits=lambda c, s: s, seqlens=lambda c: c.seqlens, rows=16, h_kv
 
 
 FLASH_MLA_ERRORS = [
-    ("fp8 cache", flash_mla_new(is_fp8_kvcache=True), etap.UnsupportedError,
-     r"is_fp8_kvcache=True: etap does not support FlashMLA's FP8 KV cache layout yet"),
+    # FP8 caches (issue 11): valid ones run (test_fp8.py); these are the inconsistent calls.
+    ("fp8 cache without a scale", flash_mla_new(is_fp8_kvcache=True,
+                                                k_cache=lambda c: c.k_cache.view(torch.uint8)[..., :576]),
+     etap.InvalidArgumentError, r"descale_k is None: an FP8 cache of 576 e4m3 bytes per token needs its fp32 scale"),
+    ("fp8 cache without the flag", flash_mla_new(k_cache=lambda c: c.k_cache.to(torch.float8_e4m3fn)),
+     etap.InvalidArgumentError, r"k_cache holds bytes .*an FP8 cache; pass is_fp8_kvcache=True"),
+    ("fp8 flag on a bf16 cache", flash_mla_new(is_fp8_kvcache=True), etap.InvalidArgumentError,
+     r"is_fp8_kvcache=True needs a k_cache of torch.uint8 or torch.float8_e4m3fn bytes"),
+    ("fp8 cache of 600 bytes", flash_mla_new(is_fp8_kvcache=True,
+                                             k_cache=lambda c: c.k_cache.view(torch.uint8)[..., :600]),
+     etap.InvalidArgumentError, r"k_cache's last dimension is 600, neither q's head dim \(576\) nor 656"),
+    ("fp8 v32 with descale_k", flash_mla_new(is_fp8_kvcache=True, k_cache=fp8_v32_cache,
+                                             descale_k=lambda c: torch.ones(1, device="cuda")),
+     etap.InvalidArgumentError, r"descale_k must be None for a 656-byte \(DeepSeek-V3.2\) FP8 cache"),
+    ("descale_k of a bf16 cache", flash_mla_new(descale_k=lambda c: torch.ones(1, device="cuda")),
+     etap.InvalidArgumentError, r"descale_k is given but is_fp8_kvcache is False"),
     ("sparse", flash_mla_new(indices=lambda c: torch.zeros(2, 1, 64, dtype=torch.int32, device="cuda")),
      etap.UnsupportedError, r"sparse attention \(indices, topk_length\) is not supported by etap"),
     ("attn sink", flash_mla_new(attn_sink=lambda c: torch.zeros(16, device="cuda")), etap.UnsupportedError,

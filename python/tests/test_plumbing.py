@@ -94,7 +94,7 @@ SCENARIOS = textwrap.dedent("""
     assert len(planned) == 1  # planned once per sched_meta
     metadata, num_splits = flash_mla_legacy.get_mla_metadata(seqlens, s_q * h_q, 1)
     assert planned[-1][8] == 0 and num_splits.shape == (b + 1,), planned[-1]
-    assert metadata.nbytes == sizes((1024, 1, 32, 1, 576, 512, 64, 1, 1, 0, 0, 0), 132)[0]
+    assert metadata.nbytes == sizes((1024, 1, 32, 1, 576, 512, 64, 1, 1, 0, 0, 0, 0), 132)[0]
     expect("older FlashMLA form", etap.NoDeviceError, no_device,
            lambda: flash_mla_legacy.flash_mla_with_kvcache(q, k_cache, block_table, seqlens, 512, metadata,
                                                            num_splits, None, True))

@@ -114,9 +114,14 @@ Status check_scales(const DecodeArgs& args) {
                        format == KvFormat::kDense ? ": a dense cache is not quantised"
                                                   : ": its scales are stored in each 656-byte token"));
   }
-  if (args.descale_q != nullptr)
-    return invalid(str("descale_q must be null: it scales an e4m3 query, and q_dtype is ",
-                       dtype_name(args.problem.q_dtype), " (this build takes bf16 or fp16 queries)"));
+  if (args.descale_q != nullptr) {
+    if (format == KvFormat::kDense)
+      return invalid(str("descale_q must be null for kv_format dense: it is the query scale of an FP8 call (",
+                         "vLLM's q_scale), folded into the logits of the FP8 kernels"));
+    if (reinterpret_cast<std::uintptr_t>(args.descale_q) % kInt32Alignment != 0)
+      return invalid(
+          str("descale_q must be 4-byte aligned (fp32); got address ", api::hex_address(args.descale_q)));
+  }
   return Status::Ok();
 }
 
@@ -215,9 +220,16 @@ Status check_problem(const DecodeProblem& p) {
 
 Status check_kernel_built(const DecodeProblem& p) {
   if (p.kv_format == KvFormat::kDense) return Status::Ok();
-  return unsupported(str("kv_format ", to_string(p.kv_format),
-                         " is valid, but the FP8 decode kernel is not built yet (issue 11); use a dense bf16 "
-                         "or fp16 cache"));
+  if (p.d_qk != mla::kDqk || p.d_v != mla::kDv)
+    return unsupported(str("kv_format ", to_string(p.kv_format), " is built for d_qk = ", mla::kDqk,
+                           " and d_v = ", mla::kDv, " only; got d_qk = ", p.d_qk, ", d_v = ", p.d_v,
+                           " (use a dense bf16 or fp16 cache for the other head dims)"));
+  if (p.kv_format == KvFormat::kFp8DeepSeekV32 && p.q_dtype != DType::kBF16)
+    return unsupported(
+        str("kv_format fp8_deepseek_v32 takes bf16 queries only (its RoPE channels are bf16); "
+            "got q_dtype ",
+            dtype_name(p.q_dtype)));
+  return Status::Ok();
 }
 
 int32_t largest_max_pages_per_seq(int32_t batch, int32_t page_size) {

@@ -43,7 +43,8 @@ cudaError_t encode_tensor_map(const TensorMapSpec& spec, CUtensorMap* map, std::
       map, type, static_cast<cuuint32_t>(spec.rank), const_cast<void*>(spec.base),
       reinterpret_cast<const cuuint64_t*>(spec.dims), reinterpret_cast<const cuuint64_t*>(spec.strides_bytes),
       reinterpret_cast<const cuuint32_t*>(spec.box), element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-      CU_TENSOR_MAP_SWIZZLE_128B, promotion, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+      spec.swizzle == TmaSwizzle::k128B ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE, promotion,
+      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) {
     if (error) *error = "cuTensorMapEncodeTiled failed with CUresult " + std::to_string(static_cast<int>(r));
     return cudaErrorInvalidValue;

@@ -12,9 +12,12 @@
 namespace etap::hopper {
 
 enum class TmaElement { k16Bit, k8Bit };
+// kNone: the box lands as dense rows of box[0] elements (the FP8 staging buffer, fp8_staging.hpp).
+enum class TmaSwizzle { k128B, kNone };
 
-// A tiled, 128B-swizzled map over a tensor of `rank` (≤ 5) dimensions, innermost first.
-// dims[i]: extent; strides_bytes[i]: byte stride of dimension i+1 (multiples of 16); box[i]: box extent.
+// A tiled map (128B-swizzled unless `swizzle` says otherwise) over a tensor of `rank` (≤ 5) dimensions,
+// innermost first. dims[i]: extent; strides_bytes[i]: byte stride of dimension i+1 (multiples of 16); box[i]:
+// box extent.
 struct TensorMapSpec {
   const void* base = nullptr;
   int rank = 0;
@@ -22,6 +25,7 @@ struct TensorMapSpec {
   uint64_t strides_bytes[4] = {};
   uint32_t box[5] = {};
   TmaElement element = TmaElement::k16Bit;
+  TmaSwizzle swizzle = TmaSwizzle::k128B;
   int l2_promotion_bytes = 128;  // 0, 64, 128 or 256: L2 fetch granularity of the map's requests
 };
 

@@ -202,7 +202,7 @@ std::vector<ConformanceConfig> coverage_configs() {
 // Configs that share a generated KV cache (conformance.hpp) run next to each other.
 auto cache_key(const ConformanceConfig& c) {
   return std::tuple{c.dtype, c.input_std, c.batch,     c.seqlen, c.varlen, c.all_empty,
-                    c.seed,  c.h_kv,      c.page_size, c.d_qk,   c.d_v};
+                    c.seed,  c.h_kv,      c.page_size, c.d_qk,   c.d_v,    static_cast<int32_t>(c.kv_format)};
 }
 
 std::vector<int32_t> request_lengths(const ConformanceConfig& c) {
@@ -384,11 +384,51 @@ std::string ConformanceConfig::name() const {
   if (page_size != 64) name << " page" << page_size;
   if (d_qk != 576 || d_v != 512) name << " d" << d_qk << "-" << d_v;
   name << " " << dtype_name(dtype);
+  if (kv_format == KvFormat::kFp8PerTensor) name << " fp8";
+  if (kv_format == KvFormat::kFp8DeepSeekV32) name << " fp8v32";
   if (lse_base == LseBase::kBase2) name << " lse2";
   if (input_std != kDefaultStd) name << " std" << input_std;
   if (num_sms > 0) name << " sms" << num_sms;
   return name.str();
 }
+
+namespace {
+
+// FP8 caches (issue 11), in both the quick and the full sweep: both formats over tail blocks (NaN-poisoned
+// slots past seqlen), split requests, every KV loader (pages of 64, 16 and 1), row tiles, h_kv 2, MTP, fp16.
+// The quick sweep keeps the configs marked `quick`.
+std::vector<ConformanceConfig> fp8_configs(bool quick_only) {
+  std::vector<ConformanceConfig> configs;
+  for (const KvFormat format : {KvFormat::kFp8PerTensor, KvFormat::kFp8DeepSeekV32}) {
+    ConformanceConfig spare;  // where a config left out of the quick sweep goes
+    auto add = [&](bool quick, int32_t b, int32_t s_k, bool varlen, Heads heads,
+                   DType dtype) -> ConformanceConfig& {
+      if (quick_only && !quick) return spare;
+      ConformanceConfig& c = configs.emplace_back(grid_config(b, s_k, varlen, heads, dtype));
+      c.kv_format = format;
+      return c;
+    };
+    add(true, 1, 1, false, {16, 1}, DType::kBF16);
+    add(true, 7, 65, true, {16, 1}, DType::kBF16);
+    add(true, 2, 1000, false, {64, 1}, DType::kBF16);
+    add(false, 7, 63, false, {32, 1}, DType::kBF16);
+    add(false, 2, 4096, false, {16, 1}, DType::kBF16).lse_base = LseBase::kBase2;
+    add(true, 7, 1000, true, {16, 2}, DType::kBF16).page_size = 1;   // gather
+    add(true, 7, 1000, true, {16, 1}, DType::kBF16).page_size = 16;  // TMA chunks
+    add(true, 2, 1000, false, {128, 1}, DType::kBF16);               // two row tiles
+    add(true, 7, 65, true, {16, 1}, DType::kBF16).h_kv = 2;
+    add(false, 2, 1000, false, {16, 4}, DType::kBF16);
+    add(false, 1, 65536, false, {16, 1}, DType::kBF16);
+    add(false, 2, 1000, false, {16, 1}, DType::kBF16).input_std = kLargeStd;
+    if (format == KvFormat::kFp8PerTensor) {
+      add(true, 7, 1000, true, {32, 1}, DType::kFP16);
+      add(false, 7, 17, true, {16, 1}, DType::kFP16).page_size = 1;
+    }
+  }
+  return configs;
+}
+
+}  // namespace
 
 std::vector<ConformanceConfig> conformance_sweep(bool quick) {
   std::vector<ConformanceConfig> configs;
@@ -429,6 +469,7 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
     rank256.d_qk = 320;
     rank256.d_v = 256;
     add(31, 4096, false, {16, 1}, DType::kBF16).num_sms = 32;  // one whole request per part, W = 63 < 65
+    for (const auto& c : fp8_configs(/*quick_only=*/true)) configs.push_back(c);
     return configs;
   }
 
@@ -444,6 +485,7 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
   for (const auto& c : large_configs()) configs.push_back(c);
   for (const auto& c : extra_configs()) configs.push_back(c);
   for (const auto& c : coverage_configs()) configs.push_back(c);
+  for (const auto& c : fp8_configs(/*quick_only=*/false)) configs.push_back(c);
   std::stable_sort(configs.begin(), configs.end(),
                    [](const auto& a, const auto& b) { return cache_key(a) < cache_key(b); });
   return configs;
@@ -452,11 +494,12 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
 std::vector<std::string> describe_sweep(bool quick) {
   if (quick)
     return {
-        "quick subset (the CTest `gpu` test): 29 configs covering tail pages (s_k 1, 17, 63, 64, 65),",
+        "quick subset (the CTest `gpu` test): 29 dense configs covering tail pages (s_k 1, 17, 63, 64, 65),",
         "variable lengths with empty requests, causal and non-causal MTP (s_q 2, 4, 16; seqlen < s_q), fp16,",
         "R = 8 … 256 (row tiles), h_kv 2, pages of 1, 16, 128 tokens, d 512/512 and 320/256, base-2 lse,",
         "large logits, an all-empty batch, one SM, b=1 at s_k=65536, and b=31 at s_k=4096 on 32 SMs (one",
-        "whole request per part)."};
+        "whole request per part); 15 FP8 configs of both formats (tails, splits, pages of 64, 16 and 1,",
+        "two row tiles, h_kv 2, fp16 for the per-tensor format)."};
   return {
       "grid: b in {1, 2, 7, 64} x s_k in {1, 17, 63, 64, 65, 1000, 4096, 65536}",
       "      x (h_q, s_q) in {8,16,32,64}x1, {8,16,32}x2, {8,16}x4 (all R = s_q*h_q <= 64; s_q > 1 causal)",
@@ -469,6 +512,7 @@ std::vector<std::string> describe_sweep(bool quick) {
       "       on 32 SMs, b=128 s_k=2048), the paper's b=16 s_k=4096 h_q=16",
       "coverage: R from 96 to 2048 (h_q up to 128, s_q up to 16, causal and not), h_kv in {2, 3, 8},",
       "       page sizes 1, 3, 8, 16, 32, 48, 80, 128, 192, 256, head dims 512/512 and 320/256, both dtypes",
+      "fp8: both FP8 formats (fp8_configs: pages 64/16/1, tails, splits, row tiles, h_kv 2, MTP, 64K)",
       "every config: NaN past each seqlen and in spare pages, invalid ids in unused block-table columns,",
       "       shuffled pages, NaN-poisoned out/lse/plan/workspace, two runs compared bit for bit"};
 }
@@ -514,6 +558,7 @@ ProblemSpec problem_spec(const ConformanceConfig& c) {
   spec.d_v = c.d_v;
   spec.seqlens = request_lengths(c);
   spec.dtype = c.dtype;
+  spec.kv_format = c.kv_format;
   spec.causal = c.causal;
   spec.input_std = c.input_std;
   spec.seed = c.seed;

@@ -27,6 +27,7 @@ struct ConformanceConfig {
   int32_t page_size = 64;
   int32_t d_qk = 576, d_v = 512;
   DType dtype = DType::kBF16;
+  KvFormat kv_format = KvFormat::kDense;  // FP8 formats: an e4m3 cache, q/out in dtype
   bool causal = false;
   LseBase lse_base = LseBase::kNatural;
   float input_std = 0.25f;  // 1.5 puts logits in the hundreds (softmax overflow paths)

@@ -21,7 +21,7 @@ using testing::ConformanceConfig;
 
 constexpr int64_t kReferenceCap = int64_t{64} * 4096 * 16;
 constexpr std::size_t kMaxConfigsAboveCap = 12;
-constexpr std::size_t kMaxQuickConfigs = 32;
+constexpr std::size_t kMaxQuickConfigs = 48;  // 29 dense + 15 FP8 (conformance.cpp), and a little room
 
 int64_t reference_work(const ConformanceConfig& c) {
   return int64_t{c.batch} * c.seqlen * c.rows();

@@ -318,7 +318,7 @@ TEST_F(Validate, UnknownKvFormat) {
                 StatusCode::kInvalidArgument, "kv_format has the unknown value 7");
 }
 
-// FP8 problems: valid arguments reach the one remaining refusal, the missing kernel.
+// FP8 problems: valid arguments pass (576/512; V3.2 with bf16 queries), the rest is refused with a status.
 class ValidateFp8 : public Validate {
  protected:
   void use(KvFormat format, DType q = DType::kBF16) {
@@ -328,17 +328,30 @@ class ValidateFp8 : public Validate {
     reset();
     if (format == KvFormat::kFp8PerTensor) args_.descale_k = fake_address<float>(0x700000);
   }
-  void expect_kernel_missing() { expect(StatusCode::kUnsupported, "the FP8 decode kernel is not built yet"); }
+  void expect_valid() {
+    const Status status = validate(args_);
+    EXPECT_TRUE(status.ok()) << status.message();
+  }
 };
 
-TEST_F(ValidateFp8, ValidArgumentsReachTheMissingKernel) {
+TEST_F(ValidateFp8, ValidArgumentsPass) {
   for (const KvFormat format : {KvFormat::kFp8PerTensor, KvFormat::kFp8DeepSeekV32})
     for (const DType q : {DType::kBF16, DType::kFP16}) {
       SCOPED_TRACE(std::string(to_string(format)) + " q " + to_string(q));
       use(format, q);
-      expect_kernel_missing();
-      EXPECT_TRUE(Contains(validate(args_).message(), to_string(format)));
+      if (format == KvFormat::kFp8DeepSeekV32 && q == DType::kFP16)
+        expect(StatusCode::kUnsupported, "kv_format fp8_deepseek_v32 takes bf16 queries only");
+      else
+        expect_valid();
     }
+}
+
+TEST_F(ValidateFp8, PerTensorBuiltForTheMlaHeadDimsOnly) {
+  use(KvFormat::kFp8PerTensor);
+  args_.problem.d_qk = 512;
+  args_.kv_head_stride = args_.kv_token_stride = 512;
+  args_.kv_page_stride = 64 * 512;
+  expect(StatusCode::kUnsupported, "kv_format fp8_per_tensor is built for d_qk = 576 and d_v = 512 only");
 }
 
 TEST_F(ValidateFp8, DenseStridesAreBytes) {
@@ -401,11 +414,20 @@ TEST_F(ValidateFp8, DescaleKRefusedWhereUnused) {
          "descale_k must be null for kv_format dense: a dense cache is not quantised");
 }
 
-TEST_F(ValidateFp8, DescaleQReservedForAnE4m3Query) {
-  use(KvFormat::kFp8PerTensor);
+TEST_F(ValidateFp8, DescaleQScalesTheQueryOfFp8Calls) {
+  for (const KvFormat format : {KvFormat::kFp8PerTensor, KvFormat::kFp8DeepSeekV32}) {
+    use(format);
+    args_.descale_q = fake_address<float>(0x800000);
+    expect_valid();
+    args_.descale_q = fake_address<float>(0x800001);
+    expect(StatusCode::kInvalidArgument, "descale_q must be 4-byte aligned (fp32)");
+  }
+  args_ = make_dense_args(
+      problem_ = DecodeProblem{.batch = 4, .h_q = 16, .num_pages = 100, .max_pages_per_seq = 16},
+      fake_address<void>(0x100000), fake_address<void>(0x200000), fake_address<int32_t>(0x300000),
+      fake_address<int32_t>(0x400000), fake_address<void>(0x500000), nullptr, 0.1352f, false);
   args_.descale_q = fake_address<float>(0x800000);
-  expect(StatusCode::kInvalidArgument,
-         "descale_q must be null: it scales an e4m3 query, and q_dtype is bf16");
+  expect(StatusCode::kInvalidArgument, "descale_q must be null for kv_format dense");
 }
 
 TEST_F(ValidateFp8, DeepSeekV32FixesHeadDims) {
@@ -436,7 +458,7 @@ TEST_F(ValidateFp8, TokenStrideOf656BytesRows) {
   expect(StatusCode::kInvalidArgument, "kv_token_stride = 664 is not a multiple of 16 elements (16 bytes)");
   use(KvFormat::kFp8DeepSeekV32);
   args_.kv_page_stride = 65 * 656;  // FlashMLA's tests pad each page by a token: fine
-  expect_kernel_missing();
+  expect_valid();
   args_.kv_cache = fake_address<void>(0x200008);
   expect(StatusCode::kInvalidArgument, "kv_cache must be 16-byte aligned for TMA");
 }
@@ -448,18 +470,20 @@ TEST_F(ValidateFp8, PerTensorByteStrides) {
   expect(StatusCode::kInvalidArgument, "kv_token_stride = 584 is not a multiple of 16 elements");
   use(KvFormat::kFp8PerTensor);
   args_.kv_page_stride = 64 * 576 + 16;
-  expect_kernel_missing();
+  expect_valid();
 }
 
-TEST_F(ValidateFp8, BufferSizesZeroUntilTheKernelExists) {
+TEST_F(ValidateFp8, BufferSizesAsDense) {
   use(KvFormat::kFp8PerTensor);
   Options options;
   options.num_sms = 132;
-  EXPECT_EQ(plan_bytes(problem_, options), 0u);
-  EXPECT_EQ(workspace_bytes(problem_, options), 0u);
+  const std::size_t plan = plan_bytes(problem_, options), workspace = workspace_bytes(problem_, options);
+  EXPECT_GT(plan, 0u);
+  EXPECT_GT(workspace, 0u);
   problem_.kv_format = KvFormat::kDense;
   problem_.kv_dtype = DType::kBF16;
-  EXPECT_GT(plan_bytes(problem_, options), 0u);
+  EXPECT_EQ(plan_bytes(problem_, options), plan);
+  EXPECT_EQ(workspace_bytes(problem_, options), workspace);
 }
 
 TEST_F(Validate, KvDtypeMismatch) {

@@ -133,11 +133,14 @@ void add_bench_command(CLI::App& app, int& exit_code) {
           "fixed seed\n"
           "  coverage  b=16 s_k=8K: h_q in {64,128}, h_q=64 s_q=2 (causal), h_kv=2 h_q=32,\n"
           "            page in {1,16,32,64,128,256}, d in {512/512,320/256}; b=128 s_k=4K h_q=128\n"
+          "  fp8       b=16 h_q=16 s_k in {8K,64K} x kv in {dense,fp8,fp8-v32}; b=16 s_k=8K h_q in\n"
+          "            {32,64,128} x kv in {dense,fp8} (with padded: FP8 transposed vs padded at "
+          "R=16/32/64)\n"
           "  all       all of the above\n"
           "Without --sweep, the configurations are every combination of the comma-separated values of "
-          "--batch, --seqlen (or --varlen), --h-q, --s-q, --h-kv, --page-size and --head-dims.\n"
+          "--batch, --seqlen (or --varlen), --h-q, --s-q, --h-kv, --page-size, --head-dims and --kv-format.\n"
           "The padded baseline covers one 64-row tile of the MLA shape (s_q*h_q <= 64, h_kv 1, page 64, "
-          "d 576/512): elsewhere its rows read n/a.\n"
+          "d 576/512; FP8 caches with bf16 queries): elsewhere its rows read n/a.\n"
           "Method: CUDA events around each call, L2 flushed before each timed run, median of --iters "
           "runs after --warmup (the published tables use >= 20); every implementation is checked "
           "against the CPU reference first (b=2, s_k {300,137}).\n\n") +
@@ -154,6 +157,8 @@ void add_bench_command(CLI::App& app, int& exit_code) {
   auto* head_dims = add_head_dims_flag(cmd, st->head_dims);
   auto* causal = cmd->add_flag("--causal", st->free_form.causal, "Causal MTP mask (bottom-right aligned)");
   add_dtype_flag(cmd, st->dtype);
+  auto* kv_format = add_kv_format_flag(cmd, st->free_form.kv_formats);
+  sweep->excludes(kv_format);
   sweep->excludes(batch)->excludes(seqlen)->excludes(h_q)->excludes(s_q)->excludes(varlen)->excludes(causal);
   sweep->excludes(h_kv)->excludes(page_size)->excludes(head_dims);
   varlen->excludes(seqlen);

@@ -17,9 +17,20 @@ using DimsMla = HeadDimsOf<mla::kDqk, mla::kDv>;  // 576 / 512: DeepSeek-V2/V3/R
 using DimsLatent = HeadDimsOf<512, 512>;          // the latent part without RoPE
 using DimsRank256 = HeadDimsOf<320, 256>;         // kv_lora_rank 256 ‖ 64 RoPE
 
-template <int kN_, typename T, class Dims = DimsMla, bool kTiled_ = false>
+// How the cache stores a token (etap::KvFormat). The consumers always read bf16/fp16 boxes from the ring: for
+// the FP8 formats the producer warpgroup's other warps dequantise each block into it (fp8_convert.cuh).
+enum class CacheFormat : int {
+  kDense = 0,         // d_qk values of T
+  kFp8PerTensor = 1,  // d_qk e4m3 bytes, one scale for the cache (*descale_k, folded into logits and O)
+  kFp8V32 = 2,        // DeepSeek-V3.2's 656-byte token: 512 e4m3, 4 fp32 group scales, 64 bf16 RoPE
+};
+
+template <int kN_, typename T, class Dims = DimsMla, bool kTiled_ = false,
+          CacheFormat kFormat_ = CacheFormat::kDense>
 struct KernelConfig {
   using Element = T;  // __nv_bfloat16 or __half (q, kv, out, Pᵀ)
+  static constexpr CacheFormat kFormat = kFormat_;
+  static constexpr bool kFp8 = kFormat != CacheFormat::kDense;
   // Requests have several row tiles (or h_kv > 1): a CTA's columns map to rows through its tile (CtaRows).
   static constexpr bool kTiled = kTiled_;
 
@@ -38,7 +49,14 @@ struct KernelConfig {
       hopper::kWarpgroupWarps * kConsumerWarpgroups;  // arrive on empty / q_empty
   static constexpr int kConsumerThreads = kWarpgroupThreads * kConsumerWarpgroups;
   static constexpr int kThreads = kConsumerThreads + kWarpgroupThreads;  // + the producer warpgroup
-  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
+  // setmaxnreg moves registers within the CTA's launch allocation (65536 / 384 threads = 168 each, rounded
+  // down to a multiple of 8): 40 · 128 + 232 · 256 = 168 · 384. FP8: the producer warpgroup's warps 1..3
+  // convert the staged e4m3 block into the ring stage (fp8_convert.cuh); the producer warp and the
+  // converter each fit 40 alone, but not together (ptxas -v: 24-36 bytes of spills), so FP8 moves 8
+  // registers per consumer thread to the producer warpgroup: 56 · 128 + 224 · 256 = 168 · 384.
+  static constexpr int kProducerRegs = kFp8 ? 56 : 40, kConsumerRegs = kFp8 ? 224 : 232;
+  static constexpr int kLaunchRegs = 65536 / kThreads / 8 * 8;
+  static constexpr int kConverterThreads = kWarpgroupThreads - kWarpSize;
   static constexpr int kQkSteps = kDqk / 16;         // k16 steps of Sᵀ = K·Qᵀ
   static constexpr int kPvSteps = kPageTokens / 16;  // k16 steps of Oᵀ += Vᵀ·Pᵀ
   static constexpr uint32_t kBoxBytes = kPageTokens * kBoxCols * sizeof(T);
@@ -49,7 +67,21 @@ struct KernelConfig {
   static_assert(kPageTokens == 64, "a KV block is one wgmma M tile");
   static_assert(kDqk % kBoxCols == 0 && kDv % (kBoxCols * kConsumerWarpgroups) == 0 && kDv <= kDqk,
                 "head dims in whole boxes; d_v split evenly over the consumer warpgroups");
-  static_assert(kProducerRegs * kWarpgroupThreads + kConsumerRegs * kConsumerThreads <= 65536);
+  // FP8 per-tensor at small N: ring stage 1's blocks are staged in a separate buffer (fp8_staging.hpp) so
+  // that two FP8 blocks (74 KB) can be in flight, not one. It fits next to a Q of N ≤ 32 rows: ring + Q + Pᵀ
+  // + the buffer + kSmallSmem (statistics, barriers) ≤ 227 KiB (kernel.cuh asserts the real size).
+  static constexpr uint32_t kFp8StagingBytes = kBoxes * kPageTokens * kBoxCols;  // e4m3: one byte each
+  static constexpr uint32_t kSmallSmem = 4096;
+  static constexpr bool kSeparateStaging = kFormat == CacheFormat::kFp8PerTensor &&
+                                           kStages * kPageBytes +
+                                                   (kBoxes * kN * kBoxCols + kN * kPageTokens) * sizeof(T) +
+                                                   kFp8StagingBytes + kSmallSmem <=
+                                               232448;
+
+  static_assert(!kFp8 || (kDqk == 576 && kDv == 512), "FP8 caches are built for the MLA head dims");
+  static_assert(kProducerRegs * kWarpgroupThreads + kConsumerRegs * kConsumerThreads <=
+                    kLaunchRegs * kThreads,
+                "setmaxnreg.inc would wait forever for registers the CTA does not own");
 };
 
 }  // namespace etap::decoding

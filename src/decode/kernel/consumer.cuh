@@ -13,6 +13,7 @@
 #include "decode/kernel/barriers.hpp"
 #include "decode/kernel/cta_rows.cuh"
 #include "decode/kernel/epilogue.cuh"
+#include "decode/kernel/kv_scale.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
 #include "decode/kernel/softmax.cuh"
@@ -41,7 +42,8 @@ struct Consumer {
   const int warp;  // within the warpgroup
   const int lane;
   const int col0;
-  const CtaRows<Cfg::kTiled> rows;  // this CTA's query rows (blockIdx.y's row tile)
+  const CtaRows<Cfg::kTiled> rows;   // this CTA's query rows (blockIdx.y's row tile)
+  const FoldedScalesOf<Cfg> scales;  // FP8 only (empty for dense kernels: kv_scale.cuh)
 
   float o[Cfg::kVTiles][kORegs];  // Oᵀ [4 tiles × 64 d] × N, fp32
   ColumnSoftmax<kHalfN> softmax;
@@ -53,7 +55,8 @@ struct Consumer {
         warp((threadIdx.x % kWgThreads) / kWarpSize),
         lane(threadIdx.x % kWarpSize),
         col0(warpgroup * Cfg::kHalfN),
-        rows(params) {}
+        rows(params),
+        scales(folded_scales<Cfg>(params)) {}
 
   __device__ void run() {
     zero_q_padding();
@@ -105,7 +108,8 @@ struct Consumer {
         stage.advance();
         parity ^= 1;
       }
-      store_segment<Cfg>(p, smem, rows, seg, o, softmax, smem.column_partial[parity][wg], wg, warp, lane);
+      store_segment<Cfg>(p, smem, rows, seg, o, softmax, smem.column_partial[parity][wg], wg, warp, lane,
+                         out_scale<Cfg>(scales));
     });
   }
 
@@ -145,11 +149,11 @@ struct Consumer {
         const int32_t token =
             page * Cfg::kPageTokens + hopper::accumulator_coord(threadIdx.x % kWgThreads, i).row;
         // Select, not multiply: slots past seqlen may hold NaN.
-        s[i] = token <= limit[column_slot(i)] ? s[i] * p.scale_log2 : -INFINITY;
+        s[i] = token <= limit[column_slot(i)] ? s[i] * logit_scale<Cfg>(p, scales) : -INFINITY;
       }
     } else {
 #pragma unroll
-      for (int i = 0; i < kSRegs; ++i) s[i] *= p.scale_log2;
+      for (int i = 0; i < kSRegs; ++i) s[i] *= logit_scale<Cfg>(p, scales);
     }
   }
 

@@ -40,7 +40,7 @@ template <class Cfg, class Softmax, class Rows>
 __device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, const Rows& rows,
                               const Segment& seg, const float (&o)[Cfg::kVTiles][Cfg::kN / 2],
                               const Softmax& softmax, float (*partial)[Cfg::kHalfN], int wg, int warp,
-                              int lane) {
+                              int lane, float out_scale = 1.f) {
   using T = typename Cfg::Element;
   constexpr int kCols = Softmax::kCols;
   const int col0 = wg * Cfg::kHalfN;
@@ -79,11 +79,11 @@ __device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, c
   }
   hopper::named_barrier_sync(barrier_id(NamedBarrier::kRowSumReady), Cfg::kConsumerThreads);
 
-  float inv[Cfg::kN / 4];  // 1/l for this thread's columns of Oᵀ
+  float inv[Cfg::kN / 4];  // out_scale/l for this thread's columns of Oᵀ (kv_scale.cuh: FP8's descale_k)
 #pragma unroll
   for (int c = 0; c < Cfg::kN / 4; ++c) {
     const float l = smem.row_sum[slot_column(c, lane)];
-    inv[c] = l > 0.f ? 1.f / l : 0.f;
+    inv[c] = l > 0.f ? out_scale / l : 0.f;
   }
   const int thread = threadIdx.x % Cfg::kWarpgroupThreads;
 #pragma unroll

@@ -5,6 +5,7 @@
 
 #include "decode/kernel/config.hpp"
 #include "decode/kernel/consumer.cuh"
+#include "decode/kernel/fp8_convert.cuh"
 #include "decode/kernel/params.hpp"
 #include "decode/kernel/producer.cuh"
 #include "decode/kernel/shared_storage.cuh"
@@ -18,8 +19,11 @@ namespace etap::decoding {
 // ConsumerT: Consumer (ETAP, the product), or a benchmark baseline on the same machinery (bench/baselines).
 template <class Cfg, template <class> class ConsumerT>
 __global__ void __launch_bounds__(Cfg::kThreads, 1) etap_decode_kernel(
-    const __grid_constant__ CUtensorMap q_map,   // q  [batch, s_q, h_q, 576], box 64 × h_q × s_q
-    const __grid_constant__ CUtensorMap kv_map,  // kv [pages, 64, 576], box 64 × 64
+    const __grid_constant__ CUtensorMap q_map,  // q  [batch, s_q, h_q, 576], box 64 × h_q × s_q
+    const __grid_constant__ CUtensorMap
+        kv_map,  // kv [pages, 64, 576], box 64 × 64 (FP8: bytes, fp8_load.cuh)
+    const __grid_constant__ CUtensorMap
+        rope_map,  // FP8 V3.2: the RoPE bf16 of each token (else kv_map's copy)
     const __grid_constant__ KernelParams params) {
   static_assert(sizeof(SharedStorage<Cfg>) <= kMaxDynamicSmem, "shared memory over the 227 KiB limit");
   extern __shared__ __align__(1024) uint8_t smem_raw[];
@@ -28,15 +32,24 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) etap_decode_kernel(
   if ((static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) & 1023u) != 0) __trap();
 
   if (threadIdx.x == 0) {
+    // full: the dense TMA's one arrival; FP8: every converter thread, plus V3.2's RoPE TMA.
+    constexpr uint32_t kFullArrivals =
+        !Cfg::kFp8 ? 1 : Cfg::kConverterThreads + (Cfg::kFormat == CacheFormat::kFp8V32 ? 1 : 0);
     for (int s = 0; s < Cfg::kStages; ++s) {
-      hopper::mbarrier_init(&smem.full[s], 1);
+      hopper::mbarrier_init(&smem.full[s], kFullArrivals);
       hopper::mbarrier_init(&smem.empty[s], Cfg::kConsumerWarps);
+      if constexpr (Cfg::kFp8) {
+        hopper::mbarrier_init(&smem.staged[s], 1);  // the load's one arrival
+        smem.converter_stop[s] = 0;
+      }
     }
     hopper::mbarrier_init(&smem.q_full, 1);
     hopper::mbarrier_init(&smem.q_empty, Cfg::kConsumerWarps);
+    if constexpr (Cfg::kSeparateStaging) hopper::mbarrier_init(&smem.staging_empty, Cfg::kConverterThreads);
     hopper::fence_barrier_init();
     hopper::prefetch_tensor_map(&q_map);  // kernel parameters: no previous kernel writes them
     hopper::prefetch_tensor_map(&kv_map);
+    if constexpr (Cfg::kFormat == CacheFormat::kFp8V32) hopper::prefetch_tensor_map(&rope_map);
   }
   __syncthreads();
   hopper::launch_dependents();  // the combine kernel may start its prologue
@@ -49,8 +62,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) etap_decode_kernel(
   const int warpgroup = threadIdx.x / Cfg::kWarpgroupThreads;
   if (warpgroup == Cfg::kConsumerWarpgroups) {
     hopper::setmaxnreg_dec<Cfg::kProducerRegs>();
-    if (threadIdx.x % Cfg::kWarpgroupThreads < kWarpSize)  // one producer warp
-      producer<Cfg>(params, smem, &q_map, &kv_map);
+    const int thread = threadIdx.x % Cfg::kWarpgroupThreads;
+    if (thread < kWarpSize)  // one producer warp
+      producer<Cfg>(params, smem, &q_map, &kv_map, &rope_map);
+    else if constexpr (Cfg::kFp8)  // the other three dequantise
+      Fp8Converter<Cfg>{smem, thread - kWarpSize}.run();
   } else {
     hopper::setmaxnreg_inc<Cfg::kConsumerRegs>();
     ConsumerT<Cfg>(params, smem, warpgroup).run();

@@ -9,6 +9,7 @@
 #include <cuda.h>
 
 #include "common/constants.hpp"
+#include "decode/kernel/fp8_load.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
 #include "hopper/cp_async.cuh"
@@ -24,9 +25,19 @@ struct KvBlockLoader {
   using T = typename Cfg::Element;
   const KernelParams& p;
   SharedStorage<Cfg>& smem;
-  const CUtensorMap* kv_map;  // [pages, page_size, h_kv, d_qk], box 64 cols × 1 head × box tokens
+  const CUtensorMap* kv_map;    // [pages, page_size, h_kv, d_qk], box 64 cols × 1 head × box tokens
+  const CUtensorMap* rope_map;  // FP8 V3.2: the cache as bf16 [.., 328], box 64 cols (fp8_load.cuh)
   int32_t kv_head;
   int lane;
+  using Fp8 = Fp8Loads<Cfg>;
+
+  // Lane 0, before loading a block: the stage (FP8: its staging, fp8_load.cuh) may be overwritten.
+  __device__ __forceinline__ void wait_free(const hopper::PipelineState<Cfg::kStages>& stage) {
+    if constexpr (Cfg::kFp8)
+      Fp8::wait_free(smem, stage);
+    else
+      hopper::mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
+  }
 
   // page_size % 64 == 0: block k is tokens [64·(k mod B), +64) of page table[k / B], B = page_size / 64. Page
   // ids are read 32 blocks at a time, one per lane, the next 32 in flight while these are streamed.
@@ -47,11 +58,16 @@ struct KvBlockLoader {
       const int32_t page = __shfl_sync(kFullWarpMask, current, j);
       if (lane == 0) {
         const int32_t token = (k % blocks_per_page) * kBlockTokens;
-        hopper::mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
-        hopper::mbarrier_arrive_expect_tx(&smem.full[stage.index], Cfg::kPageBytes);
-        for (int b = 0; b < Cfg::kBoxes; ++b)
-          hopper::tma_load_4d(smem.kv[stage.index][b], kv_map, b * Cfg::kBoxCols, kv_head, token, page,
-                              &smem.full[stage.index]);
+        wait_free(stage);
+        if constexpr (Cfg::kFp8) {
+          Fp8::expect(smem, stage.index, kBlockTokens);
+          Fp8::load(smem, stage.index, kv_map, rope_map, 0, kv_head, token, page);
+        } else {
+          hopper::mbarrier_arrive_expect_tx(&smem.full[stage.index], Cfg::kPageBytes);
+          for (int b = 0; b < Cfg::kBoxes; ++b)
+            hopper::tma_load_4d(smem.kv[stage.index][b], kv_map, b * Cfg::kBoxCols, kv_head, token, page,
+                                &smem.full[stage.index]);
+        }
       }
       stage.advance();
     }
@@ -75,14 +91,21 @@ struct KvBlockLoader {
       const int32_t left = seg.seqlen - k * kBlockTokens;
       const int32_t loaded = left >= kBlockTokens ? per_block : (left + ct - 1) / ct;
       if (lane == 0) {
-        hopper::mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
-        hopper::mbarrier_arrive_expect_tx(&smem.full[stage.index], loaded * chunk_bytes);
+        wait_free(stage);
+        if constexpr (Cfg::kFp8)
+          Fp8::expect(smem, stage.index, loaded * ct);
+        else
+          hopper::mbarrier_arrive_expect_tx(&smem.full[stage.index], loaded * chunk_bytes);
       }
       __syncwarp();
       if (lane < loaded) {
-        for (int b = 0; b < Cfg::kBoxes; ++b)
-          hopper::tma_load_4d(smem.kv[stage.index][b] + lane * ct * Cfg::kBoxCols, kv_map, b * Cfg::kBoxCols,
-                              kv_head, t % p.page_size, id, &smem.full[stage.index]);
+        if constexpr (Cfg::kFp8) {
+          Fp8::load(smem, stage.index, kv_map, rope_map, lane * ct, kv_head, t % p.page_size, id);
+        } else {
+          for (int b = 0; b < Cfg::kBoxes; ++b)
+            hopper::tma_load_4d(smem.kv[stage.index][b] + lane * ct * Cfg::kBoxCols, kv_map,
+                                b * Cfg::kBoxCols, kv_head, t % p.page_size, id, &smem.full[stage.index]);
+        }
       }
       id = next_id;
       stage.advance();
@@ -104,10 +127,22 @@ struct KvBlockLoader {
       const int32_t id_lo = lane < tokens ? table_row[(first + lane) / p.page_size] : 0;
       const int32_t id_hi =
           lane + kWarpSize < tokens ? table_row[(first + lane + kWarpSize) / p.page_size] : 0;
-      if (lane == 0) hopper::mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
+      if (lane == 0) wait_free(stage);
       __syncwarp();
       uint8_t* stage_base = reinterpret_cast<uint8_t*>(smem.kv[stage.index][0]);
-      for (int32_t i = 0; i < tokens; ++i) {
+      if constexpr (Cfg::kFp8) {  // byte strides; a token is 1 or 2 copies per lane (fp8_load.cuh)
+        const uint8_t* bytes = static_cast<const uint8_t*>(p.kv_cache) + kv_head * p.kv_head_stride;
+        const uint32_t stage_address = hopper::smem_address(stage_base);
+        const uint32_t staging_address = hopper::smem_address(Fp8::staging(smem, stage.index));
+#pragma unroll 1
+        for (int32_t i = 0; i < tokens; ++i) {
+          const int32_t page = __shfl_sync(kFullWarpMask, i < kWarpSize ? id_lo : id_hi, i % kWarpSize);
+          Fp8::gather_row(staging_address, stage_address,
+                          bytes + page * p.kv_page_stride + ((first + i) % p.page_size) * p.kv_token_stride,
+                          i, lane);
+        }
+      }
+      for (int32_t i = 0; i < (Cfg::kFp8 ? 0 : tokens); ++i) {
         const int32_t page = __shfl_sync(kFullWarpMask, i < kWarpSize ? id_lo : id_hi, i % kWarpSize);
         const T* row = cache + page * p.kv_page_stride + ((first + i) % p.page_size) * p.kv_token_stride;
         uint8_t* dst_row = stage_base + i * hopper::kSwizzleRowBytes;
@@ -121,7 +156,12 @@ struct KvBlockLoader {
       hopper::cp_async_wait_all();
       hopper::fence_proxy_async_smem();
       __syncwarp();
-      if (lane == 0) hopper::mbarrier_arrive(&smem.full[stage.index]);
+      if (lane == 0) {
+        if constexpr (Cfg::kFp8)
+          Fp8::gather_done(smem, stage.index);
+        else
+          hopper::mbarrier_arrive(&smem.full[stage.index]);
+      }
       stage.advance();
     }
   }

@@ -43,6 +43,10 @@ struct KernelParams {
 
   float* partial_o;    // [slots, rows, d_v] normalised partial O of split requests
   float* partial_lse;  // [slots, rows] log2; −inf for a row that saw no key in its split
+
+  // FP8 caches (kv_scale.cuh): device fp32 scalars, read after griddepcontrol.wait; null where unused.
+  const float* descale_k;  // kFp8PerTensor: the cache's scale
+  const float* descale_q;  // optional: the query's scale (vLLM's q_scale)
 };
 
 // Element offsets of query row `row` (= s · h_q + h) of `request` in out and lse.

@@ -15,7 +15,8 @@ namespace etap::decoding {
 
 template <class Cfg>
 __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cfg>& smem,
-                                         const CUtensorMap* q_map, const CUtensorMap* kv_map) {
+                                         const CUtensorMap* q_map, const CUtensorMap* kv_map,
+                                         const CUtensorMap* rope_map) {
   using namespace etap::hopper;
   const int lane = threadIdx.x % kWarpSize;
   PipelineState<Cfg::kStages> stage;
@@ -24,7 +25,7 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
   // The box is the whole tile even where its last heads or tokens do not exist: TMA zero-fills outside q
   // and counts the full box.
   const uint32_t q_bytes = Cfg::kBoxes * Cfg::kBoxCols * p.tiling.tile_rows() * sizeof(typename Cfg::Element);
-  KvBlockLoader<Cfg> kv{p, smem, kv_map, tile.kv_head, lane};
+  KvBlockLoader<Cfg> kv{p, smem, kv_map, rope_map, tile.kv_head, lane};
 
   for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
     if (seg.pages == 0) return;  // empty request: nothing to load
@@ -48,6 +49,8 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
         break;
     }
   });
+  if constexpr (Cfg::kFp8)
+    if (lane == 0) Fp8Loads<Cfg>::stop_converter(smem, stage);
 }
 
 }  // namespace etap::decoding

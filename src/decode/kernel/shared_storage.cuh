@@ -9,6 +9,14 @@ namespace etap::decoding {
 
 inline constexpr int kMaxDynamicSmem = 232448;  // 227 KiB per block on sm_90
 
+// FP8 (Cfg::kSeparateStaging): ring stage 1's staging buffer; nothing otherwise.
+template <uint32_t kBytes>
+struct Fp8StagingBuffer {
+  alignas(1024) uint8_t bytes[kBytes];
+};
+template <>
+struct Fp8StagingBuffer<0> {};
+
 template <class Cfg>
 struct SharedStorage {
   using T = typename Cfg::Element;
@@ -24,10 +32,16 @@ struct SharedStorage {
   float column_partial[2][Cfg::kConsumerWarpgroups][4][Cfg::kHalfN];
   float alpha[Cfg::kN];          // rescale of Oᵀ columns for the current page
   float row_sum[Cfg::kN];        // softmax denominators of the segment (epilogue)
-  uint64_t full[Cfg::kStages];   // TMA landed a page (transaction count)
+  uint64_t full[Cfg::kStages];   // TMA landed a page (transaction count), or FP8: the page is converted
   uint64_t empty[Cfg::kStages];  // the 8 consumer warps released a page
   uint64_t q_full;               // TMA landed the segment's Q
   uint64_t q_empty;              // the 8 consumer warps finished their last Sᵀ of the segment
+  // FP8 caches: the load landed a block's e4m3 bytes in the stage's staging (fp8_staging.hpp); `full` then
+  // counts the converter threads' arrivals (+ V3.2's RoPE TMA) instead of the dense TMA.
+  uint64_t staged[Cfg::kStages];
+  uint64_t staging_empty;                 // kSeparateStaging: the converters read the buffer's block
+  uint32_t converter_stop[Cfg::kStages];  // FP8: set by the producer before its last `staged` arrival
+  Fp8StagingBuffer<Cfg::kSeparateStaging ? Cfg::kFp8StagingBytes : 0> staging;
 };
 
 }  // namespace etap::decoding

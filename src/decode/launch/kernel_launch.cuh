@@ -7,6 +7,7 @@
 #include <etap/etap.hpp>
 #include <string>
 
+#include "decode/kernel/fp8_staging.hpp"
 #include "decode/kernel/kernel.cuh"
 #include "decode/launch/kernel_launch.hpp"
 #include "hopper/launch.hpp"
@@ -21,7 +22,8 @@ inline constexpr int kKvL2PromotionBytes = 128;
 // Tensor maps of q (box: 64 columns × the row tile's heads × its tokens) and the KV cache (box: 64 columns ×
 // 1 head × box_tokens tokens), built per call: they depend on the caller's pointers.
 inline cudaError_t make_tensor_maps(const DecodeArgs& args, const KernelParams& params, int box_cols,
-                                    int box_tokens, CUtensorMap* q_map, CUtensorMap* kv_map) {
+                                    int box_tokens, CUtensorMap* q_map, CUtensorMap* kv_map,
+                                    CUtensorMap* rope_map) {
   const DecodeProblem& pb = args.problem;
   std::string error;
   hopper::TensorMapSpec q{};
@@ -55,7 +57,33 @@ inline cudaError_t make_tensor_maps(const DecodeArgs& args, const KernelParams& 
   kv.box[2] = box_tokens;
   kv.box[3] = 1;
   kv.l2_promotion_bytes = kKvL2PromotionBytes;
-  return hopper::encode_tensor_map(kv, kv_map, &error);
+  if (pb.kv_format == KvFormat::kDense) {
+    if (cudaError_t e = hopper::encode_tensor_map(kv, kv_map, &error); e != cudaSuccess) return e;
+    *rope_map = *kv_map;  // unused
+    return cudaSuccess;
+  }
+  // FP8 (fp8_load.cuh): the cache as bytes, strides in bytes, dense 64-byte boxes into the staging ...
+  const int64_t row_bytes = pb.kv_format == KvFormat::kFp8DeepSeekV32 ? Fp8DeepSeekV32Token::kBytes : pb.d_qk;
+  hopper::TensorMapSpec bytes = kv;
+  bytes.element = hopper::TmaElement::k8Bit;
+  bytes.swizzle = hopper::TmaSwizzle::kNone;
+  bytes.dims[0] = static_cast<uint64_t>(row_bytes);
+  bytes.strides_bytes[0] = args.kv_head_stride;
+  bytes.strides_bytes[1] = args.kv_token_stride;
+  bytes.strides_bytes[2] = args.kv_page_stride;
+  bytes.box[0] = Fp8Staging<false>::kRowBytes;
+  if (cudaError_t e = hopper::encode_tensor_map(bytes, kv_map, &error); e != cudaSuccess) return e;
+  if (pb.kv_format != KvFormat::kFp8DeepSeekV32) {
+    *rope_map = *kv_map;  // unused
+    return cudaSuccess;
+  }
+  // ... and V3.2's token as bf16 elements (328 of them), whose RoPE box lands 128B-swizzled in ring box 8.
+  hopper::TensorMapSpec rope = bytes;
+  rope.element = hopper::TmaElement::k16Bit;
+  rope.swizzle = hopper::TmaSwizzle::k128B;
+  rope.dims[0] = static_cast<uint64_t>(row_bytes / 2);
+  rope.box[0] = static_cast<uint32_t>(box_cols);
+  return hopper::encode_tensor_map(rope, rope_map, &error);
 }
 
 // Tokens of one KV TMA box: a whole block, a page-aligned chunk, or (gather: the map is not read) one token.
@@ -73,12 +101,14 @@ inline int kv_box_tokens(const KernelParams& params) {
 
 // One instantiation of etap_decode_kernel: N query rows per CTA, element type T, head dims Dims, consumer
 // warpgroups ConsumerT. Grid: (parts, row tiles).
-template <int kN, typename T, class Dims, template <class> class ConsumerT, bool kTiled = false>
+template <int kN, typename T, class Dims, template <class> class ConsumerT, bool kTiled = false,
+          CacheFormat kFormat = CacheFormat::kDense>
 cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                cudaStream_t stream) {
-  using Cfg = KernelConfig<kN, T, Dims, kTiled>;
-  CUtensorMap q_map, kv_map;
-  if (cudaError_t e = make_tensor_maps(args, params, Cfg::kBoxCols, kv_box_tokens(params), &q_map, &kv_map);
+  using Cfg = KernelConfig<kN, T, Dims, kTiled, kFormat>;
+  CUtensorMap q_map, kv_map, rope_map;
+  if (cudaError_t e =
+          make_tensor_maps(args, params, Cfg::kBoxCols, kv_box_tokens(params), &q_map, &kv_map, &rope_map);
       e != cudaSuccess)
     return e;
   constexpr int smem_bytes = sizeof(SharedStorage<Cfg>);
@@ -86,22 +116,22 @@ cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& param
   static common::PerDevice<bool> opted_in;  // this kernel's shared-memory opt-in, per device
   const hopper::LaunchShape shape{dim3(num_parts, params.tiling.num_tiles), dim3(Cfg::kThreads), smem_bytes};
   return hopper::launch_with_smem_opt_in(kernel, smem_bytes, opted_in, [&] {
-    return hopper::launch_programmatic(kernel, shape, stream, q_map, kv_map, params);
+    return hopper::launch_programmatic(kernel, shape, stream, q_map, kv_map, rope_map, params);
   });
 }
 
-template <typename T, class Dims, bool kTiled>
+template <typename T, class Dims, bool kTiled, CacheFormat kFormat = CacheFormat::kDense>
 cudaError_t launch_for_rows(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                             cudaStream_t stream) {
   switch (rows_per_cta(params.tiling.tile_rows())) {
     case 16:
-      return launch_etap_kernel<16, T, Dims, Consumer, kTiled>(args, params, num_parts, stream);
+      return launch_etap_kernel<16, T, Dims, Consumer, kTiled, kFormat>(args, params, num_parts, stream);
     case 32:
-      return launch_etap_kernel<32, T, Dims, Consumer, kTiled>(args, params, num_parts, stream);
+      return launch_etap_kernel<32, T, Dims, Consumer, kTiled, kFormat>(args, params, num_parts, stream);
     case 48:
-      return launch_etap_kernel<48, T, Dims, Consumer, kTiled>(args, params, num_parts, stream);
+      return launch_etap_kernel<48, T, Dims, Consumer, kTiled, kFormat>(args, params, num_parts, stream);
     case 64:
-      return launch_etap_kernel<64, T, Dims, Consumer, kTiled>(args, params, num_parts, stream);
+      return launch_etap_kernel<64, T, Dims, Consumer, kTiled, kFormat>(args, params, num_parts, stream);
     default:
       return cudaErrorNotSupported;
   }
@@ -113,6 +143,14 @@ cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& par
   // One tile (h_kv = 1, s_q·h_q ≤ 64): the untiled kernels (CtaRows<false>).
   return params.tiling.num_tiles == 1 ? launch_for_rows<T, Dims, false>(args, params, num_parts, stream)
                                       : launch_for_rows<T, Dims, true>(args, params, num_parts, stream);
+}
+
+template <typename T, CacheFormat kFormat>
+cudaError_t launch_fp8_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
+                              cudaStream_t stream) {
+  return params.tiling.num_tiles == 1
+             ? launch_for_rows<T, DimsMla, false, kFormat>(args, params, num_parts, stream)
+             : launch_for_rows<T, DimsMla, true, kFormat>(args, params, num_parts, stream);
 }
 
 }  // namespace etap::decoding

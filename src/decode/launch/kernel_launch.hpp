@@ -26,7 +26,7 @@ template <typename T, class Dims>
 cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                  cudaStream_t stream);
 
-#define ETAP_DECODE_KERNELS(T, Dims)                                                                       \
+#define ETAP_DECODE_KERNELS(T, Dims)                                                                         \
   extern template cudaError_t launch_decode_kernel<T, Dims>(const DecodeArgs&, const KernelParams&, int32_t, \
                                                             cudaStream_t);
 ETAP_DECODE_KERNELS(__nv_bfloat16, DimsMla)
@@ -36,5 +36,20 @@ ETAP_DECODE_KERNELS(__half, DimsLatent)
 ETAP_DECODE_KERNELS(__nv_bfloat16, DimsRank256)
 ETAP_DECODE_KERNELS(__half, DimsRank256)
 #undef ETAP_DECODE_KERNELS
+
+// The FP8 kernels (d_qk 576 / d_v 512): KV cache in kFormat, q/out in T (V3.2: bf16 only, its RoPE is bf16).
+template <typename T, CacheFormat kFormat>
+cudaError_t launch_fp8_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
+                              cudaStream_t stream);
+extern template cudaError_t launch_fp8_kernel<__nv_bfloat16, CacheFormat::kFp8PerTensor>(const DecodeArgs&,
+                                                                                         const KernelParams&,
+                                                                                         int32_t,
+                                                                                         cudaStream_t);
+extern template cudaError_t launch_fp8_kernel<__half, CacheFormat::kFp8PerTensor>(const DecodeArgs&,
+                                                                                  const KernelParams&,
+                                                                                  int32_t, cudaStream_t);
+extern template cudaError_t launch_fp8_kernel<__nv_bfloat16, CacheFormat::kFp8V32>(const DecodeArgs&,
+                                                                                   const KernelParams&,
+                                                                                   int32_t, cudaStream_t);
 
 }  // namespace etap::decoding

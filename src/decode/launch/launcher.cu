@@ -3,6 +3,7 @@
 #include <cuda_fp16.h>
 
 #include <numeric>
+#include <type_traits>
 
 #include "common/constants.hpp"
 #include "decode/combine/combine.cuh"
@@ -49,6 +50,8 @@ KernelParams make_params(const DecodeArgs& args, const int32_t* plan, void* work
   p.lse_seq_stride = args.lse_seq_stride;
   p.partial_o = reinterpret_cast<float*>(bytes + WorkspaceLayout::kPartialOffset);
   p.partial_lse = reinterpret_cast<float*>(bytes + ws.lse_offset());
+  p.descale_k = args.descale_k;
+  p.descale_q = args.descale_q;
   return p;
 }
 
@@ -65,6 +68,13 @@ template <typename T>
 cudaError_t launch_for_dims(const DecodeArgs& args, const KernelParams& kp, int32_t num_parts, bool rows_on_m,
                             cudaStream_t stream) {
   const DecodeProblem& pb = args.problem;
+  if (pb.kv_format == KvFormat::kFp8PerTensor)  // validate() admits FP8 at 576/512 only
+    return launch_fp8_kernel<T, CacheFormat::kFp8PerTensor>(args, kp, num_parts, stream);
+  if (pb.kv_format == KvFormat::kFp8DeepSeekV32) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>)
+      return launch_fp8_kernel<T, CacheFormat::kFp8V32>(args, kp, num_parts, stream);
+    return cudaErrorNotSupported;  // its RoPE is bf16: validate() admits bf16 queries only
+  }
   if (pb.d_qk == DimsMla::kDqk && pb.d_v == DimsMla::kDv)
     return launch_kernel<T, DimsMla>(args, kp, num_parts, rows_on_m, stream);
   if (pb.d_qk == DimsLatent::kDqk && pb.d_v == DimsLatent::kDv)
