@@ -24,6 +24,8 @@ KernelParams make_params(const DecodeArgs& args, const int32_t* plan, void* work
   p.s_q = pb.s_q;
   p.h_q = pb.h_q;
   p.rows = pb.s_q * pb.h_q;
+  p.cu_seqlens_q = pb.varlen_q ? args.cu_seqlens_q : nullptr;
+  p.total_q = pb.varlen_q ? args.total_q : 0;
   p.d_v = pb.d_v;
   p.max_pages = pb.max_pages_per_seq;
   p.page_size = pb.page_size;
@@ -39,11 +41,11 @@ KernelParams make_params(const DecodeArgs& args, const int32_t* plan, void* work
   p.kv_token_stride = args.kv_token_stride;
   p.kv_head_stride = args.kv_head_stride;
   p.out = args.out;
-  p.out_batch_stride = args.out_batch_stride;
+  p.out_batch_stride = pb.varlen_q ? 0 : args.out_batch_stride;  // varlen: rows address packed tokens
   p.out_seq_stride = args.out_seq_stride;
   p.out_head_stride = args.out_head_stride;
   p.lse = args.lse;
-  p.lse_batch_stride = args.lse_batch_stride;
+  p.lse_batch_stride = pb.varlen_q ? 0 : args.lse_batch_stride;
   p.lse_head_stride = args.lse_head_stride;
   p.lse_seq_stride = args.lse_seq_stride;
   p.partial_o = reinterpret_cast<float*>(bytes + WorkspaceLayout::kPartialOffset);
