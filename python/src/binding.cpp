@@ -100,7 +100,7 @@ etap_problem to_problem(const py::tuple& t) {
                             " does not fit in int32");
     v[i] = static_cast<int32_t>(value);
   }
-  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], ETAP_KV_DENSE};
+  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], ETAP_KV_DENSE, 0};
 }
 
 etap_options to_options(int32_t num_sms, bool checked) {

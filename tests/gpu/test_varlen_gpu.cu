@@ -8,6 +8,7 @@
 #include <cstring>
 #include <etap/etap.hpp>
 #include <etap/reference.hpp>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,10 @@ struct VarlenCase {
   DType dtype;
   int num_sms;  // 0: all SMs
 };
+
+void PrintTo(const VarlenCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 testing::ProblemSpec spec_of(const VarlenCase& c) {
   testing::ProblemSpec spec;
