@@ -98,6 +98,8 @@ TEST_P(VarlenDecode, MatchesTheReferenceAndIsBitIdenticalOnRepeat) {
   const Options options{c.num_sms, false};
   testing::DeviceData device;
   testing::upload(host, LseBase::kNatural, options, device);
+  // upload()'s copies and memsets run on the legacy default stream, which a non-blocking stream skips.
+  ETAP_CUDA_OK(cudaDeviceSynchronize());
   testing::Stream stream;
   run_decode(device, options, stream.get());
   ETAP_CUDA_OK(cudaStreamSynchronize(stream.get()));
@@ -149,6 +151,7 @@ TEST(VarlenGraph, ReplayFollowsNewQueryLengths) {
   const Options options{};
   testing::DeviceData device;
   testing::upload(host_a, LseBase::kNatural, options, device);
+  ETAP_CUDA_OK(cudaDeviceSynchronize());  // upload() works on the legacy default stream
   testing::Stream stream;
 
   cudaGraph_t graph = nullptr;
@@ -170,6 +173,7 @@ TEST(VarlenGraph, ReplayFollowsNewQueryLengths) {
   const std::size_t tokens = static_cast<std::size_t>(host_b.total_q) * host_b.problem.h_q;
   ETAP_CUDA_OK(cudaMemset(device.d_out, 0xFF, tokens * host_b.problem.d_v * sizeof(uint16_t)));
   ETAP_CUDA_OK(cudaMemset(device.d_lse, 0xFF, tokens * sizeof(float)));
+  ETAP_CUDA_OK(cudaDeviceSynchronize());  // the memsets ran on the legacy default stream
   ETAP_CUDA_OK(cudaGraphLaunch(exec, stream.get()));
   ETAP_CUDA_OK(cudaStreamSynchronize(stream.get()));
   expect_matches_reference(host_b, download(host_b, device), LseBase::kNatural);
@@ -185,6 +189,8 @@ TEST(VarlenChecked, ReportsBrokenOffsets) {
   const Options options{0, true};
   testing::DeviceData device;
   testing::upload(host, LseBase::kNatural, options, device);
+  // upload()'s copies and memsets run on the legacy default stream, which a non-blocking stream skips.
+  ETAP_CUDA_OK(cudaDeviceSynchronize());
   testing::Stream stream;
   run_decode(device, options, stream.get());  // a good problem passes
   ETAP_CUDA_OK(cudaStreamSynchronize(stream.get()));
@@ -196,6 +202,7 @@ TEST(VarlenChecked, ReportsBrokenOffsets) {
         std::pair{std::vector<int32_t>{1, 2, 3, 4}, std::string("request 0")}}) {
     ETAP_CUDA_OK(cudaMemcpy(device.d_cu_seqlens_q, offsets.data(), offsets.size() * sizeof(int32_t),
                             cudaMemcpyHostToDevice));
+    ETAP_CUDA_OK(cudaDeviceSynchronize());
     const Status status = plan(device.args, device.d_plan, device.plan_size, stream.get(), options);
     ASSERT_TRUE(status.ok()) << status.message();
     const Status checked = decode(device.args, device.d_plan, device.plan_size, device.d_workspace,

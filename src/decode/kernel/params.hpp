@@ -22,10 +22,6 @@ struct KernelParams {
   int64_t block_table_stride;
   int32_t batch, s_q, h_q;  // s_q: varlen, max_seqlen_q (the bound of every request's query tokens)
   int32_t rows;  // s_q · h_q: query rows of a request (row index s · h_q + h), the rows of a partial slot
-  // Varlen: request i's queries are packed tokens [cu_seqlens_q[i], cu_seqlens_q[i + 1]) of q, out and lse
-  // (whose batch strides are then 0); null: every request has s_q tokens in its own batch slice.
-  const int32_t* cu_seqlens_q;  // [batch + 1] or null
-  int32_t total_q;              // varlen: tokens of the packed q and out
   int32_t d_v;
   int32_t max_pages, page_size;
   RowTiling tiling;     // blockIdx.y = row tile (row_tiles.hpp)
@@ -47,6 +43,11 @@ struct KernelParams {
 
   float* partial_o;    // [slots, rows, d_v] normalised partial O of split requests
   float* partial_lse;  // [slots, rows] log2; −inf for a row that saw no key in its split
+
+  // Varlen: request i's queries are packed tokens [cu_seqlens_q[i], cu_seqlens_q[i + 1]) of q, out and lse
+  // (whose batch strides are then 0); null: every request has s_q tokens in its own batch slice.
+  const int32_t* cu_seqlens_q;  // [batch + 1] or null
+  int32_t total_q;              // varlen: tokens of the packed q and out
 };
 
 // Element offsets of query row `row` (= s · h_q + h) of `request` in out and lse.
