@@ -10,6 +10,8 @@
 //     b = 64 at 4096, R up to 64).
 //   - Extras: non-causal MTP, all-empty batches, large logits (inputs with std 1.5), bf16 with base-2 lse,
 //     forced SM counts (1 and 3: long unsplit parts, odd split patterns), the paper's configuration.
+//   - Variable query lengths (varlen_q_configs): b ∈ {1, 4, 16, 33}, q_len uniform in [0, max] per request,
+//     packed q whose tokens past the last request's are NaN (out/lse there must stay poisoned).
 // Every config: NaN in cache slots past each seqlen and in spare pages, invalid ids (kPaddingPageId) in
 // unused block-table columns, random page order, NaN-poisoned out, lse, plan buffer and workspace before each
 // call, two runs compared bit for bit.
