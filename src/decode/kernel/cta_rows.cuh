@@ -19,28 +19,24 @@ struct CtaRows;
 // tokens (varlen: max_seqlen_q); enter() narrows them to the current request's query tokens.
 template <>
 struct CtaRows<true> {
-  RowTile tile;
+  RowTile tile;  // varlen: tile.tokens counts the current request's tokens of the tile (enter())
   int32_t tile_heads;
   QuerySpan span;  // the current request's query tokens (query_span)
-  int32_t tokens;  // of this tile in the current request (≤ tile.tokens)
   __device__ explicit CtaRows(const KernelParams& p)
-      : tile(row_tile(p.tiling, p.s_q, blockIdx.y)),
-        tile_heads(p.tiling.tile_heads),
-        span{0, p.s_q},
-        tokens(tile.tokens) {}
+      : tile(row_tile(p.tiling, p.s_q, blockIdx.y)), tile_heads(p.tiling.tile_heads), span{0, p.s_q} {}
   // Starts a segment of `request`: false when the tile holds none of its query tokens (varlen), and the
   // CTA skips the segment. The producer and the consumers call it alike, so they skip the same segments
-  // and their mbarrier phases stay in step.
+  // and their mbarrier phases stay in step. Only span.first stays live through the block loop.
   __device__ bool enter(const KernelParams& p, int32_t request) {
     if (p.cu_seqlens_q == nullptr) return true;
     span = query_span(p, request);
-    tokens = min(span.tokens - tile.token0, tile.tokens);
-    return tokens > 0;
+    tile.tokens = min(span.tokens - tile.token0, p.tiling.tile_tokens);
+    return tile.tokens > 0;
   }
   // Request row index (s · h_q + h) of column c, or −1 for a padding column.
   __device__ int32_t row(const KernelParams& p, int32_t c) const {
     const int32_t t = c / tile_heads, h = c % tile_heads;
-    if (t >= tokens || h >= tile.heads) return -1;
+    if (t >= tile.tokens || h >= tile.heads) return -1;
     return (tile.token0 + t) * p.h_q + tile.head0 + h;
   }
   // Query token of column c (meaningful for columns whose row() ≥ 0).
