@@ -118,6 +118,7 @@ class UnfusedCublas : public Implementation {
   CallStatus setup(const DecodeArgs& args, std::span<const int32_t> seqlens, cudaStream_t) override {
     const DecodeProblem& p = args.problem;
     if (p.h_kv != 1) return {Outcome::kUnsupported, "h_kv must be 1"};
+    if (p.varlen_q) return {Outcome::kUnsupported, "fixed query lengths only"};
     if (p.q_dtype != p.kv_dtype || p.q_dtype != p.out_dtype ||
         (p.q_dtype != DType::kBF16 && p.q_dtype != DType::kFP16))
       return {Outcome::kUnsupported, "q, kv and out must all be bf16 or all fp16"};

@@ -79,6 +79,8 @@ class PaddedDecode : public DirectDecode {
   std::string name() const override { return "padded"; }
 
   CallStatus call(const DecodeArgs& args, cudaStream_t stream) override {
+    if (args.problem.varlen_q)
+      return {Outcome::kNotAvailable, "the padded baseline takes fixed query lengths only"};
     const cudaError_t e =
         launch_decode_padded(args, plan_.get<const int32_t>(), params_, workspace_.get(), stream);
     if (e == cudaErrorNotSupported)

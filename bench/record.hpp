@@ -104,7 +104,7 @@ void get_if(const nlohmann::json& j, const char* key, T& v) {
 
 // Missing keys keep the defaults (reports written before a field existed still load).
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BenchConfig, sweep, batch, seqlen, h_q, s_q, causal, varlen,
-                                                varlen_seed, dtype, h_kv, page_size, d_qk, d_v, kv_format)
+                                                varlen_seed, dtype, h_kv, page_size, d_qk, d_v, kv_format, varlen_q)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Method, timer, statistic, iters, warmup, l2_flush_bytes,
                                                 graph, graph_calls, num_sms, checked, check_problem, notes,
                                                 bytes_formula, flops_formula)

@@ -106,9 +106,10 @@ std::string format_percent(double pct) {
 // The shape a correctness check depends on: the check problem takes h_q, s_q, causal, dtype, h_kv, page size
 // and head dims from the configurations and its own small lengths.
 using ShapeKey =
-    std::tuple<int32_t, int32_t, bool, std::string, int32_t, int32_t, int32_t, int32_t, std::string>;
+    std::tuple<int32_t, int32_t, bool, std::string, int32_t, int32_t, int32_t, int32_t, std::string, bool>;
 ShapeKey shape_of(const BenchConfig& c) {
-  return {c.h_q, c.s_q, c.causal && c.s_q > 1, c.dtype, c.h_kv, c.page_size, c.d_qk, c.d_v, c.kv_format};
+  return {c.h_q,  c.s_q, c.causal && c.s_q > 1, c.dtype,   c.h_kv, c.page_size,
+          c.d_qk, c.d_v, c.kv_format,           c.varlen_q};
 }
 
 // describe(c) from h_q on: what the check problem shares with c.
@@ -136,6 +137,10 @@ Reference make_reference(const BenchConfig& c, uint64_t seed) {
   spec.dtype = config_dtype(c);
   spec.kv_format = config_kv_format(c);
   spec.seed = seed;
+  if (c.varlen_q) {  // the longest and a shorter query length (none when s_q = 1)
+    spec.varlen_q = true;
+    spec.q_lens = {c.s_q, c.s_q / 2};
+  }
   Reference r{testing::make_problem(spec), {}, {}, {}};
   reference::decode(r.host.view(), r.out, r.lse, LseBase::kNatural, 0, &r.weighted_abs);
   return r;
@@ -153,11 +158,19 @@ CallStatus check(Implementation& impl, const Reference& ref, const Options& opti
   impl.release();
   if (!s.ok()) return s;
   const DecodeProblem& p = ref.host.problem;
-  std::vector<uint16_t> out(static_cast<size_t>(p.batch) * p.s_q * p.h_q * p.d_v);
-  std::vector<float> lse(static_cast<size_t>(p.batch) * p.h_q * p.s_q);
+  const auto tokens = static_cast<size_t>(ref.host.out_tokens());
+  std::vector<uint16_t> out(tokens * p.h_q * p.d_v);
+  std::vector<float> lse(tokens * p.h_q);
   ETAP_BENCH_CUDA(cudaMemcpy(out.data(), dev.d_out, out.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost));
   ETAP_BENCH_CUDA(cudaMemcpy(lse.data(), dev.d_lse, lse.size() * sizeof(float), cudaMemcpyDeviceToHost));
-  const testing::Comparison c = testing::compare(out, p.out_dtype, lse, ref.out, ref.lse, ref.weighted_abs);
+  // Varlen: packed tokens no request owns must stay poisoned; only the owned ones are compared.
+  const int64_t padding_writes = testing::padding_written(ref.host, out, lse);
+  std::vector<double> ref_out = ref.out, ref_lse = ref.lse, ref_weighted_abs = ref.weighted_abs;
+  testing::drop_padding(ref.host, &out, &lse);
+  testing::drop_padding(ref.host, &ref_out, &ref_lse, &ref_weighted_abs);
+  const testing::Comparison c = testing::compare(out, p.out_dtype, lse, ref_out, ref_lse, ref_weighted_abs);
+  if (padding_writes > 0)
+    return {Outcome::kFailed, std::to_string(padding_writes) + " out/lse elements written in padding tokens"};
   return {c.pass ? Outcome::kOk : Outcome::kFailed, c.describe()};
 }
 
@@ -181,6 +194,16 @@ Record base_record(const std::string& impl, const BenchConfig& config, const Tim
   r.bytes = w.bytes();
   r.kv_bytes = w.kv_bytes();
   r.flops = w.flops();
+  if (config.varlen_q) {  // Σ q_len_i · s_k_i query-key pairs; q and out of the packed tokens only
+    double pairs = 0, tokens = 0;
+    for (size_t i = 0; i < problem.q_lens().size(); ++i) {
+      pairs += static_cast<double>(problem.q_lens()[i]) * problem.seqlens()[i];
+      tokens += problem.q_lens()[i];
+    }
+    const double elem = static_cast<double>(dtype_bytes(p.q_dtype));
+    r.flops = 2.0 * config.h_q * pairs * (p.d_qk + p.d_v);
+    r.bytes = r.kv_bytes + tokens * config.h_q * (p.d_qk + p.d_v) * elem;
+  }
   return r;
 }
 

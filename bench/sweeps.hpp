@@ -39,6 +39,9 @@ struct BenchConfig {
   int32_t h_kv = 1;
   int32_t page_size = kMlaPageSize;
   int32_t d_qk = kDimQK, d_v = kDimV;
+  // Variable query lengths (DecodeProblem::varlen_q): each request's uniform in [0, s_q] (s_q is then
+  // max_seqlen_q; testing::random_q_lens with varlen_seed), packed q, out and lse.
+  bool varlen_q = false;
 
   int32_t rows() const { return s_q * h_q; }  // query rows of a request
   bool operator==(const BenchConfig&) const = default;
@@ -100,6 +103,9 @@ inline std::vector<BenchConfig> coverage_sweep() {
   for (HeadDims d : {HeadDims{512, 512}, HeadDims{320, 256}})
     out.push_back(at_8k({.d_qk = d.d_qk, .d_v = d.d_v}));
   out.push_back(at_8k({.h_q = 32, .h_kv = 2}));
+  // Speculative verification: up to 4 (h_q 64) and 8 (h_q 16) draft tokens per request, causal.
+  out.push_back(at_8k({.h_q = 64, .s_q = 4, .causal = true, .varlen_q = true}));
+  out.push_back(at_8k({.h_q = 16, .s_q = 8, .causal = true, .varlen_q = true}));
   return out;
 }
 
@@ -180,6 +186,7 @@ inline std::string describe(const BenchConfig& c) {
   if (c.page_size != kMlaPageSize) s += " page=" + std::to_string(c.page_size);
   if (c.d_qk != kDimQK || c.d_v != kDimV) s += " d=" + std::to_string(c.d_qk) + "/" + std::to_string(c.d_v);
   if (c.causal) s += " causal";
+  if (c.varlen_q) s += " q_len<=" + std::to_string(c.s_q);
   if (c.dtype != "bf16") s += " " + c.dtype;
   if (c.kv_format != "dense") s += " kv=" + c.kv_format;
   return s;

@@ -74,7 +74,7 @@ inline std::string format_table(const Report& report) {
   for (const Record& r : report.records) {
     const BenchConfig& c = r.config;
     std::string s_k = (c.varlen ? "~" : "") + std::to_string(c.seqlen);
-    std::string s_q = std::to_string(c.s_q) + (c.causal ? "c" : "");
+    std::string s_q = (c.varlen_q ? "≤" : "") + std::to_string(c.s_q) + (c.causal ? "c" : "");
     std::vector<std::string> row = {r.impl, std::to_string(c.batch), s_k, std::to_string(c.h_q), s_q};
     if (show_h_kv) row.push_back(std::to_string(c.h_kv));
     if (show_page) row.push_back(std::to_string(c.page_size));

@@ -21,6 +21,11 @@ std::vector<int32_t> config_seqlens(const BenchConfig& config) {
   return std::vector<int32_t>(config.batch, config.seqlen);
 }
 
+std::vector<int32_t> config_q_lens(const BenchConfig& config) {
+  if (config.varlen_q) return testing::random_q_lens(config.batch, config.s_q, config.varlen_seed);
+  return std::vector<int32_t>(config.batch, config.s_q);
+}
+
 DType config_dtype(const BenchConfig& config) {
   if (config.dtype == "bf16") return DType::kBF16;
   if (config.dtype == "fp16") return DType::kFP16;
@@ -36,7 +41,7 @@ KvFormat config_kv_format(const BenchConfig& config) {
 
 TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, int max_sets, uint64_t seed,
                              cudaStream_t stream)
-    : seqlens_(config_seqlens(config)), causal_(config.causal) {
+    : seqlens_(config_seqlens(config)), q_lens_(config_q_lens(config)), causal_(config.causal) {
   const DType dtype = config_dtype(config);
   const int32_t page_size = config.page_size;
   if (page_size < 1) throw std::invalid_argument("page_size must be at least 1");
@@ -59,6 +64,11 @@ TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, in
   problem_.kv_format = config_kv_format(config);
   const bool fp8 = problem_.kv_format != KvFormat::kDense;
   if (fp8) problem_.kv_dtype = DType::kFP8E4M3;
+  problem_.varlen_q = config.varlen_q;
+  std::vector<int32_t> cu(1, 0);
+  for (int32_t len : q_lens_) cu.push_back(cu.back() + len);
+  total_q_ = std::max(cu.back(), 1);  // the packed q holds at least one token
+  const int64_t tokens = config.varlen_q ? int64_t{total_q_} : int64_t{problem_.batch} * problem_.s_q;
 
   std::vector<int32_t> order(problem_.num_pages);
   std::iota(order.begin(), order.end(), 0);
@@ -71,8 +81,8 @@ TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, in
   const int64_t elem = static_cast<int64_t>(dtype_bytes(dtype));
   const int64_t kv_elems =
       static_cast<int64_t>(problem_.num_pages) * page_size * problem_.h_kv * problem_.d_qk;
-  const int64_t q_elems = static_cast<int64_t>(problem_.batch) * problem_.s_q * problem_.h_q * problem_.d_qk;
-  const int64_t out_elems = static_cast<int64_t>(problem_.batch) * problem_.s_q * problem_.h_q * problem_.d_v;
+  const int64_t q_elems = tokens * problem_.h_q * problem_.d_qk;
+  const int64_t out_elems = tokens * problem_.h_q * problem_.d_v;
   // FP8: rows of 576 e4m3 bytes or 656-byte V3.2 tokens.
   const int64_t kv_rows = static_cast<int64_t>(problem_.num_pages) * page_size * problem_.h_kv;
   const int row_bytes =
@@ -84,7 +94,8 @@ TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, in
   kv_ = DeviceBuffer(kv_set_bytes_ * kv_sets_);
   q_ = DeviceBuffer(q_elems * elem);
   out_ = DeviceBuffer(out_elems * elem);
-  lse_ = DeviceBuffer(static_cast<size_t>(problem_.batch) * problem_.h_q * problem_.s_q * sizeof(float));
+  lse_ = DeviceBuffer(static_cast<size_t>(tokens) * problem_.h_q * sizeof(float));
+  if (config.varlen_q) cu_seqlens_q_ = DeviceBuffer(cu.size() * sizeof(int32_t));
   block_table_ = DeviceBuffer(table.size() * sizeof(int32_t));
   seqlens_d_ = DeviceBuffer(seqlens_.size() * sizeof(int32_t));
 
@@ -104,15 +115,23 @@ TimingProblem::TimingProblem(const BenchConfig& config, int64_t rotate_bytes, in
                                   cudaMemcpyHostToDevice, stream));
   ETAP_BENCH_CUDA(
       cudaMemcpyAsync(seqlens_d_.get(), seqlens_.data(), seqlens_d_.bytes(), cudaMemcpyHostToDevice, stream));
+  if (config.varlen_q)
+    ETAP_BENCH_CUDA(cudaMemcpyAsync(cu_seqlens_q_.get(), cu.data(), cu_seqlens_q_.bytes(),
+                                    cudaMemcpyHostToDevice, stream));
   ETAP_BENCH_CUDA(cudaMemsetAsync(out_.get(), 0, out_.bytes(), stream));
   ETAP_BENCH_CUDA(cudaStreamSynchronize(stream));  // the host vectors above go out of scope
 }
 
 DecodeArgs TimingProblem::args(int set) const {
   const char* kv = kv_.get<const char>() + static_cast<int64_t>(set % kv_sets_) * kv_set_bytes_;
-  DecodeArgs a = make_dense_args(problem_, q_.get(), kv, block_table_.get<const int32_t>(),
-                                 seqlens_d_.get<const int32_t>(), out_.get(), lse_.get<float>(),
-                                 static_cast<float>(kSoftmaxScale), causal_, LseBase::kNatural);
+  DecodeArgs a =
+      problem_.varlen_q
+          ? make_varlen_args(problem_, total_q_, cu_seqlens_q_.get<const int32_t>(), q_.get(), kv,
+                             block_table_.get<const int32_t>(), seqlens_d_.get<const int32_t>(), out_.get(),
+                             lse_.get<float>(), static_cast<float>(kSoftmaxScale), causal_, LseBase::kNatural)
+          : make_dense_args(problem_, q_.get(), kv, block_table_.get<const int32_t>(),
+                            seqlens_d_.get<const int32_t>(), out_.get(), lse_.get<float>(),
+                            static_cast<float>(kSoftmaxScale), causal_, LseBase::kNatural);
   if (problem_.kv_format == KvFormat::kFp8PerTensor) a.descale_k = descale_k_.get<const float>();
   return a;
 }

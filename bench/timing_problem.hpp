@@ -29,6 +29,8 @@ class TimingProblem {
                 cudaStream_t stream);
 
   const std::vector<int32_t>& seqlens() const { return seqlens_; }
+  // Query tokens of each request (config.s_q each, or the varlen_q draw).
+  const std::vector<int32_t>& q_lens() const { return q_lens_; }
   const DecodeProblem& problem() const { return problem_; }
   int kv_sets() const { return kv_sets_; }
   int64_t kv_set_bytes() const { return kv_set_bytes_; }
@@ -37,11 +39,12 @@ class TimingProblem {
 
  private:
   DecodeProblem problem_;
-  std::vector<int32_t> seqlens_;
+  std::vector<int32_t> seqlens_, q_lens_;
+  int32_t total_q_ = 0;  // varlen_q: packed tokens
   bool causal_ = false;
   int kv_sets_ = 1;
   int64_t kv_set_bytes_ = 0;
-  DeviceBuffer q_, kv_, block_table_, seqlens_d_, out_, lse_;
+  DeviceBuffer q_, kv_, block_table_, seqlens_d_, out_, lse_, cu_seqlens_q_;
   DeviceBuffer descale_k_;  // kFp8PerTensor: one float
 };
 

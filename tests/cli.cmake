@@ -119,6 +119,12 @@ etap_cli_test(cli_run_cpu 0
        --threads 1)
 etap_cli_test(cli_run_cpu_varlen 0 "problem: b=4 s_q=1 h_q=16 \\(R=16\\) s_k=varlen mean [0-9]+ \\(requested 300\\)"
   ARGS run --cpu --batch 4 --varlen 300)
+etap_cli_test(cli_run_cpu_q_lens 0 "problem: b=4 s_q=3 h_q=16 q_lens=\\[2 0 3 1\\] \\(R=48\\) s_k=300 .*causal"
+  ARGS run --cpu --batch 4 --seqlen 300 --q-lens 2,0,3,1 --causal --threads 1)
+etap_cli_test(cli_run_cpu_varlen_q 0 "problem: b=5 s_q=4 h_q=64 q_lens=\\[[0-4 ]+\\] \\(R=256\\)"
+  ARGS run --cpu --batch 5 --seqlen 200 --h-q 64 --varlen-q 4 --threads 1)
+etap_cli_test(cli_run_q_lens_count 4 "q_lens has 3 entries for batch 2" ARGS run --cpu -b 2 --q-lens 1,2,3)
+etap_cli_test(cli_run_q_lens_rows 4 "s_q·h_q = 5120 query rows" ARGS run --cpu -b 2 --h-q 128 --q-lens 1,40)
 etap_cli_test(cli_run_seqlen_suffix 0 "problem: b=1 s_q=1 h_q=16 \\(R=16\\) s_k=1024 " ARGS run --cpu -b 1 -s 1K)
 etap_cli_test(cli_run_falls_back_without_gpu 0
   "${no_gpu_text}; running the CPU reference instead\nproblem: b=2 s_q=1 h_q=16 \\(R=16\\) s_k=100 "
@@ -179,12 +185,16 @@ etap_cli_test(cli_run_gpu_page_one 0 "page=1 .*error vs reference: PASS" SKIP_EX
 etap_cli_test(cli_run_gpu_h_kv_page_dims 0 "h_kv=2 \\(R=32\\).*d=320/256 page=48 fp16.*error vs reference: PASS"
   SKIP_EXIT 2 GPU ARGS run ${gpu_run_args} -b 3 -s 1000 --h-q 64 --h-kv 2 --page-size 48 --head-dims 320/256
                        --dtype fp16)
+etap_cli_test(cli_run_gpu_varlen_q 0 "q_lens=.*R=256\\).*error vs reference: PASS" SKIP_EXIT 2 GPU
+  ARGS run ${gpu_run_args} -b 16 --varlen 2000 --h-q 64 --varlen-q 4 --causal)
+etap_cli_test(cli_run_gpu_q_lens_gather 0 "q_lens=\\[2 0 1 2\\].*page=1 .*error vs reference: PASS" SKIP_EXIT 2 GPU
+  ARGS run ${gpu_run_args} -b 4 -s 1000 --h-q 32 --h-kv 2 --q-lens 2,0,1,2 --page-size 1 --causal)
 etap_cli_test(cli_run_gpu_latent_dims 0 "d=512/512 page=16 .*error vs reference: PASS" SKIP_EXIT 2 GPU
   ARGS run ${gpu_run_args} -b 8 -s 700 --h-q 32 --s-q 3 --causal --page-size 16 --head-dims 512/512)
 
 # check
 etap_cli_test(cli_check_list 0 "[0-9]+ configs and 10 golden checks" ARGS check --list)
-etap_cli_test(cli_check_quick_list 0 "44 configs and 10 golden checks" ARGS check --list --quick)
+etap_cli_test(cli_check_quick_list 0 "47 configs and 10 golden checks" ARGS check --list --quick)
 etap_cli_test(cli_check_json_unwritable 3 "cannot write .*/no-such-dir/check\\.json"
   ARGS check --quick --json /no-such-dir/check.json)
 etap_cli_test(cli_check_no_gpu 2 "etap check: ${no_gpu_text}" NO_GPU ARGS check --quick)

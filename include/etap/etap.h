@@ -71,6 +71,7 @@ typedef struct etap_problem {
   int32_t kv_dtype;          /* etap_dtype */
   int32_t out_dtype;         /* etap_dtype, must equal q_dtype */
   int32_t kv_format;         /* etap_kv_format; FP8 formats need kv_dtype FP8_E4M3 */
+  int32_t varlen_q; /* nonzero: query lengths from args.cu_seqlens_q, s_q = max_seqlen_q (etap.hpp) */
 } etap_problem;
 
 /* Pointers (device memory) and strides (in elements) of one decode call (etap::DecodeArgs). The last
@@ -94,6 +95,10 @@ typedef struct etap_decode_args {
   int32_t lse_base;       /* etap_lse_base */
   const float* descale_k; /* device fp32 scalar: required by FP8_PER_TENSOR, NULL otherwise */
   const float* descale_q; /* optional device fp32 query scale (FP8 formats only), NULL otherwise */
+  /* problem.varlen_q: q/out packed [total_q, h_q, d], lse [h_q, total_q] (batch strides not read); request
+   * i's tokens are [cu_seqlens_q[i], cu_seqlens_q[i + 1]). Contract and checks: etap::DecodeArgs. */
+  const int32_t* cu_seqlens_q; /* [batch + 1] device int32; NULL unless varlen_q */
+  int32_t total_q;             /* tokens of the packed q and out; 0 unless varlen_q */
 } etap_decode_args;
 
 typedef struct etap_options {
@@ -129,6 +134,12 @@ ETAP_API void etap_make_dense_args(const etap_problem* problem, const void* q, c
                                    const int32_t* block_table, const int32_t* seqlens, void* out, float* lse,
                                    float softmax_scale, int32_t causal, int32_t lse_base,
                                    etap_decode_args* args);
+
+/* etap_make_dense_args for a varlen problem (etap::make_varlen_args): contiguous packed q, out and lse. */
+ETAP_API void etap_make_varlen_args(const etap_problem* problem, int32_t total_q, const int32_t* cu_seqlens_q,
+                                    const void* q, const void* kv_cache, const int32_t* block_table,
+                                    const int32_t* seqlens, void* out, float* lse, float softmax_scale,
+                                    int32_t causal, int32_t lse_base, etap_decode_args* args);
 
 /* Sizes of the caller-owned buffers; `options` may be NULL (defaults). 0 when the problem is invalid or
  * unsupported, or when num_sms = 0 and no device can be queried (etap_last_error says which). */

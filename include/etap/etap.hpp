@@ -92,6 +92,11 @@ struct DecodeProblem {
   DType kv_dtype = DType::kBF16;
   DType out_dtype = DType::kBF16;         // must equal q_dtype
   KvFormat kv_format = KvFormat::kDense;  // FP8 formats: kv_dtype kFP8E4M3, q/out bf16 or fp16
+  // Variable query lengths per request (speculative verification, FlashAttention-3's cu_seqlens_q,
+  // FlashInfer's qo_indptr): DecodeArgs::cu_seqlens_q gives each request's query tokens, and s_q is
+  // max_seqlen_q, the host-side bound on every request's query length (it sizes the row tiles and the partial
+  // results, so planning needs no device read).
+  bool varlen_q = false;
 
   // Query rows that share one KV head: R = s_q · h_q / h_kv.
   int32_t rows() const { return h_kv > 0 ? s_q * h_q / h_kv : 0; }
@@ -129,11 +134,30 @@ struct DecodeArgs {
   // scales the bf16/fp16 query: logits = softmax_scale · (q · descale_q) · k. Read on the device.
   const float* descale_k = nullptr;
   const float* descale_q = nullptr;
+
+  // Variable query lengths (problem.varlen_q; both must be unset otherwise). q and out are packed,
+  // [total_q, h_q, d_qk] and [total_q, h_q, d_v] (q_seq_stride/out_seq_stride step one token, the batch
+  // strides are not read), lse is [h_q, total_q] (lse_head_stride, lse_seq_stride; lse_batch_stride is not
+  // read). Request i's query tokens are packed tokens [cu_seqlens_q[i], cu_seqlens_q[i + 1]); causal masking
+  // is bottom-right aligned per request: its token t sees keys [0, seqlen_i − q_len_i + t]. A request with
+  // q_len 0 writes nothing. Device-side contract (not read on the host; checked mode verifies it and names
+  // the first offending request): cu_seqlens_q[0] = 0, non-decreasing, cu_seqlens_q[batch] ≤ total_q, and
+  // every q_len_i = cu_seqlens_q[i + 1] − cu_seqlens_q[i] ≤ problem.s_q (max_seqlen_q).
+  const int32_t* cu_seqlens_q = nullptr;  // [batch + 1] device int32
+  int32_t total_q = 0;                    // tokens (first dimension) of the packed q and out
 };
 
 ETAP_API DecodeArgs make_dense_args(const DecodeProblem& problem, const void* q, const void* kv_cache,
                                     const int32_t* block_table, const int32_t* seqlens, void* out, float* lse,
                                     float softmax_scale, bool causal, LseBase lse_base = LseBase::kNatural);
+
+// make_dense_args for a varlen problem: contiguous packed q [total_q, h_q, d_qk], out [total_q, h_q, d_v]
+// and lse [h_q, total_q].
+ETAP_API DecodeArgs make_varlen_args(const DecodeProblem& problem, int32_t total_q,
+                                     const int32_t* cu_seqlens_q, const void* q, const void* kv_cache,
+                                     const int32_t* block_table, const int32_t* seqlens, void* out,
+                                     float* lse, float softmax_scale, bool causal,
+                                     LseBase lse_base = LseBase::kNatural);
 
 struct Options {
   int num_sms = 0;  // SMs the schedule spreads over; 0 = all SMs of the current device

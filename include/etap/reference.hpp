@@ -41,11 +41,17 @@ struct HostProblem {
   const int32_t* seqlens = nullptr;      // [batch]
   double softmax_scale = 0.0;
   bool causal = false;
+  // problem.varlen_q: request i's queries are packed tokens [cu_seqlens_q[i], cu_seqlens_q[i + 1]) of
+  // q [total_q, h_q, d_qk]; out is then [total_q, h_q, d_v] and lse [h_q, total_q] (problem.s_q bounds
+  // every request's query tokens; causal is bottom-right aligned per request).
+  const int32_t* cu_seqlens_q = nullptr;  // [batch + 1]
+  int32_t total_q = 0;
 };
 
 // Every format is decoded to its exact dequantised values in fp64 (e4m3 · scale, bf16 RoPE) before the
 // attention, so an FP8 cache gives the same results as any cache holding those values.
-// out: [batch, s_q, h_q, d_v]; lse: [batch, h_q, s_q] in `base` (+inf for rows that see no key).
+// out: [batch, s_q, h_q, d_v]; lse: [batch, h_q, s_q] in `base` (+inf for rows that see no key). Varlen:
+// out [total_q, h_q, d_v], lse [h_q, total_q]; the rows of packed tokens no request owns stay 0 / +inf.
 // threads = 0 uses all hardware threads. Never reads a cache slot at or past a request's seqlen, nor a
 // block-table entry past its last used page.
 // weighted_abs (optional, same layout as out): Σ_i p_i·|v_ic| with p_i the exact softmax weights of the row

@@ -65,8 +65,9 @@ def plan(cache_seqlens: torch.Tensor, s_q: int, h_q: int, *, h_kv: int = 1, page
 def decode(q: torch.Tensor, k_cache: torch.Tensor, block_table: torch.Tensor, cache_seqlens: torch.Tensor,
            plan: torch.Tensor, *, softmax_scale: float, causal: bool = False, lse_base="e", d_v: int = 512,
            out: Optional[torch.Tensor] = None, lse: Optional[torch.Tensor] = None,
-           workspace: Optional[torch.Tensor] = None, num_sms: int = 0,
-           checked: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+           workspace: Optional[torch.Tensor] = None, num_sms: int = 0, checked: bool = False,
+           cu_seqlens_q: Optional[torch.Tensor] = None,
+           max_seqlen_q: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """MLA decode attention over a paged KV cache; returns (out, lse).
 
     q [batch, s_q, h_q, d_qk], k_cache [num_pages, page_size, h_kv, d_qk] (any strides, last dimension
@@ -78,8 +79,19 @@ def decode(q: torch.Tensor, k_cache: torch.Tensor, block_table: torch.Tensor, ca
     written into `out`/`lse` when given; `workspace` from `empty_workspace`. With all three given nothing is
     allocated. Empty requests give out = 0 and lse = +inf. `checked` verifies page ids and seqlens on the
     device first (synchronises; not for CUDA graphs).
+
+    Variable query lengths (speculative verification, FlashAttention-3's varlen form): pass `cu_seqlens_q`
+    [batch + 1] int32 (device) and `max_seqlen_q` (a host int bounding every request's query tokens). q is
+    then packed [total_q, h_q, d_qk], request i's tokens [cu_seqlens_q[i], cu_seqlens_q[i + 1]); out is
+    [total_q, h_q, d_v] and lse [h_q, total_q]. Causal masking is bottom-right aligned per request; packed
+    tokens no request owns are not written. Plan with `plan(cache_seqlens, max_seqlen_q, h_q, ...)` and size
+    the workspace with `empty_workspace(batch, max_seqlen_q, h_q, ...)`. Device-side contract (checked mode
+    verifies it): cu_seqlens_q[0] = 0, non-decreasing, each length ≤ max_seqlen_q, last ≤ total_q.
     """
     base = _layout.lse_base_code(lse_base)
+    if cu_seqlens_q is not None or max_seqlen_q is not None:
+        return _decode_varlen(q, k_cache, block_table, cache_seqlens, cu_seqlens_q, max_seqlen_q, plan,
+                              softmax_scale, causal, base, d_v, out, lse, workspace, num_sms, checked)
     _layout.check_rank("q", q.shape, 4, _ops.Q_LAYOUT)
     if out is not None:
         _layout.check_rank("out", out.shape, 4, _ops.OUT_LAYOUT)
@@ -97,6 +109,30 @@ def decode(q: torch.Tensor, k_cache: torch.Tensor, block_table: torch.Tensor, ca
     call = torch.ops.etap.decode_out if compiling else _ops.decode_impl
     call(q, k_cache, block_table, cache_seqlens, plan, workspace, out, lse, float(softmax_scale), bool(causal),
          base, False, num_sms, bool(checked))
+    return out, lse
+
+
+def _decode_varlen(q, k_cache, block_table, cache_seqlens, cu_seqlens_q, max_seqlen_q, plan, softmax_scale, causal,
+                   base, d_v, out, lse, workspace, num_sms, checked):
+    if cu_seqlens_q is None or max_seqlen_q is None:
+        raise _ops.InvalidArgumentError(
+            "variable query lengths need both cu_seqlens_q (device int32 [batch + 1]) and max_seqlen_q (host int)")
+    _layout.check_rank("q", q.shape, 3, _ops.VARLEN_Q_LAYOUT)
+    if out is not None:
+        _layout.check_rank("out", out.shape, 3, _ops.VARLEN_OUT_LAYOUT)
+        d_v = out.shape[2]
+    compiling = torch.compiler.is_compiling()
+    if out is None or lse is None:
+        new_out, new_lse = _ops.new_varlen_outputs(q, d_v)
+        out = new_out if out is None else out
+        lse = new_lse if lse is None else lse
+    if workspace is None:
+        _layout.check_rank("block_table", block_table.shape, 2, _ops.BT_LAYOUT)
+        workspace = _ops.new_varlen_workspace(q, k_cache, block_table.shape[0], max_seqlen_q, d_v, num_sms,
+                                              traced=compiling)
+    call = torch.ops.etap.decode_varlen_out if compiling else _ops.decode_varlen_impl
+    call(q, k_cache, block_table, cache_seqlens, cu_seqlens_q, int(max_seqlen_q), plan, workspace, out, lse,
+         float(softmax_scale), bool(causal), base, int(num_sms), bool(checked))
     return out, lse
 
 

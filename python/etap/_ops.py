@@ -30,6 +30,10 @@ Q_LAYOUT = "[batch, s_q, h_q, d_qk]"
 KV_LAYOUT = "[num_pages, page_size, h_kv, d_qk]"
 BT_LAYOUT = "[batch, max_pages_per_seq] (int32 page ids)"
 OUT_LAYOUT = "[batch, s_q, h_q, d_v]"
+VARLEN_Q_LAYOUT = "[total_q, h_q, d_qk] (packed: cu_seqlens_q)"
+VARLEN_OUT_LAYOUT = "[total_q, h_q, d_v]"
+VARLEN_LSE_LAYOUT = "[h_q, total_q] (float32)"
+CU_LAYOUT = "[batch + 1] (int32 offsets of the packed query tokens)"
 LSE_LAYOUT = "[batch, h_q, s_q] (float32)"
 
 
@@ -380,4 +384,112 @@ def merge_op(o_states: torch.Tensor, lse_states: torch.Tensor, out: torch.Tensor
 
 @merge_op.register_fake
 def _merge_fake(o_states, lse_states, out, lse_out, lse_base) -> None:
+    return None
+
+
+# ------------------------------------------------------------------------------------------- decode (varlen)
+
+def _decode_varlen_layout(q, kv_cache, block_table, seqlens, cu_seqlens_q, max_seqlen_q, plan, workspace, out,
+                          lse):
+    """_decode_layout for packed variable-length queries: q [total_q, h_q, d_qk], out [total_q, h_q, d_v],
+    lse [h_q, total_q], cu_seqlens_q [batch + 1]; the problem's s_q is max_seqlen_q."""
+    device = query_device(q)
+    _layout.check_rank("q", q.shape, 3, VARLEN_Q_LAYOUT)
+    _layout.check_rank("k_cache", kv_cache.shape, 4, KV_LAYOUT)
+    _layout.check_rank("block_table", block_table.shape, 2, BT_LAYOUT)
+    _layout.check_rank("out", out.shape, 3, VARLEN_OUT_LAYOUT)
+    _layout.check_rank("lse", lse.shape, 2, VARLEN_LSE_LAYOUT)
+    _layout.check_rank("cu_seqlens_q", cu_seqlens_q.shape, 1, CU_LAYOUT)
+    for name, tensor in (("k_cache", kv_cache), ("block_table", block_table), ("cache_seqlens", seqlens),
+                         ("cu_seqlens_q", cu_seqlens_q), ("out", out), ("lse", lse)):
+        check_device(name, tensor, device)
+    check_buffer("plan", plan, device)
+    check_buffer("workspace", workspace, device)
+    check_int32("block_table", block_table, BT_LAYOUT)
+    check_int32("cache_seqlens", seqlens, "[batch]")
+    check_int32("cu_seqlens_q", cu_seqlens_q, CU_LAYOUT)
+    if lse.dtype != torch.float32:
+        raise InvalidArgumentError(f"lse must be torch.float32 {VARLEN_LSE_LAYOUT}; got {lse.dtype}")
+    for name, tensor in (("q", q), ("k_cache", kv_cache), ("block_table", block_table), ("out", out)):
+        check_contiguous_last(name, tensor)
+
+    total_q, h_q, d_qk = q.shape
+    num_pages, page_size, h_kv, kv_dim = kv_cache.shape
+    d_v = out.shape[2]
+    batch = block_table.shape[0]
+    if kv_dim != d_qk:
+        raise InvalidArgumentError(
+            f"k_cache's last dimension ({kv_dim}) must equal q's head dim ({d_qk}): K is the whole cache row")
+    _layout.check_shape("cache_seqlens", seqlens.shape, (batch,), "[batch]")
+    _layout.check_shape("cu_seqlens_q", cu_seqlens_q.shape, (batch + 1,), CU_LAYOUT)
+    for name, tensor in (("cache_seqlens", seqlens), ("cu_seqlens_q", cu_seqlens_q)):
+        if tensor.stride(0) != 1 and tensor.shape[0] > 1:
+            raise InvalidArgumentError(f"{name} must be contiguous")
+    _layout.check_shape("out", out.shape[:2], (total_q, h_q), f"in its first two dimensions {VARLEN_OUT_LAYOUT}")
+    _layout.check_shape("lse", lse.shape, (h_q, total_q), VARLEN_LSE_LAYOUT)
+
+    max_pages = max_pages_per_seq(block_table, False, page_size)
+    bt_stride = block_table.stride(0) if batch > 1 else max(block_table.stride(0), max_pages)
+    problem = (batch, int(max_seqlen_q), h_q, h_kv, d_qk, d_v, page_size, num_pages, max_pages,
+               dtype_code("q", q), dtype_code("k_cache", kv_cache), dtype_code("out", out), _C.KV_DENSE)
+    qs = _layout.strides_for_etap(q.shape[:2], q.stride()[:2], d_qk)
+    ks = _layout.strides_for_etap(kv_cache.shape[:3], kv_cache.stride()[:3], d_qk)
+    os_ = _layout.strides_for_etap(out.shape[:2], out.stride()[:2], d_v)
+    ls = _layout.strides_for_etap(lse.shape, lse.stride(), 1)
+    return device, problem, qs, ks, os_, bt_stride, ls, total_q
+
+
+def decode_varlen_impl(q: torch.Tensor, kv_cache: torch.Tensor, block_table: torch.Tensor, seqlens: torch.Tensor,
+                       cu_seqlens_q: torch.Tensor, max_seqlen_q: int, plan: torch.Tensor, workspace: torch.Tensor,
+                       out: torch.Tensor, lse: torch.Tensor, softmax_scale: float, causal: bool, lse_base: int,
+                       num_sms: int, checked: bool) -> None:
+    key = ("varlen", int(max_seqlen_q), cu_seqlens_q.shape, cu_seqlens_q.stride(), cu_seqlens_q.dtype,
+           cu_seqlens_q.get_device(), _layout_key(q, kv_cache, block_table, seqlens, plan, workspace, out, lse,
+                                                  False, _C.KV_DENSE))
+    layout = _layouts.get(key)
+    if layout is None:
+        layout = _decode_varlen_layout(q, kv_cache, block_table, seqlens, cu_seqlens_q, max_seqlen_q, plan,
+                                       workspace, out, lse)
+        if len(_layouts) >= _MAX_LAYOUTS:
+            _layouts.clear()
+        _layouts[key] = layout
+    device, problem, qs, ks, os_, bt_stride, ls, total_q = layout
+    with _OnDevice(device):
+        _C.decode_varlen(problem, q.data_ptr(), qs[0], qs[1], kv_cache.data_ptr(), ks[0], ks[1], ks[2],
+                         block_table.data_ptr(), bt_stride, seqlens.data_ptr(), cu_seqlens_q.data_ptr(), total_q,
+                         out.data_ptr(), os_[0], os_[1], lse.data_ptr(), ls[0], ls[1], float(softmax_scale),
+                         bool(causal), int(lse_base), plan.data_ptr(), plan.nbytes, workspace.data_ptr(),
+                         workspace.nbytes, stream_handle(device), int(num_sms), bool(checked))
+
+
+def new_varlen_outputs(q: torch.Tensor, d_v: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    total_q, h_q, _ = q.shape
+    return q.new_empty((total_q, h_q, d_v)), q.new_empty((h_q, total_q), dtype=torch.float32)
+
+
+def new_varlen_workspace(q: torch.Tensor, kv_cache: torch.Tensor, batch: int, max_seqlen_q: int, d_v: int,
+                         num_sms: int, traced: bool = False):
+    """The workspace of a varlen call: partial results of max_seqlen_q · h_q rows per split."""
+    _layout.check_rank("q", q.shape, 3, VARLEN_Q_LAYOUT)
+    _layout.check_rank("k_cache", kv_cache.shape, 4, KV_LAYOUT)
+    problem = _layout.sizing_problem(batch, int(max_seqlen_q), q.shape[1], h_kv=kv_cache.shape[2],
+                                     d_qk=q.shape[2], d_v=d_v, page_size=kv_cache.shape[1],
+                                     num_pages=kv_cache.shape[0], q_dtype=_DTYPE_CODES.get(q.dtype, _C.DTYPE_BF16),
+                                     kv_dtype=_DTYPE_CODES.get(kv_cache.dtype, _C.DTYPE_BF16))
+    sizes = _traced_buffer_sizes if traced else buffer_sizes
+    return torch.empty(sizes(problem, num_sms)[1], dtype=torch.uint8, device=q.device)
+
+
+@torch.library.custom_op("etap::decode_varlen_out", mutates_args=("workspace", "out", "lse"))
+def decode_varlen_out_op(q: torch.Tensor, kv_cache: torch.Tensor, block_table: torch.Tensor, seqlens: torch.Tensor,
+                         cu_seqlens_q: torch.Tensor, max_seqlen_q: int, plan: torch.Tensor, workspace: torch.Tensor,
+                         out: torch.Tensor, lse: torch.Tensor, softmax_scale: float, causal: bool, lse_base: int,
+                         num_sms: int, checked: bool) -> None:
+    decode_varlen_impl(q, kv_cache, block_table, seqlens, cu_seqlens_q, max_seqlen_q, plan, workspace, out, lse,
+                       softmax_scale, causal, lse_base, num_sms, checked)
+
+
+@decode_varlen_out_op.register_fake
+def _decode_varlen_out_fake(q, kv_cache, block_table, seqlens, cu_seqlens_q, max_seqlen_q, plan, workspace, out,
+                            lse, softmax_scale, causal, lse_base, num_sms, checked) -> None:
     return None

@@ -100,7 +100,8 @@ etap_problem to_problem(const py::tuple& t) {
                             " does not fit in int32");
     v[i] = static_cast<int32_t>(value);
   }
-  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
+  // varlen_q stays 0 here: decode_varlen sets it.
+  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], 0};
 }
 
 etap_options to_options(int32_t num_sms, bool checked) {
@@ -174,6 +175,15 @@ DecodeCall make_call(const py::tuple& problem, std::uintptr_t q, int64_t q_b, in
   a.lse_batch_stride = l_b, a.lse_head_stride = l_h, a.lse_seq_stride = l_s;
   call.options = to_options(num_sms, checked);
   return call;
+}
+
+// make_call for packed variable-length queries: q/out strides (token, token, head) — the batch stride is not
+// read — lse (head, head, token), and the device offsets cu_seqlens_q [batch + 1] of total_q packed tokens;
+// the problem's s_q is max_seqlen_q.
+void make_varlen(DecodeCall& call, std::uintptr_t cu_seqlens_q, int32_t total_q) {
+  call.args.problem.varlen_q = 1;
+  call.args.cu_seqlens_q = address<const int32_t>(cu_seqlens_q);
+  call.args.total_q = total_q;
 }
 
 }  // namespace
@@ -287,6 +297,27 @@ PYBIND11_MODULE(_C, m) {
       py::arg("descale_q") = 0,
       "attention (and the combine) with a plan from plan_from_seqlens, asynchronous on `stream`");
 #undef CALL_ARGS
+
+  m.def(
+      "decode_varlen",
+      [](const py::tuple& problem, std::uintptr_t q, int64_t q_s, int64_t q_h, std::uintptr_t kv,
+         int64_t kv_p, int64_t kv_t, int64_t kv_h, std::uintptr_t block_table, int64_t bt_stride,
+         std::uintptr_t seqlens, std::uintptr_t cu_seqlens_q, int32_t total_q, std::uintptr_t out,
+         int64_t o_s, int64_t o_h, std::uintptr_t lse, int64_t l_h, int64_t l_s, double softmax_scale,
+         bool causal, int32_t lse_base, std::uintptr_t plan, std::size_t plan_bytes, std::uintptr_t workspace,
+         std::size_t workspace_bytes, std::uintptr_t stream, int32_t num_sms, bool checked) {
+        DecodeCall call =
+            make_call(problem, q, q_s, q_s, q_h, kv, kv_p, kv_t, kv_h, block_table, bt_stride, seqlens, out,
+                      o_s, o_s, o_h, lse, l_h, l_h, l_s, softmax_scale, causal, lse_base, /*descale_k=*/0,
+                      /*descale_q=*/0, num_sms, checked);
+        make_varlen(call, cu_seqlens_q, total_q);
+        run([&] {
+          return etap_decode(&call.args, address<const void>(plan), plan_bytes, address<void>(workspace),
+                             workspace_bytes, stream_handle(stream), &call.options);
+        });
+      },
+      "decode of packed variable-length queries (problem s_q = max_seqlen_q; q/out [total_q, h_q, d], lse "
+      "[h_q, total_q], device cu_seqlens_q [batch + 1]), asynchronous on `stream`");
 
   m.def(
       "merge_states",

@@ -128,6 +128,29 @@ SCENARIOS = textwrap.dedent("""
            lambda: flash_mla_legacy.flash_mla_with_kvcache(q, k_cache, block_table, seqlens, 512, metadata, num_splits,
                                                            None, True))
     assert len(planned) == count  # s_q = 2 tokens of 16 heads: one tile either way, the metadata's plan is used
+
+    # Variable query lengths: packed q [total_q, h_q, d_qk], out [total_q, h_q, d_v], lse [h_q, total_q].
+    total_q, max_q = 7, 3
+    cu = T.empty(b + 1, dtype=T.int32)
+    q_packed = T.empty(total_q, h_q, 576, dtype=T.bfloat16)
+    plan_v = etap.empty_plan(b, max_q, h_q, num_sms=132)
+    varlen = lambda **kw: etap.decode(q_packed, k_cache, block_table, seqlens, plan_v, softmax_scale=0.1352,
+                                      causal=True, num_sms=132, cu_seqlens_q=cu, max_seqlen_q=max_q, **kw)
+    expect("native varlen decode", etap.NoDeviceError, no_device, varlen)
+    expect("native varlen decode, buffers", etap.NoDeviceError, no_device,
+           lambda: varlen(out=T.empty(total_q, h_q, 512, dtype=T.bfloat16), lse=T.empty(h_q, total_q),
+                          workspace=etap.empty_workspace(b, max_q, h_q, num_sms=132)))
+    expect("varlen rows reach the library", etap.UnsupportedError, "s_q·h_q = 4112",
+           lambda: etap.decode(q_packed, k_cache, block_table, seqlens, plan_v, softmax_scale=0.1, num_sms=132,
+                               cu_seqlens_q=cu, max_seqlen_q=257, workspace=etap.empty_workspace(b, 1, h_q,
+                                                                                                 num_sms=132)))
+    expect("varlen needs both", etap.InvalidArgumentError, "max_seqlen_q",
+           lambda: etap.decode(q_packed, k_cache, block_table, seqlens, plan_v, softmax_scale=0.1, cu_seqlens_q=cu))
+    expect("varlen offsets shape", etap.InvalidArgumentError, "cu_seqlens_q must have shape [5]",
+           lambda: etap.decode(q_packed, k_cache, block_table, seqlens, plan_v, softmax_scale=0.1, num_sms=132,
+                               cu_seqlens_q=T.empty(b, dtype=T.int32), max_seqlen_q=max_q))
+    expect("varlen lse shape", etap.InvalidArgumentError, "lse must have shape [16, 7]",
+           lambda: varlen(lse=T.empty(total_q, h_q)))
     print("all scenarios passed")
 """)
 

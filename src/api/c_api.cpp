@@ -72,6 +72,7 @@ DecodeProblem to_cpp(const etap_problem& c) {
   p.kv_dtype = static_cast<DType>(c.kv_dtype);
   p.out_dtype = static_cast<DType>(c.out_dtype);
   p.kv_format = static_cast<KvFormat>(c.kv_format);
+  p.varlen_q = c.varlen_q != 0;
   return p;
 }
 
@@ -88,7 +89,8 @@ etap_problem to_c(const DecodeProblem& p) {
           static_cast<int32_t>(p.q_dtype),
           static_cast<int32_t>(p.kv_dtype),
           static_cast<int32_t>(p.out_dtype),
-          static_cast<int32_t>(p.kv_format)};
+          static_cast<int32_t>(p.kv_format),
+          p.varlen_q ? 1 : 0};
 }
 
 DecodeArgs to_cpp(const etap_decode_args& c) {
@@ -118,6 +120,8 @@ DecodeArgs to_cpp(const etap_decode_args& c) {
   a.lse_base = static_cast<LseBase>(c.lse_base);
   a.descale_k = c.descale_k;
   a.descale_q = c.descale_q;
+  a.cu_seqlens_q = c.cu_seqlens_q;
+  a.total_q = c.total_q;
   return a;
 }
 
@@ -148,6 +152,8 @@ etap_decode_args to_c(const DecodeArgs& a) {
   c.lse_base = static_cast<int32_t>(a.lse_base);
   c.descale_k = a.descale_k;
   c.descale_q = a.descale_q;
+  c.cu_seqlens_q = a.cu_seqlens_q;
+  c.total_q = a.total_q;
   return c;
 }
 
@@ -221,6 +227,24 @@ void etap_make_dense_args(const etap_problem* problem, const void* q, const void
   }
   *args = to_c(etap::make_dense_args(to_cpp(*problem), q, kv_cache, block_table, seqlens, out, lse,
                                      softmax_scale, causal != 0, static_cast<LseBase>(lse_base)));
+}
+
+void etap_make_varlen_args(const etap_problem* problem, int32_t total_q, const int32_t* cu_seqlens_q,
+                           const void* q, const void* kv_cache, const int32_t* block_table,
+                           const int32_t* seqlens, void* out, float* lse, float softmax_scale, int32_t causal,
+                           int32_t lse_base, etap_decode_args* args) {
+  if (args == nullptr) {
+    null_argument("args");
+    return;
+  }
+  if (problem == nullptr) {
+    null_argument("problem");
+    *args = etap_decode_args{};
+    return;
+  }
+  *args =
+      to_c(etap::make_varlen_args(to_cpp(*problem), total_q, cu_seqlens_q, q, kv_cache, block_table, seqlens,
+                                  out, lse, softmax_scale, causal != 0, static_cast<LseBase>(lse_base)));
 }
 
 size_t etap_plan_bytes(const etap_problem* problem, const etap_options* options) {

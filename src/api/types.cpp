@@ -102,6 +102,23 @@ DecodeArgs make_dense_args(const DecodeProblem& problem, const void* q, const vo
   return args;
 }
 
+DecodeArgs make_varlen_args(const DecodeProblem& problem, int32_t total_q, const int32_t* cu_seqlens_q,
+                            const void* q, const void* kv_cache, const int32_t* block_table,
+                            const int32_t* seqlens, void* out, float* lse, float softmax_scale, bool causal,
+                            LseBase lse_base) {
+  DecodeArgs args =
+      make_dense_args(problem, q, kv_cache, block_table, seqlens, out, lse, softmax_scale, causal, lse_base);
+  args.cu_seqlens_q = cu_seqlens_q;
+  args.total_q = total_q;
+  // Packed: one token after another, the batch dimension folded into the token one.
+  args.q_batch_stride = 0;
+  args.out_batch_stride = 0;
+  args.lse_seq_stride = 1;
+  args.lse_head_stride = total_q;
+  args.lse_batch_stride = 0;
+  return args;
+}
+
 namespace api {
 
 int64_t kv_row_elements(const DecodeProblem& problem) {

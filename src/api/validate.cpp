@@ -23,6 +23,8 @@ constexpr HeadDims kSupportedHeadDims[] = {{mla::kDqk, mla::kDv}, {512, 512}, {3
 // All query rows of one request (s_q·h_q): the partial results of a split request hold this many rows. The
 // conformance sweep tests up to 2048 (h_q = 128 × s_q = 16).
 constexpr int64_t kMaxRequestRows = 4096;
+// Varlen: a packed row's index (token · h_q + head) is a 32-bit value in the kernels.
+constexpr int64_t kMaxPackedRows = std::numeric_limits<int32_t>::max();
 constexpr std::uintptr_t kTmaAlignment = 16;
 constexpr std::uintptr_t kInt32Alignment = 4;
 constexpr int64_t kTmaRowAlignmentBytes = 16;
@@ -177,6 +179,40 @@ Status check_strides(std::array<Dim, 3> dims, int64_t inner_extent, int64_t elem
   return Status::Ok();
 }
 
+// Packed variable-length queries: the offsets pointer, total_q and the strides of the packed q, out and lse
+// (the batch strides are not read; a dimension of extent 1 stands in for them).
+Status check_varlen(const DecodeArgs& args) {
+  const DecodeProblem& p = args.problem;
+  ETAP_RETURN_IF_ERROR(check_null("cu_seqlens_q", args.cu_seqlens_q,
+                                  "the int32 query offsets [batch + 1] (problem.varlen_q is set)"));
+  ETAP_RETURN_IF_ERROR(check_alignment("cu_seqlens_q", args.cu_seqlens_q, kInt32Alignment, "(int32)"));
+  if (args.total_q < 1)
+    return invalid(str("total_q must be at least 1 with varlen_q; got ", args.total_q,
+                       " (the tokens of the packed q; pad it to one token when every request has none)"));
+  if (int64_t{args.total_q} * p.h_q > kMaxPackedRows)
+    return unsupported(str("total_q · h_q = ", int64_t{args.total_q} * p.h_q,
+                           " packed query rows; this build supports up to ", kMaxPackedRows,
+                           " (split the batch over several calls)"));
+  const int64_t element = static_cast<int64_t>(dtype_bytes(p.q_dtype));
+  if (args.q_seq_stride >= 1 && args.q_seq_stride > kMaxStrideBytes / element / args.total_q)
+    return invalid(str("q_seq_stride · total_q = ", args.q_seq_stride, " · ", args.total_q,
+                       " elements is too large: the packed q must span less than 2^40 bytes (TMA)"));
+  ETAP_RETURN_IF_ERROR(check_strides(
+      {Dim{"q_seq_stride", args.q_seq_stride, args.total_q}, Dim{"q_seq_stride", args.q_seq_stride, 1},
+       Dim{"q_head_stride", args.q_head_stride, p.h_q}},
+      p.d_qk, element, true));
+  ETAP_RETURN_IF_ERROR(check_strides(
+      {Dim{"out_seq_stride", args.out_seq_stride, args.total_q},
+       Dim{"out_seq_stride", args.out_seq_stride, 1}, Dim{"out_head_stride", args.out_head_stride, p.h_q}},
+      p.d_v, static_cast<int64_t>(dtype_bytes(p.out_dtype)), true));
+  if (args.lse != nullptr)
+    ETAP_RETURN_IF_ERROR(check_strides(
+        {Dim{"lse_head_stride", args.lse_head_stride, p.h_q}, Dim{"lse_head_stride", args.lse_head_stride, 1},
+         Dim{"lse_seq_stride", args.lse_seq_stride, args.total_q}},
+        1, sizeof(float), false));
+  return Status::Ok();
+}
+
 }  // namespace
 
 namespace api {
@@ -245,7 +281,9 @@ Status validate(const DecodeArgs& args) {
   const DecodeProblem& p = args.problem;
   ETAP_RETURN_IF_ERROR(api::check_problem(p));
 
-  ETAP_RETURN_IF_ERROR(check_null("q", args.q, "the query tensor [batch, s_q, h_q, d_qk]"));
+  ETAP_RETURN_IF_ERROR(check_null("q", args.q,
+                                  p.varlen_q ? "the packed query tensor [total_q, h_q, d_qk]"
+                                             : "the query tensor [batch, s_q, h_q, d_qk]"));
   ETAP_RETURN_IF_ERROR(
       check_null("kv_cache", args.kv_cache, "the KV cache [num_pages, page_size, h_kv, d_qk]"));
   ETAP_RETURN_IF_ERROR(
@@ -262,10 +300,17 @@ Status validate(const DecodeArgs& args) {
   ETAP_RETURN_IF_ERROR(check_scales(args));
 
   const int64_t element = static_cast<int64_t>(dtype_bytes(p.q_dtype));
-  ETAP_RETURN_IF_ERROR(check_strides(
-      {Dim{"q_batch_stride", args.q_batch_stride, p.batch}, Dim{"q_seq_stride", args.q_seq_stride, p.s_q},
-       Dim{"q_head_stride", args.q_head_stride, p.h_q}},
-      p.d_qk, element, true));
+  if (p.varlen_q) {
+    ETAP_RETURN_IF_ERROR(check_varlen(args));
+  } else {
+    if (args.cu_seqlens_q != nullptr || args.total_q != 0)
+      return invalid(str("cu_seqlens_q/total_q are set (total_q = ", args.total_q,
+                         ") but problem.varlen_q is false; set varlen_q for packed variable-length queries"));
+    ETAP_RETURN_IF_ERROR(check_strides(
+        {Dim{"q_batch_stride", args.q_batch_stride, p.batch}, Dim{"q_seq_stride", args.q_seq_stride, p.s_q},
+         Dim{"q_head_stride", args.q_head_stride, p.h_q}},
+        p.d_qk, element, true));
+  }
   // FP8 formats: byte strides, every row 16-byte aligned (656 = 41 · 16).
   const bool fp8 = p.kv_format != KvFormat::kDense;
   ETAP_RETURN_IF_ERROR(check_strides({Dim{"kv_page_stride", args.kv_page_stride, p.num_pages},
@@ -273,15 +318,17 @@ Status validate(const DecodeArgs& args) {
                                       Dim{"kv_head_stride", args.kv_head_stride, p.h_kv}},
                                      api::kv_row_elements(p), static_cast<int64_t>(dtype_bytes(p.kv_dtype)),
                                      true, fp8 ? kFp8StrideHint : kStrideHint));
-  ETAP_RETURN_IF_ERROR(check_strides({Dim{"out_batch_stride", args.out_batch_stride, p.batch},
-                                      Dim{"out_seq_stride", args.out_seq_stride, p.s_q},
-                                      Dim{"out_head_stride", args.out_head_stride, p.h_q}},
-                                     p.d_v, static_cast<int64_t>(dtype_bytes(p.out_dtype)), true));
-  if (args.lse != nullptr)
-    ETAP_RETURN_IF_ERROR(check_strides({Dim{"lse_batch_stride", args.lse_batch_stride, p.batch},
-                                        Dim{"lse_head_stride", args.lse_head_stride, p.h_q},
-                                        Dim{"lse_seq_stride", args.lse_seq_stride, p.s_q}},
-                                       1, sizeof(float), false));
+  if (!p.varlen_q) {
+    ETAP_RETURN_IF_ERROR(check_strides({Dim{"out_batch_stride", args.out_batch_stride, p.batch},
+                                        Dim{"out_seq_stride", args.out_seq_stride, p.s_q},
+                                        Dim{"out_head_stride", args.out_head_stride, p.h_q}},
+                                       p.d_v, static_cast<int64_t>(dtype_bytes(p.out_dtype)), true));
+    if (args.lse != nullptr)
+      ETAP_RETURN_IF_ERROR(check_strides({Dim{"lse_batch_stride", args.lse_batch_stride, p.batch},
+                                          Dim{"lse_head_stride", args.lse_head_stride, p.h_q},
+                                          Dim{"lse_seq_stride", args.lse_seq_stride, p.s_q}},
+                                         1, sizeof(float), false));
+  }
   if (args.block_table_stride < p.max_pages_per_seq)
     return invalid(str("block_table_stride (", args.block_table_stride,
                        ") must be at least max_pages_per_seq (", p.max_pages_per_seq, ")"));

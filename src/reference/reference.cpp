@@ -122,6 +122,18 @@ void check_problem(const HostProblem& hp) {
   if (p.kv_format == KvFormat::kFp8PerTensor && !(std::isfinite(hp.descale_k) && hp.descale_k > 0.f))
     fail("descale_k must be finite and positive; got " + std::to_string(hp.descale_k));
   if (p.batch > 0 && (!hp.q || !hp.block_table || !hp.seqlens)) fail("null q, block_table or seqlens");
+  if (p.varlen_q) {
+    if (!hp.cu_seqlens_q) fail("varlen_q needs cu_seqlens_q");
+    if (hp.total_q < 0) fail("total_q must not be negative");
+    if (hp.cu_seqlens_q[0] != 0) fail("cu_seqlens_q[0] must be 0");
+    for (int32_t b = 0; b < p.batch; ++b) {
+      const int32_t len = hp.cu_seqlens_q[b + 1] - hp.cu_seqlens_q[b];
+      if (len < 0 || len > p.s_q)
+        fail("request " + std::to_string(b) + " has " + std::to_string(len) +
+             " query tokens; need 0 <= q_len <= s_q (max_seqlen_q)");
+    }
+    if (hp.cu_seqlens_q[p.batch] > hp.total_q) fail("cu_seqlens_q[batch] exceeds total_q");
+  }
   for (int32_t b = 0; b < p.batch; ++b) {
     const int64_t pages = (usable_seqlen(hp, b) + p.page_size - 1) / p.page_size;
     if (pages > 0 && dense && !hp.kv_cache) fail("null kv_cache");
@@ -159,6 +171,9 @@ void decode_rows(const HostProblem& hp, int32_t b, int32_t kv_head, int32_t row_
   const DecodeProblem& p = hp.problem;
   const int32_t heads_per_kv = p.h_q / p.h_kv;
   const int64_t n = usable_seqlen(hp, b);
+  // The request's query tokens: packed from cu_seqlens_q[b] (varlen), or s_q of its own batch slice.
+  const int64_t first = p.varlen_q ? hp.cu_seqlens_q[b] : int64_t{b} * p.s_q;
+  const int32_t q_len = p.varlen_q ? hp.cu_seqlens_q[b + 1] - hp.cu_seqlens_q[b] : p.s_q;
   const HalfTable& q_table = half_table(p.q_dtype);
   const HalfTable& kv_table = half_table(p.kv_format == KvFormat::kDense ? p.kv_dtype : DType::kBF16);
   const std::array<double, 256>& e4m3 = e4m3_table();
@@ -168,18 +183,18 @@ void decode_rows(const HostProblem& hp, int32_t b, int32_t kv_head, int32_t row_
   int64_t max_visible = 0;
   for (int32_t r = row_begin; r < row_end; ++r) {
     const int32_t token = r / heads_per_kv;
+    if (token >= q_len) break;  // varlen: rows past the request's query tokens do not exist
     const int32_t head = kv_head * heads_per_kv + r % heads_per_kv;
-    // Causal MTP is aligned bottom-right: token i sees keys [0, n - s_q + i].
-    const int64_t visible = hp.causal ? std::clamp<int64_t>(n - p.s_q + token + 1, 0, n) : n;
+    // Causal MTP is aligned bottom-right: token i sees keys [0, n - q_len + i].
+    const int64_t visible = hp.causal ? std::clamp<int64_t>(n - q_len + token + 1, 0, n) : n;
     rows.push_back({token, head, visible});
     max_visible = std::max(max_visible, visible);
   }
   const auto nr = static_cast<int64_t>(rows.size());
 
-  auto row_offset = [&](const Row& row) {
-    return ((b * int64_t{p.s_q} + row.token) * p.h_q + row.head) * d_v;
-  };
+  auto row_offset = [&](const Row& row) { return ((first + row.token) * p.h_q + row.head) * d_v; };
   auto lse_at = [&](const Row& row) -> double& {
+    if (p.varlen_q) return lse[row.head * int64_t{hp.total_q} + first + row.token];
     return lse[(b * int64_t{p.h_q} + row.head) * p.s_q + row.token];
   };
 
@@ -227,7 +242,7 @@ void decode_rows(const HostProblem& hp, int32_t b, int32_t kv_head, int32_t row_
   std::vector<double> q(nr * d_qk);              // [nr, d_qk]
   std::vector<double> logits(nr * max_visible);  // [nr, max_visible]
   for (int64_t r = 0; r < nr; ++r) {
-    const uint16_t* src = hp.q + ((b * int64_t{p.s_q} + rows[r].token) * p.h_q + rows[r].head) * d_qk;
+    const uint16_t* src = hp.q + ((first + rows[r].token) * p.h_q + rows[r].head) * d_qk;
     for (int32_t c = 0; c < d_qk; ++c) q[r * d_qk + c] = q_table[src[c]];
   }
 
@@ -397,9 +412,10 @@ void decode(const HostProblem& problem, std::vector<double>& out, std::vector<do
             int threads, std::vector<double>* weighted_abs) {
   check_problem(problem);
   const DecodeProblem& p = problem.problem;
-  out.assign(static_cast<std::size_t>(p.batch) * p.s_q * p.h_q * p.d_v, 0.0);
+  const int64_t tokens = p.varlen_q ? int64_t{problem.total_q} : int64_t{p.batch} * p.s_q;
+  out.assign(static_cast<std::size_t>(tokens) * p.h_q * p.d_v, 0.0);
   if (weighted_abs) weighted_abs->assign(out.size(), 0.0);
-  lse.assign(static_cast<std::size_t>(p.batch) * p.h_q * p.s_q, kInf);
+  lse.assign(static_cast<std::size_t>(tokens) * p.h_q, kInf);
 
   const int32_t rows = p.s_q * (p.h_q / p.h_kv);
   const int32_t chunks = (rows + kRowsPerItem - 1) / kRowsPerItem;

@@ -10,6 +10,8 @@
 //     b = 64 at 4096, R up to 64).
 //   - Extras: non-causal MTP, all-empty batches, large logits (inputs with std 1.5), bf16 with base-2 lse,
 //     forced SM counts (1 and 3: long unsplit parts, odd split patterns), the paper's configuration.
+//   - Variable query lengths (varlen_q_configs): b ∈ {1, 4, 16, 33}, q_len uniform in [0, max] per request,
+//     packed q whose tokens past the last request's are NaN (out/lse there must stay poisoned).
 // Every config: NaN in cache slots past each seqlen and in spare pages, invalid ids (kPaddingPageId) in
 // unused block-table columns, random page order, NaN-poisoned out, lse, plan buffer and workspace before each
 // call, two runs compared bit for bit.
@@ -21,6 +23,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <numbers>
 #include <random>
@@ -28,6 +31,7 @@
 #include <stdexcept>
 #include <thread>
 #include <tuple>
+#include <utility>
 
 #include "testing/golden.hpp"
 
@@ -52,6 +56,8 @@ constexpr float kLargeStd = 1.5f;
 // A kernel that runs longer than this is taken to hang; the sweep's largest call takes milliseconds.
 constexpr double kKernelTimeoutSeconds = 60.0;
 
+// Varlen configs: packed q tokens past the last request's (NaN), as an engine's padded buffer has.
+constexpr int32_t kVarlenPadTokens = 3;
 // 0xFF bytes are NaN in bf16, fp16 and fp32 alike.
 constexpr int kPoisonByte = 0xFF;
 
@@ -199,6 +205,33 @@ std::vector<ConformanceConfig> coverage_configs() {
   return cov;
 }
 
+// Variable query lengths (speculative verification): b ∈ {1, 4, 16, 33} × (h_q, max_seqlen_q) with R up to
+// 256, causal and not, q_len 0 included, page sizes 64 and 1, h_kv 1 and 2, both dtypes.
+std::vector<ConformanceConfig> varlen_q_configs() {
+  std::vector<ConformanceConfig> v;
+  auto add = [&](int32_t b, int32_t s_k, Heads heads, DType dtype) -> ConformanceConfig& {
+    ConformanceConfig& c = v.emplace_back(grid_config(b, s_k, b > 1, heads, dtype));
+    c.varlen_q = true;
+    c.causal = true;
+    return c;
+  };
+  // s_k shrinks with b so that b·s_k·R stays within kReferenceCap.
+  for (auto [b, s_k] : {std::pair{1, 4096}, std::pair{4, 1000}, std::pair{16, 1000}, std::pair{33, 200}})
+    for (Heads heads : {Heads{16, 8}, Heads{64, 4}, Heads{128, 2}}) {
+      add(b, s_k, heads, DType::kBF16);
+      add(b, 65, heads, DType::kFP16).causal = false;
+    }
+  for (auto [b, s_k] : {std::pair{4, 1000}, std::pair{33, 200}}) {
+    add(b, s_k, {16, 4}, DType::kBF16).page_size = 1;
+    add(b, s_k, {128, 2}, DType::kFP16).page_size = 1;
+    add(b, s_k, {32, 4}, DType::kBF16).h_kv = 2;
+    add(b, 65, {128, 3}, DType::kBF16).h_kv = 2;
+  }
+  add(4, 4096, {64, 4}, DType::kBF16).num_sms = 3;  // splits: the combine over packed rows
+  add(16, 3, {16, 8}, DType::kBF16);                // seqlen < q_len: early tokens see no key
+  return v;
+}
+
 // Configs that share a generated KV cache (conformance.hpp) run next to each other.
 auto cache_key(const ConformanceConfig& c) {
   return std::tuple{c.dtype, c.input_std, c.batch,     c.seqlen, c.varlen, c.all_empty,
@@ -223,6 +256,11 @@ std::vector<int32_t> request_lengths(const ConformanceConfig& c) {
     }
   }
   return lengths;
+}
+
+// Varlen: each request's query tokens, uniform in [0, s_q].
+std::vector<int32_t> query_lengths(const ConformanceConfig& c) {
+  return random_q_lens(c.batch, c.s_q, c.seed * 15485863 + c.batch * 31 + c.s_q);
 }
 
 std::string dtype_name(DType dtype) {
@@ -276,8 +314,9 @@ DeviceRuns run_on_device(const HostData& host, LseBase base, const Options& opti
     return runs;
   }
   const DecodeProblem& p = host.problem;
-  const std::size_t out_elems = static_cast<std::size_t>(p.batch) * p.s_q * p.h_q * p.d_v;
-  const std::size_t lse_elems = static_cast<std::size_t>(p.batch) * p.h_q * p.s_q;
+  const auto tokens = static_cast<std::size_t>(host.out_tokens());
+  const std::size_t out_elems = tokens * p.h_q * p.d_v;
+  const std::size_t lse_elems = tokens * p.h_q;
 
   CudaErrors cuda;
   cudaStream_t stream = nullptr;
@@ -349,10 +388,11 @@ int64_t count_bit_differences(const std::vector<T>& a, const std::vector<T>& b) 
   return differing;
 }
 
-// Compares the device runs with the reference and fills the verdict of `result`.
+// Compares the device runs with the reference and fills the verdict of `result`. padding_written: out/lse
+// elements of packed tokens no request owns that the kernel wrote (varlen).
 void judge(const DeviceRuns& runs, DType dtype, const std::vector<double>& ref_out,
            const std::vector<double>& ref_lse, const std::vector<double>& ref_weighted_abs,
-           ConformanceResult& result) {
+           ConformanceResult& result, int64_t padding_writes = 0) {
   result.comparison = compare(runs.first.out, dtype, runs.first.lse, ref_out, ref_lse, ref_weighted_abs);
   result.lse_unwritten = count_nan(runs.first.lse);
   const int64_t out_diff = count_bit_differences(runs.first.out, runs.second.out);
@@ -360,6 +400,9 @@ void judge(const DeviceRuns& runs, DType dtype, const std::vector<double>& ref_o
   result.bit_identical = out_diff == 0 && lse_diff == 0;
 
   std::vector<std::string> reasons;
+  if (padding_writes > 0)
+    reasons.push_back(std::to_string(padding_writes) +
+                      " out/lse elements written in packed tokens no request owns (varlen)");
   if (!result.comparison.pass)
     reasons.push_back("differs from the reference: " + result.comparison.describe());
   if (result.lse_unwritten > 0)
@@ -389,6 +432,7 @@ std::string ConformanceConfig::name() const {
   if (lse_base == LseBase::kBase2) name << " lse2";
   if (input_std != kDefaultStd) name << " std" << input_std;
   if (num_sms > 0) name << " sms" << num_sms;
+  if (varlen_q) name << " qvar";
   return name.str();
 }
 
@@ -470,6 +514,15 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
     rank256.d_v = 256;
     add(31, 4096, false, {16, 1}, DType::kBF16).num_sms = 32;  // one whole request per part, W = 63 < 65
     for (const auto& c : fp8_configs(/*quick_only=*/true)) configs.push_back(c);
+    // Variable query lengths: one tile, several tiles with splits, two KV heads at page size 1.
+    add(4, 1000, true, {16, 4}, DType::kBF16).varlen_q = true;
+    ConformanceConfig& qvar = add(4, 4096, true, {64, 4}, DType::kFP16);
+    qvar.varlen_q = true;
+    qvar.num_sms = 3;
+    ConformanceConfig& qvar_gather = add(33, 65, true, {32, 2}, DType::kBF16);
+    qvar_gather.varlen_q = true;
+    qvar_gather.h_kv = 2;
+    qvar_gather.page_size = 1;
     return configs;
   }
 
@@ -486,6 +539,7 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
   for (const auto& c : extra_configs()) configs.push_back(c);
   for (const auto& c : coverage_configs()) configs.push_back(c);
   for (const auto& c : fp8_configs(/*quick_only=*/false)) configs.push_back(c);
+  for (const auto& c : varlen_q_configs()) configs.push_back(c);
   std::stable_sort(configs.begin(), configs.end(),
                    [](const auto& a, const auto& b) { return cache_key(a) < cache_key(b); });
   return configs;
@@ -494,12 +548,13 @@ std::vector<ConformanceConfig> conformance_sweep(bool quick) {
 std::vector<std::string> describe_sweep(bool quick) {
   if (quick)
     return {
-        "quick subset (the CTest `gpu` test): 29 dense configs covering tail pages (s_k 1, 17, 63, 64, 65),",
+        "quick subset (the CTest `gpu` test): 32 dense configs covering tail pages (s_k 1, 17, 63, 64, 65),",
         "variable lengths with empty requests, causal and non-causal MTP (s_q 2, 4, 16; seqlen < s_q), fp16,",
         "R = 8 … 256 (row tiles), h_kv 2, pages of 1, 16, 128 tokens, d 512/512 and 320/256, base-2 lse,",
         "large logits, an all-empty batch, one SM, b=1 at s_k=65536, and b=31 at s_k=4096 on 32 SMs (one",
-        "whole request per part); 15 FP8 configs of both formats (tails, splits, pages of 64, 16 and 1,",
-        "two row tiles, h_kv 2, fp16 for the per-tensor format)."};
+        "whole request per part), 3 with variable query lengths (packed q, q_len 0 included); 15 FP8",
+        "configs of both formats (tails, splits, pages of 64, 16 and 1, two row tiles, h_kv 2, fp16 for the",
+        "per-tensor format)."};
   return {
       "grid: b in {1, 2, 7, 64} x s_k in {1, 17, 63, 64, 65, 1000, 4096, 65536}",
       "      x (h_q, s_q) in {8,16,32,64}x1, {8,16,32}x2, {8,16}x4 (all R = s_q*h_q <= 64; s_q > 1 causal)",
@@ -513,6 +568,10 @@ std::vector<std::string> describe_sweep(bool quick) {
       "coverage: R from 96 to 2048 (h_q up to 128, s_q up to 16, causal and not), h_kv in {2, 3, 8},",
       "       page sizes 1, 3, 8, 16, 32, 48, 80, 128, 192, 256, head dims 512/512 and 320/256, both dtypes",
       "fp8: both FP8 formats (fp8_configs: pages 64/16/1, tails, splits, row tiles, h_kv 2, MTP, 64K)",
+      "varlen q: b in {1, 4, 16, 33}, q_len uniform in [0, max] (max 8, 4, 2 at h_q 16, 64, 128; 3 and 4",
+      "       at h_kv 2), causal and not, page sizes 64 and 1, h_kv 1 and 2, splits on 3 SMs, seqlen < q_len",
+      "       (s_k 4096, 1000, 1000, 200 at b 1, 4, 16, 33 and 65 for the non-causal ones);",
+      "       NaN q in the packed tokens past the last request's, which out/lse must leave untouched",
       "every config: NaN past each seqlen and in spare pages, invalid ids in unused block-table columns,",
       "       shuffled pages, NaN-poisoned out/lse/plan/workspace, two runs compared bit for bit"};
 }
@@ -530,6 +589,8 @@ struct ConformanceRunner::Cache {
       spec.h_q = c.h_kv;
       spec.s_q = 1;
       spec.causal = false;
+      spec.varlen_q = false;
+      spec.q_lens.clear();
       host = HostData{};  // release the previous cache first
       host = make_problem(spec);
       key = cache_key(c);
@@ -538,11 +599,25 @@ struct ConformanceRunner::Cache {
     host.problem.h_q = c.h_q;
     host.problem.s_q = c.s_q;
     host.causal = c.causal;
-    const std::size_t q_elems = static_cast<std::size_t>(c.batch) * c.s_q * c.h_q * host.problem.d_qk;
-    host.q.resize(q_elems);
+    host.problem.varlen_q = c.varlen_q;
+    host.cu_seqlens_q.clear();
+    host.total_q = 0;
+    int64_t tokens = int64_t{c.batch} * c.s_q, owned = tokens;
+    if (c.varlen_q) {
+      host.cu_seqlens_q.assign(1, 0);
+      for (int32_t len : query_lengths(c)) host.cu_seqlens_q.push_back(host.cu_seqlens_q.back() + len);
+      owned = host.cu_seqlens_q.back();
+      host.total_q = static_cast<int32_t>(owned) + kVarlenPadTokens;
+      tokens = host.total_q;
+    }
+    const int64_t token_elems = int64_t{c.h_q} * host.problem.d_qk;
+    host.q.resize(static_cast<std::size_t>(tokens * token_elems));
     std::mt19937_64 rng(c.seed * 104729 + static_cast<uint64_t>(c.h_q) * 131 + c.s_q);
     std::normal_distribution<float> normal(0.f, c.input_std);
     for (auto& x : host.q) x = reference::float_to_half_bits(normal(rng), c.dtype);
+    // Varlen: packed tokens no request owns are NaN; the kernel loads some into padding columns.
+    std::fill(host.q.begin() + owned * token_elems, host.q.end(),
+              reference::float_to_half_bits(std::numeric_limits<float>::quiet_NaN(), c.dtype));
     return host;
   }
 };
@@ -562,6 +637,11 @@ ProblemSpec problem_spec(const ConformanceConfig& c) {
   spec.causal = c.causal;
   spec.input_std = c.input_std;
   spec.seed = c.seed;
+  if (c.varlen_q) {
+    spec.varlen_q = true;
+    spec.q_lens = query_lengths(c);
+    spec.q_pad_tokens = kVarlenPadTokens;
+  }
   return spec;
 }
 
@@ -595,7 +675,16 @@ ConformanceResult ConformanceRunner::run(const ConformanceConfig& config) {
   std::vector<double> ref_out, ref_lse, ref_weighted_abs;
   reference::decode(host.view(), ref_out, ref_lse, config.lse_base, reference_threads_, &ref_weighted_abs);
   result.reference_seconds = seconds_since(start);
-  judge(runs, config.dtype, ref_out, ref_lse, ref_weighted_abs, result);
+  if (!host.problem.varlen_q) {
+    judge(runs, config.dtype, ref_out, ref_lse, ref_weighted_abs, result);
+    return result;
+  }
+  // Varlen: the packed tokens past the last request's must keep their poison; the rest is compared.
+  const int64_t padding_writes = padding_written(host, runs.first.out, runs.first.lse);
+  DeviceRuns owned = runs;
+  for (DeviceOutput* output : {&owned.first, &owned.second}) drop_padding(host, &output->out, &output->lse);
+  drop_padding(host, &ref_out, &ref_lse, &ref_weighted_abs);
+  judge(owned, config.dtype, ref_out, ref_lse, ref_weighted_abs, result, padding_writes);
   return result;
 }
 

@@ -33,6 +33,9 @@ struct ConformanceConfig {
   float input_std = 0.25f;  // 1.5 puts logits in the hundreds (softmax overflow paths)
   int num_sms = 0;          // Options::num_sms; small values force long unsplit parts
   uint64_t seed = 1;
+  // Variable query lengths (DecodeProblem::varlen_q): each request's are uniform in [0, s_q] (s_q is then
+  // max_seqlen_q), packed q/out/lse with NaN-poisoned packed tokens past the last request's.
+  bool varlen_q = false;
 
   int32_t rows() const { return s_q * h_q / h_kv; }  // R, per KV head
   // Compact and unique, e.g. "b7 sk1000 varlen h16 sq2 causal bf16"; `etap check --filter` matches it.

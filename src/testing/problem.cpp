@@ -160,6 +160,17 @@ std::vector<int32_t> varlen_seqlens(int32_t batch, int32_t mean, uint64_t seed) 
   return seqlens;
 }
 
+std::vector<int32_t> random_q_lens(int32_t batch, int32_t max_q, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> lens(std::max(batch, 0));
+  for (auto& len : lens) len = static_cast<int32_t>(rng() % static_cast<uint64_t>(std::max(max_q, 0) + 1));
+  return lens;
+}
+
+int64_t HostData::out_tokens() const {
+  return problem.varlen_q ? int64_t{total_q} : int64_t{problem.batch} * problem.s_q;
+}
+
 reference::HostProblem HostData::view() const {
   reference::HostProblem hp;
   hp.problem = problem;
@@ -171,6 +182,8 @@ reference::HostProblem HostData::view() const {
   hp.seqlens = seqlens.data();
   hp.softmax_scale = softmax_scale;
   hp.causal = causal;
+  hp.cu_seqlens_q = problem.varlen_q ? cu_seqlens_q.data() : nullptr;
+  hp.total_q = total_q;
   return hp;
 }
 
@@ -218,6 +231,17 @@ DecodeProblem problem_shape(const ProblemSpec& spec) {
               std::to_string(spec.batch));
   if (spec.spare_pages < 0 || spec.extra_table_columns < 0)
     fail_spec("spare_pages and extra_table_columns >= 0");
+  if (!spec.varlen_q && !spec.q_lens.empty()) fail_spec("q_lens needs varlen_q");
+  if (spec.varlen_q) {
+    if (static_cast<int32_t>(spec.q_lens.size()) != spec.batch)
+      fail_spec("q_lens has " + std::to_string(spec.q_lens.size()) + " entries for batch " +
+                std::to_string(spec.batch));
+    for (int32_t len : spec.q_lens)
+      if (len < 0 || len > spec.s_q)
+        fail_spec("a query length of " + std::to_string(len) +
+                  " is outside [0, s_q = " + std::to_string(spec.s_q) + "] (s_q is max_seqlen_q)");
+    if (spec.q_pad_tokens < 0) fail_spec("q_pad_tokens >= 0");
+  }
 
   const std::vector<int32_t> pages = pages_per_request(spec, spec_seqlens(spec));
   const int64_t max_pages = pages.empty() ? 0 : *std::max_element(pages.begin(), pages.end());
@@ -240,7 +264,8 @@ DecodeProblem problem_shape(const ProblemSpec& spec) {
           .q_dtype = spec.dtype,
           .kv_dtype = spec.kv_format == KvFormat::kDense ? spec.dtype : DType::kFP8E4M3,
           .out_dtype = spec.dtype,
-          .kv_format = spec.kv_format};
+          .kv_format = spec.kv_format,
+          .varlen_q = spec.varlen_q};
 }
 
 HostData make_problem(const ProblemSpec& spec) {
@@ -251,7 +276,7 @@ HostData make_problem(const ProblemSpec& spec) {
   const bool dense = p.kv_format == KvFormat::kDense;
   const int64_t row_bytes = api::kv_row_elements(p) * static_cast<int64_t>(dtype_bytes(p.kv_dtype));
   const double bytes =
-      dtype_bytes(p.q_dtype) * static_cast<double>(p.batch) * p.s_q * p.h_q * p.d_qk +
+      dtype_bytes(p.q_dtype) * (static_cast<double>(p.batch) * p.s_q + spec.q_pad_tokens) * p.h_q * p.d_qk +
       static_cast<double>(row_bytes) * p.num_pages * p.page_size * p.h_kv +
       sizeof(int32_t) * (static_cast<double>(p.batch) * p.max_pages_per_seq + 2.0 * p.num_pages);
   if (const double available = host_memory_bytes(); available > 0 && bytes > available)
@@ -281,13 +306,28 @@ HostData make_problem(const ProblemSpec& spec) {
       owned_tokens[id] = std::min(spec.page_size, data.seqlens[b] - j * spec.page_size);
     }
 
-  // [batch, s_q, h_q, d_qk]
-  const int64_t q_per_request = static_cast<int64_t>(p.s_q) * p.h_q * p.d_qk;
-  data.q.resize(p.batch * q_per_request);
+  // [batch, s_q, h_q, d_qk]; varlen: [total_q, h_q, d_qk], request b from token cu_seqlens_q[b], then
+  // q_pad_tokens no request owns (NaN when poisoned: a kernel that reads them into padding columns must mask
+  // them).
+  const int64_t q_token = static_cast<int64_t>(p.h_q) * p.d_qk;
+  if (p.varlen_q) {
+    data.cu_seqlens_q.assign(1, 0);
+    for (int32_t len : spec.q_lens) data.cu_seqlens_q.push_back(data.cu_seqlens_q.back() + len);
+    data.total_q = data.cu_seqlens_q.back() + spec.q_pad_tokens;
+    if (data.total_q < 1) data.total_q = 1;  // validate(): the packed q holds at least one token
+  }
+  data.q.resize(data.out_tokens() * q_token);
   parallel_for(p.batch, [&](int64_t b) {
-    fill_random(data.q.data() + b * q_per_request, q_per_request, spec.input_std, spec.dtype,
+    const int64_t first = p.varlen_q ? data.cu_seqlens_q[b] : b * p.s_q;
+    const int64_t tokens = p.varlen_q ? spec.q_lens[b] : p.s_q;
+    fill_random(data.q.data() + first * q_token, tokens * q_token, spec.input_std, spec.dtype,
                 mix_seed(spec.seed, 1, b));
   });
+  if (p.varlen_q) {
+    uint16_t* pad = data.q.data() + int64_t{data.cu_seqlens_q.back()} * q_token;
+    if (spec.poison)
+      std::fill(pad, data.q.data() + data.q.size(), spec.dtype == DType::kBF16 ? kBF16NaN : kFP16NaN);
+  }
 
   if (!dense) {
     // [num_pages, page_size, h_kv, row_bytes]
@@ -327,13 +367,13 @@ HostData make_problem(const ProblemSpec& spec) {
 namespace {
 
 void release(DeviceData& d) {
-  for (void* ptr :
-       {d.d_q, d.d_kv, static_cast<void*>(d.d_descale_k), static_cast<void*>(d.d_block_table),
-        static_cast<void*>(d.d_seqlens), d.d_out, static_cast<void*>(d.d_lse), d.d_plan, d.d_workspace})
+  for (void* ptr : {d.d_q, d.d_kv, static_cast<void*>(d.d_descale_k), static_cast<void*>(d.d_block_table),
+                    static_cast<void*>(d.d_seqlens), static_cast<void*>(d.d_cu_seqlens_q), d.d_out,
+                    static_cast<void*>(d.d_lse), d.d_plan, d.d_workspace})
     if (ptr) cudaFree(ptr);
   d.d_q = d.d_kv = d.d_out = d.d_plan = d.d_workspace = nullptr;
   d.d_descale_k = nullptr;
-  d.d_block_table = d.d_seqlens = nullptr;
+  d.d_block_table = d.d_seqlens = d.d_cu_seqlens_q = nullptr;
   d.d_lse = nullptr;
   d.plan_size = d.workspace_size = 0;
   d.args = {};
@@ -357,11 +397,12 @@ void upload(const HostData& host, LseBase lse_base, const Options& options, Devi
     upload_vector(std::vector<float>{host.descale_k}, &device.d_descale_k);
   upload_vector(host.block_table, &device.d_block_table);
   upload_vector(host.seqlens, &device.d_seqlens);
+  if (p.varlen_q) upload_vector(host.cu_seqlens_q, &device.d_cu_seqlens_q);
 
   // Poison: every out element the kernel fails to write stays NaN (0xFFFF in bf16/fp16, 0xFFFFFFFF in fp32).
-  const std::size_t out_bytes =
-      static_cast<std::size_t>(p.batch) * p.s_q * p.h_q * p.d_v * dtype_bytes(p.out_dtype);
-  const std::size_t lse_bytes = static_cast<std::size_t>(p.batch) * p.h_q * p.s_q * sizeof(float);
+  const auto tokens = static_cast<std::size_t>(host.out_tokens());
+  const std::size_t out_bytes = tokens * p.h_q * p.d_v * dtype_bytes(p.out_dtype);
+  const std::size_t lse_bytes = tokens * p.h_q * sizeof(float);
   device.d_out = allocate(out_bytes);
   device.d_lse = static_cast<float*>(allocate(lse_bytes));
   if (out_bytes) ETAP_CUDA_CHECK(cudaMemset(device.d_out, 0xFF, out_bytes));
@@ -370,11 +411,60 @@ void upload(const HostData& host, LseBase lse_base, const Options& options, Devi
   device.args =
       make_dense_args(p, device.d_q, device.d_kv, device.d_block_table, device.d_seqlens, device.d_out,
                       device.d_lse, static_cast<float>(host.softmax_scale), host.causal, lse_base);
+  if (p.varlen_q)
+    device.args = make_varlen_args(p, host.total_q, device.d_cu_seqlens_q, device.d_q, device.d_kv,
+                                   device.d_block_table, device.d_seqlens, device.d_out, device.d_lse,
+                                   static_cast<float>(host.softmax_scale), host.causal, lse_base);
   device.args.descale_k = device.d_descale_k;
   device.plan_size = plan_bytes(p, options);
   device.workspace_size = workspace_bytes(p, options);
   device.d_plan = allocate(device.plan_size);
   device.d_workspace = allocate(device.workspace_size);
+}
+
+namespace {
+
+// Keeps tokens [0, owned) of an out-shaped [tokens, h_q, row] and an lse-shaped [h_q, tokens] vector.
+template <typename T>
+void keep_tokens(int64_t tokens, int64_t owned, int64_t h_q, int64_t row, std::vector<T>* out,
+                 std::vector<T>* lse) {
+  if (out != nullptr && !out->empty()) out->resize(static_cast<std::size_t>(owned * h_q * row));
+  if (lse != nullptr && !lse->empty()) {
+    std::vector<T> kept(static_cast<std::size_t>(h_q * owned));
+    for (int64_t h = 0; h < h_q; ++h) std::copy_n(lse->begin() + h * tokens, owned, kept.begin() + h * owned);
+    *lse = std::move(kept);
+  }
+}
+
+}  // namespace
+
+int64_t padding_written(const HostData& host, const std::vector<uint16_t>& out_bits,
+                        const std::vector<float>& lse) {
+  if (!host.problem.varlen_q) return 0;
+  const int64_t tokens = host.total_q, owned = host.cu_seqlens_q.back();
+  const int64_t h_q = host.problem.h_q, d_v = host.problem.d_v;
+  int64_t written = 0;
+  for (std::size_t i = static_cast<std::size_t>(owned * h_q * d_v); i < out_bits.size(); ++i)
+    written += out_bits[i] != 0xFFFF;
+  for (int64_t h = 0; h < h_q && !lse.empty(); ++h)
+    for (int64_t t = owned; t < tokens; ++t) written += !std::isnan(lse[h * tokens + t]);
+  return written;
+}
+
+void drop_padding(const HostData& host, std::vector<uint16_t>* out_bits, std::vector<float>* lse) {
+  if (!host.problem.varlen_q) return;
+  keep_tokens<uint16_t>(host.total_q, host.cu_seqlens_q.back(), host.problem.h_q, host.problem.d_v, out_bits,
+                        nullptr);
+  keep_tokens<float>(host.total_q, host.cu_seqlens_q.back(), host.problem.h_q, host.problem.d_v, nullptr,
+                     lse);
+}
+
+void drop_padding(const HostData& host, std::vector<double>* out, std::vector<double>* lse,
+                  std::vector<double>* weighted_abs) {
+  if (!host.problem.varlen_q) return;
+  const int64_t tokens = host.total_q, owned = host.cu_seqlens_q.back();
+  keep_tokens<double>(tokens, owned, host.problem.h_q, host.problem.d_v, out, lse);
+  keep_tokens<double>(tokens, owned, host.problem.h_q, host.problem.d_v, weighted_abs, nullptr);
 }
 
 double element_bound(DType dtype, double ref, double weighted_abs) {

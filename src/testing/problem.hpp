@@ -26,7 +26,15 @@ struct ProblemSpec {
   int32_t spare_pages = 1;          // NaN-filled pages no request owns
   int32_t extra_table_columns = 1;  // unused block-table columns (kPaddingPageId)
   bool poison = true;               // NaN in unowned slots
+  // Variable query lengths (DecodeProblem::varlen_q): query tokens per request, each in [0, s_q] (s_q is
+  // then max_seqlen_q); q, out and lse are packed (make_varlen_args). Empty: every request has s_q tokens.
+  std::vector<int32_t> q_lens;
+  bool varlen_q = false;
+  int32_t q_pad_tokens = 1;  // varlen: packed tokens past the last request's (NaN q when poisoned)
 };
+
+// Query lengths drawn uniformly from [0, max_q] (0 included), fixed seed: the varlen conformance configs.
+std::vector<int32_t> random_q_lens(int32_t batch, int32_t max_q, uint64_t seed);
 
 // FP8 caches (make_problem): values drawn from N(0, input_std) and quantised, with scales m · 2^k, m a
 // random integer in [8, 16) — at most 4 significant bits, so that every e4m3 · scale is exact in bf16 and
@@ -47,7 +55,11 @@ struct HostData {
   std::vector<int32_t> block_table, seqlens;
   double softmax_scale = 0.0;
   bool causal = false;
+  std::vector<int32_t> cu_seqlens_q;    // varlen: [batch + 1] packed query offsets
+  int32_t total_q = 0;                  // varlen: packed tokens of q, out and lse
   reference::HostProblem view() const;  // points into this object
+  // Tokens of out and lse: total_q (varlen) or batch · s_q.
+  int64_t out_tokens() const;
 };
 
 // The shape make_problem(spec) builds (num_pages, max_pages_per_seq included), without building it. Throws
@@ -66,6 +78,7 @@ struct DeviceData {
   float* d_descale_k = nullptr;  // kFp8PerTensor: one float
   int32_t* d_block_table = nullptr;
   int32_t* d_seqlens = nullptr;
+  int32_t* d_cu_seqlens_q = nullptr;  // varlen
   void* d_out = nullptr;
   float* d_lse = nullptr;
   void* d_plan = nullptr;
@@ -103,7 +116,19 @@ struct Comparison {
 };
 
 // out_bits: [batch, s_q, h_q, d_v] 16-bit values of `dtype`; lse: [batch, h_q, s_q] floats (empty: not
-// checked). ref_out, ref_lse, ref_weighted_abs: reference::decode's out, lse and weighted_abs.
+// checked). Varlen: [total_q, h_q, d_v] and [h_q, total_q], where the packed tokens past
+// cu_seqlens_q[batch] must stay as upload() poisoned them (NaN): the caller drops them first
+// (varlen_owned_rows). ref_out, ref_lse, ref_weighted_abs: reference::decode's out, lse and weighted_abs.
+// Varlen: the packed tokens past cu_seqlens_q[batch] belong to no request. padding_written counts the out
+// and lse elements there that are no longer upload()'s poison (NaN bits; a kernel must not write them);
+// drop_padding removes those tokens from out-shaped ([tokens, h_q, d_v]) and lse-shaped ([h_q, tokens])
+// vectors, so that compare() sees only rows some request owns. Both do nothing for a fixed-length problem.
+int64_t padding_written(const HostData& host, const std::vector<uint16_t>& out_bits,
+                        const std::vector<float>& lse);
+void drop_padding(const HostData& host, std::vector<uint16_t>* out_bits, std::vector<float>* lse);
+void drop_padding(const HostData& host, std::vector<double>* out, std::vector<double>* lse,
+                  std::vector<double>* weighted_abs);
+
 Comparison compare(const std::vector<uint16_t>& out_bits, DType dtype, const std::vector<float>& lse,
                    const std::vector<double>& ref_out, const std::vector<double>& ref_lse,
                    const std::vector<double>& ref_weighted_abs);

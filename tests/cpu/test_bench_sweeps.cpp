@@ -54,7 +54,7 @@ TEST(BenchSweeps, BatchAndVarlen) {
 
 TEST(BenchSweeps, CoverageHoldsIssue10sRows) {
   const auto configs = coverage_sweep();
-  ASSERT_EQ(configs.size(), 13u);
+  ASSERT_EQ(configs.size(), 15u);
   const auto has = [&](const BenchConfig& wanted) {
     return std::find(configs.begin(), configs.end(), wanted) != configs.end();
   };
@@ -83,6 +83,14 @@ TEST(BenchSweeps, CoverageHoldsIssue10sRows) {
     c.h_q = 32;
     c.h_kv = 2;
   })));
+  EXPECT_TRUE(has(with([](BenchConfig& c) {
+    c.h_q = 64;
+    c.s_q = 4;
+    c.causal = true;
+    c.varlen_q = true;
+  })));
+  EXPECT_EQ(std::count_if(configs.begin(), configs.end(), [](const BenchConfig& c) { return c.varlen_q; }),
+            2);
   for (const auto& c : configs) {
     EXPECT_EQ(c.sweep, "coverage");
     EXPECT_EQ(c.causal, c.s_q > 1) << describe(c);
@@ -92,7 +100,7 @@ TEST(BenchSweeps, CoverageHoldsIssue10sRows) {
 
 TEST(BenchSweeps, NamedLookup) {
   for (const auto& name : sweep_names()) EXPECT_TRUE(named_sweep(name).has_value()) << name;
-  EXPECT_EQ(named_sweep("all")->size(), 16u + 15u + 6u + 6u + 13u + 12u);
+  EXPECT_EQ(named_sweep("all")->size(), 16u + 15u + 6u + 6u + 15u + 12u);
   EXPECT_FALSE(named_sweep("nope").has_value());
 }
 

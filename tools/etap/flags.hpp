@@ -51,6 +51,17 @@ inline constexpr IntFlag kVarlen{
 inline constexpr IntFlag kHq{"--h-q", "Query heads", 1, 1024};
 // s_q·h_q ≤ 4096 query rows per request is the library's limit (etap::validate says so, exit 4).
 inline constexpr IntFlag kSq{"--s-q", "Query tokens per request (MTP when > 1)", 1, 1024};
+// Variable query lengths (DecodeProblem::varlen_q): per-request lengths in [0, 4096], or random ones.
+inline constexpr IntFlag kQLens{
+    "--q-lens",
+    "Variable query lengths: one per request, comma-separated (packed q; --s-q becomes "
+    "max_seqlen_q, at least the longest)",
+    0, 4096};
+inline constexpr IntFlag kVarlenQ{
+    "--varlen-q",
+    "Variable query lengths drawn uniformly from [0, MAX] per request (0 included); "
+    "--s-q becomes MAX",
+    1, 4096};
 inline constexpr IntFlag kHkv{"--h-kv", "KV heads (h_q a multiple of it; MLA: 1)", 1, 1024};
 inline constexpr IntFlag kPageSize{"--page-size", "Tokens per KV-cache page", 1, 65536};
 inline constexpr IntFlag kIters{"--iters", "Timed calls (the median is reported)", 1, 1000000};

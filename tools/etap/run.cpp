@@ -51,6 +51,8 @@ struct RunFlags {
   double scale = kDeepSeekV3Scale;
   std::string lse_base = "e";
   int32_t varlen_mean = 0;
+  std::vector<int32_t> q_lens;  // --q-lens
+  int32_t varlen_q_max = 0;     // --varlen-q
   uint64_t seed = 1;
   int32_t iters = 100;
   int32_t warmup = 10;
@@ -99,7 +101,19 @@ testing::ProblemSpec make_spec(const RunFlags& f) {
     spec.seqlens = testing::varlen_seqlens(f.batch, f.varlen_mean, f.seed);
   else
     spec.seqlen_fixed = f.seqlen;
+  // Variable query lengths: s_q is max_seqlen_q, at least the longest request's.
+  if (!f.q_lens.empty() || f.varlen_q_max > 0) {
+    spec.varlen_q = true;
+    spec.q_lens = !f.q_lens.empty() ? f.q_lens : testing::random_q_lens(f.batch, f.varlen_q_max, f.seed);
+    const int32_t longest = *std::max_element(spec.q_lens.begin(), spec.q_lens.end());
+    spec.s_q = std::max({f.s_q, f.varlen_q_max, longest, 1});
+  }
   return spec;
+}
+
+// Query tokens of a request, and all of them (varlen: the packed ones some request owns).
+int32_t query_tokens(const testing::HostData& host, int32_t b) {
+  return host.problem.varlen_q ? host.cu_seqlens_q[b + 1] - host.cu_seqlens_q[b] : host.problem.s_q;
 }
 
 // etap::validate's verdict on the problem the flags describe, before any input is built. validate() reads
@@ -109,10 +123,17 @@ Status validate_flags(const testing::ProblemSpec& spec, const RunFlags& f) {
   auto stand_in = [](std::uintptr_t offset) {
     return reinterpret_cast<void*>(std::uintptr_t{1} << 20 | offset);
   };
-  const DecodeArgs args = make_dense_args(
+  DecodeArgs args = make_dense_args(
       problem, stand_in(0), stand_in(0x1000), static_cast<int32_t*>(stand_in(0x2000)),
       static_cast<int32_t*>(stand_in(0x3000)), stand_in(0x4000), static_cast<float*>(stand_in(0x5000)),
       static_cast<float>(f.scale), f.causal, lse_base(f));
+  if (problem.varlen_q) {
+    const int32_t total_q =
+        std::max(1, std::accumulate(spec.q_lens.begin(), spec.q_lens.end(), 0) + spec.q_pad_tokens);
+    args = make_varlen_args(problem, total_q, static_cast<int32_t*>(stand_in(0x7000)), args.q, args.kv_cache,
+                            args.block_table, args.seqlens, args.out, args.lse, args.softmax_scale,
+                            args.causal, args.lse_base);
+  }
   DecodeArgs fp8_args = args;
   if (problem.kv_format == KvFormat::kFp8PerTensor)
     fp8_args.descale_k = static_cast<float*>(stand_in(0x6000));
@@ -136,10 +157,18 @@ int64_t total_tokens(const testing::HostData& host) {
 
 json describe_problem(const testing::HostData& host, const RunFlags& f) {
   const DecodeProblem& p = host.problem;
+  std::vector<int32_t> q_lens;
+  if (p.varlen_q)
+    for (int32_t b = 0; b < p.batch; ++b) q_lens.push_back(query_tokens(host, b));
   const int64_t tokens = total_tokens(host);
   const double mean = p.batch > 0 ? static_cast<double>(tokens) / p.batch : 0.0;
   std::printf("problem: b=%d s_q=%d h_q=%d", p.batch, p.s_q, p.h_q);
   if (p.h_kv != 1) std::printf(" h_kv=%d", p.h_kv);
+  if (p.varlen_q) {  // s_q is max_seqlen_q
+    std::printf(" q_lens=[");
+    for (int32_t b = 0; b < p.batch && b < 16; ++b) std::printf(b ? " %d" : "%d", query_tokens(host, b));
+    std::printf(p.batch > 16 ? " ...]" : "]");
+  }
   std::printf(" (R=%d) s_k=", p.rows());
   if (f.varlen_mean > 0)
     std::printf("varlen mean %.0f (requested %d)", mean, f.varlen_mean);
@@ -161,20 +190,27 @@ json describe_problem(const testing::HostData& host, const RunFlags& f) {
           {"causal", host.causal},
           {"softmax_scale", host.softmax_scale},
           {"lse_base", f.lse_base == "2" ? "2" : "e"},
-          {"seed", f.seed}};
+          {"seed", f.seed},
+          {"q_lens", p.varlen_q ? json(q_lens) : json(nullptr)}};
 }
 
-// docs/PERF.md, "Performance method": FLOPs = 2·b·s_q·h_q·s̄_k·(d_qk + d_v), 576 + 512 for MLA.
+// docs/PERF.md, "Performance method": FLOPs = 2·b·s_q·h_q·s̄_k·(d_qk + d_v), 576 + 512 for MLA; varlen:
+// 2·h_q·Σ q_len_i·s_k_i·(d_qk + d_v).
 double decode_flops(const testing::HostData& host) {
   const DecodeProblem& p = host.problem;
-  return 2.0 * p.s_q * p.h_q * static_cast<double>(total_tokens(host)) * (p.d_qk + p.d_v);
+  double query_key_pairs = 0;
+  for (int32_t b = 0; b < p.batch; ++b)
+    query_key_pairs += static_cast<double>(query_tokens(host, b)) * host.seqlens[b];
+  return 2.0 * p.h_q * query_key_pairs * (p.d_qk + p.d_v);
 }
 
 // docs/PERF.md, "Performance method": bytes = b·s̄_k·h_kv·d_qk·2 + q + out (b·s̄_k·576·2 + q + out for MLA).
 double decode_bytes(const testing::HostData& host) {
   const DecodeProblem& p = host.problem;
   const double elem = static_cast<double>(dtype_bytes(p.q_dtype));
-  const double rows = static_cast<double>(p.batch) * p.s_q * p.h_q;
+  const double rows =
+      (p.varlen_q ? static_cast<double>(host.cu_seqlens_q.back()) : static_cast<double>(p.batch) * p.s_q) *
+      p.h_q;
   const double kv_row_bytes =
       static_cast<double>(api::kv_row_elements(p)) * static_cast<double>(dtype_bytes(p.kv_dtype));
   return static_cast<double>(total_tokens(host)) * p.h_kv * kv_row_bytes + rows * (p.d_qk + p.d_v) * elem;
@@ -225,8 +261,9 @@ void run_gpu(const testing::HostData& host, const RunFlags& f, const GpuChoice& 
     std::printf("error vs reference: not checked (--no-check)\n");
   } else {
     const DecodeProblem& p = host.problem;
-    std::vector<uint16_t> out(static_cast<std::size_t>(p.batch) * p.s_q * p.h_q * p.d_v);
-    std::vector<float> lse(static_cast<std::size_t>(p.batch) * p.h_q * p.s_q);
+    const auto tokens = static_cast<std::size_t>(host.out_tokens());
+    std::vector<uint16_t> out(tokens * p.h_q * p.d_v);
+    std::vector<float> lse(tokens * p.h_q);
     ETAP_CUDA_CHECK(
         cudaMemcpy(out.data(), device.d_out, out.size() * sizeof(uint16_t), cudaMemcpyDeviceToHost));
     ETAP_CUDA_CHECK(cudaMemcpy(lse.data(), device.d_lse, lse.size() * sizeof(float), cudaMemcpyDeviceToHost));
@@ -237,9 +274,16 @@ void run_gpu(const testing::HostData& host, const RunFlags& f, const GpuChoice& 
     std::vector<double> ref_out, ref_lse, ref_weighted_abs;
     reference::decode(host.view(), ref_out, ref_lse, lse_base(f), threads, &ref_weighted_abs);
     std::printf(" %.1f s\n", seconds_since(start));
+    // Varlen: the packed tokens no request owns must keep upload()'s poison; the rest is compared.
+    const int64_t padding_writes = testing::padding_written(host, out, lse);
+    testing::drop_padding(host, &out, &lse);
+    testing::drop_padding(host, &ref_out, &ref_lse, &ref_weighted_abs);
     const testing::Comparison c = testing::compare(out, p.out_dtype, lse, ref_out, ref_lse, ref_weighted_abs);
     std::printf("error vs reference: %s\n", c.describe().c_str());
-    report.pass = c.pass;
+    if (padding_writes > 0)
+      std::printf("error: %lld out/lse elements written in packed tokens no request owns\n",
+                  static_cast<long long>(padding_writes));
+    report.pass = c.pass && padding_writes == 0;
     report.doc["check"] = c;
   }
 
@@ -364,6 +408,8 @@ void add_run_command(CLI::App& app, int& exit_code) {
   add_int_flag(run, kVarlen, flags->varlen_mean)->excludes(seqlen);
   add_int_flag(run, kHq, flags->h_q);
   add_int_flag(run, kSq, flags->s_q);
+  CLI::Option* q_lens = add_int_flag(run, kQLens, flags->q_lens);
+  add_int_flag(run, kVarlenQ, flags->varlen_q_max)->excludes(q_lens);
   add_int_flag(run, kHkv, flags->h_kv);
   add_int_flag(run, kPageSize, flags->page_size);
   add_head_dims_flag(run, flags->head_dims);

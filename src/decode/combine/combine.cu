@@ -39,15 +39,29 @@ __device__ float block_reduce(float v, bool is_max, float* scratch) {
   return v;
 }
 
+// Varlen: whether `row` is one of the request's query rows (its q_len · h_q rows; the decode kernel writes no
+// partial for the others), and where it lives in out and lse (rows count from its first packed token).
+struct CombineRow {
+  bool exists;
+  int32_t out_row;
+};
+__device__ CombineRow combine_row(const KernelParams& p, int32_t request, int32_t row) {
+  if (p.cu_seqlens_q == nullptr) return {true, row};
+  const QuerySpan span = query_span(p, request);
+  return {row < span.tokens * p.h_q, span.first * p.h_q + row};
+}
+
 // Writes one float4 column of a merged row (normalised) and, from column 0, its lse in the requested base.
 template <typename T>
 __device__ void store_row(const KernelParams& p, int32_t request, int32_t row, int column, float4 acc,
                           float total, float max_log2) {
   const float inv = total > 0.f ? 1.f / total : 0.f;
-  T* out = static_cast<T*>(p.out) + out_offset(p, request, row);
+  const int32_t out_row = combine_row(p, request, row).out_row;
+  T* out = static_cast<T*>(p.out) + out_offset(p, request, out_row);
   store4(out + column * 4, make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv));
   if (column == 0 && p.lse != nullptr)
-    p.lse[lse_offset(p, request, row)] = total > 0.f ? (max_log2 + log2f(total)) * p.lse_out_scale : INFINITY;
+    p.lse[lse_offset(p, request, out_row)] =
+        total > 0.f ? (max_log2 + log2f(total)) * p.lse_out_scale : INFINITY;
 }
 
 // One thread per float4 column of a row merges the row's (≤ kDirectStates) states by itself: all loads
@@ -108,6 +122,7 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
       const int32_t row = (item % row_groups) * kStateGroups + group;
       if (row >= p.rows) continue;
       const int32_t request = p.plan[layout.split_requests() + item / row_groups];
+      if (!combine_row(p, request, row).exists) continue;
       merge_direct<T>(p, request, row, p.plan[layout.num_splits() + request],
                       p.plan[layout.slot_offset() + request], column);
     }
@@ -118,6 +133,7 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(const __grid_constant
   for (int item = blockIdx.x; item < items; item += gridDim.x) {
     const int32_t request = p.plan[layout.split_requests() + item / p.rows];
     const int32_t row = item % p.rows;
+    if (!combine_row(p, request, row).exists) continue;  // the whole block skips the item alike
     const int32_t states = p.plan[layout.num_splits() + request];
     const int64_t slot = p.plan[layout.slot_offset() + request];
     const float* lse = p.partial_lse + partial_row(p, slot, row);  // state stride: rows

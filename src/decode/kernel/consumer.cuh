@@ -42,7 +42,7 @@ struct Consumer {
   const int warp;  // within the warpgroup
   const int lane;
   const int col0;
-  const CtaRows<Cfg::kTiled> rows;   // this CTA's query rows (blockIdx.y's row tile)
+  CtaRows<Cfg::kTiled> rows;         // this CTA's query rows (blockIdx.y's row tile; varlen: in each request)
   const FoldedScalesOf<Cfg> scales;  // FP8 only (empty for dense kernels: kv_scale.cuh)
 
   float o[Cfg::kVTiles][kORegs];  // Oᵀ [4 tiles × 64 d] × N, fp32
@@ -64,6 +64,7 @@ struct Consumer {
     uint32_t q_phase = 0, parity = 0;
 
     for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
+      if (!rows.enter(p, seg.request)) return;  // as the producer: no query token of this tile
       if (seg.pages == 0) {
         write_empty_request<T>(p, rows, seg.request, wg * kWgThreads + warp * kWarpSize + lane,
                                Cfg::kConsumerThreads);
@@ -84,11 +85,11 @@ struct Consumer {
       for (int c = 0; c < kCols; ++c) {
         const int col = col0 + slot_column(c, lane);
         limit[c] = rows.row(p, col) < 0 ? -1
-                   : p.causal           ? seg.seqlen - p.s_q + rows.token(p, col)
+                   : p.causal           ? seg.seqlen - rows.query_tokens(p) + rows.token(p, col)
                                         : seg.seqlen - 1;
       }
       const int32_t fully_visible_end =
-          (p.causal ? seg.seqlen - p.s_q + rows.first_token() : seg.seqlen - 1) + 1;
+          (p.causal ? seg.seqlen - rows.query_tokens(p) + rows.first_token() : seg.seqlen - 1) + 1;
 
       for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
         hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);

@@ -26,13 +26,13 @@ __device__ void write_empty_request(const KernelParams& p, const Rows& rows, int
   for (int idx = thread; idx < columns * chunks; idx += threads) {
     const int32_t row = rows.row(p, idx / chunks);
     if (row < 0) continue;
-    T* out = static_cast<T*>(p.out) + out_offset(p, request, row) + (idx % chunks) * kChunk;
+    T* out = static_cast<T*>(p.out) + out_offset(p, request, rows.out_row(p, row)) + (idx % chunks) * kChunk;
     *reinterpret_cast<uint4*>(out) = make_uint4(0, 0, 0, 0);
   }
   if (p.lse != nullptr)
     for (int c = thread; c < columns; c += threads) {
       const int32_t row = rows.row(p, c);
-      if (row >= 0) p.lse[lse_offset(p, request, row)] = INFINITY;
+      if (row >= 0) p.lse[lse_offset(p, request, rows.out_row(p, row))] = INFINITY;
     }
 }
 
@@ -72,7 +72,8 @@ __device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, c
         if (split) {
           p.partial_lse[partial_row(p, seg.slot, row)] = lse2;
         } else if (p.lse != nullptr) {
-          p.lse[lse_offset(p, seg.request, row)] = total > 0.f ? lse2 * p.lse_out_scale : INFINITY;
+          p.lse[lse_offset(p, seg.request, rows.out_row(p, row))] =
+              total > 0.f ? lse2 * p.lse_out_scale : INFINITY;
         }
       }
     }
@@ -97,7 +98,7 @@ __device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, c
       for (int t = 0; t < Cfg::kVTiles; ++t)
         dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] = o[t][i] * inv[column_slot(i)];
     } else {
-      T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, row);
+      T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, rows.out_row(p, row));
 #pragma unroll
       for (int t = 0; t < Cfg::kVTiles; ++t)
         dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] =

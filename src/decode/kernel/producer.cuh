@@ -5,6 +5,7 @@
 
 #include <cuda.h>
 
+#include "decode/kernel/cta_rows.cuh"
 #include "decode/kernel/kv_load.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
@@ -26,14 +27,18 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
   // and counts the full box.
   const uint32_t q_bytes = Cfg::kBoxes * Cfg::kBoxCols * p.tiling.tile_rows() * sizeof(typename Cfg::Element);
   KvBlockLoader<Cfg> kv{p, smem, kv_map, rope_map, tile.kv_head, lane};
+  CtaRows<Cfg::kTiled> rows(p);  // varlen: the tile's tokens in each request, as the consumers see them
 
   for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
-    if (seg.pages == 0) return;  // empty request: nothing to load
+    if (!rows.enter(p, seg.request)) return;  // varlen: the tile lies past this request's query tokens
+    if (seg.pages == 0) return;               // empty request: nothing to load
     if (lane == 0) {
       mbarrier_wait(&smem.q_empty, q_phase ^ 1);
       mbarrier_arrive_expect_tx(&smem.q_full, q_bytes);
+      // Varlen: tokens of the next request inside the box are padding columns (masked, never stored).
+      const int32_t token = rows.q_box_token(), request = rows.q_box_request(p, seg.request);
       for (int b = 0; b < Cfg::kBoxes; ++b)
-        tma_load_4d(smem.q[b], q_map, b * Cfg::kBoxCols, tile.head0, tile.token0, seg.request, &smem.q_full);
+        tma_load_4d(smem.q[b], q_map, b * Cfg::kBoxCols, tile.head0, token, request, &smem.q_full);
     }
     q_phase ^= 1;
     const int32_t* table_row = p.block_table + seg.request * p.block_table_stride;

@@ -31,11 +31,12 @@ inline cudaError_t make_tensor_maps(const DecodeArgs& args, const KernelParams& 
   q.rank = 4;  // d, head, token, request
   q.dims[0] = pb.d_qk;
   q.dims[1] = pb.h_q;
-  q.dims[2] = pb.s_q;
-  q.dims[3] = pb.batch;
+  // Varlen: one "request" of total_q packed tokens; the box's token coordinate is cu_seqlens_q[i] + token0.
+  q.dims[2] = pb.varlen_q ? args.total_q : pb.s_q;
+  q.dims[3] = pb.varlen_q ? 1 : pb.batch;
   q.strides_bytes[0] = args.q_head_stride * 2;
   q.strides_bytes[1] = args.q_seq_stride * 2;
-  q.strides_bytes[2] = args.q_batch_stride * 2;
+  q.strides_bytes[2] = (pb.varlen_q ? args.q_seq_stride * args.total_q : args.q_batch_stride) * 2;
   q.box[0] = box_cols;
   q.box[1] = params.tiling.tile_heads;
   q.box[2] = params.tiling.tile_tokens;
@@ -140,9 +141,11 @@ cudaError_t launch_for_rows(const DecodeArgs& args, const KernelParams& params, 
 template <typename T, class Dims>
 cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                  cudaStream_t stream) {
-  // One tile (h_kv = 1, s_q·h_q ≤ 64): the untiled kernels (CtaRows<false>).
-  return params.tiling.num_tiles == 1 ? launch_for_rows<T, Dims, false>(args, params, num_parts, stream)
-                                      : launch_for_rows<T, Dims, true>(args, params, num_parts, stream);
+  // One tile (h_kv = 1, s_q·h_q ≤ 64): the untiled kernels (CtaRows<false>). Varlen always runs the tiled
+  // ones: only CtaRows<true> narrows its tile to each request's query tokens.
+  return params.tiling.num_tiles == 1 && params.cu_seqlens_q == nullptr
+             ? launch_for_rows<T, Dims, false>(args, params, num_parts, stream)
+             : launch_for_rows<T, Dims, true>(args, params, num_parts, stream);
 }
 
 template <typename T, CacheFormat kFormat>

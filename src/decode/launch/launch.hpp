@@ -19,7 +19,8 @@ struct WorkspaceLayout {
   int64_t lse_offset() const { return kPartialOffset + slots * rows * d_v * 4; }  // fp32 [slots, rows], log2
   int64_t bytes() const { return lse_offset() + slots * rows * 4; }
 
-  // Rows of a slot: every query row of a request (s_q · h_q), each row tile storing its own.
+  // Rows of a slot: every query row of a request (s_q · h_q; varlen: max_seqlen_q · h_q, the longest
+  // request), each row tile storing its own.
   static WorkspaceLayout make(const DecodeProblem& p, int32_t num_parts) {
     return {2 * static_cast<int64_t>(num_parts), int64_t{p.s_q} * p.h_q, p.d_v};
   }

@@ -26,6 +26,8 @@ KernelParams make_params(const DecodeArgs& args, const int32_t* plan, void* work
   p.s_q = pb.s_q;
   p.h_q = pb.h_q;
   p.rows = pb.s_q * pb.h_q;
+  p.cu_seqlens_q = pb.varlen_q ? args.cu_seqlens_q : nullptr;
+  p.total_q = pb.varlen_q ? args.total_q : 0;
   p.d_v = pb.d_v;
   p.max_pages = pb.max_pages_per_seq;
   p.page_size = pb.page_size;
@@ -41,11 +43,11 @@ KernelParams make_params(const DecodeArgs& args, const int32_t* plan, void* work
   p.kv_token_stride = args.kv_token_stride;
   p.kv_head_stride = args.kv_head_stride;
   p.out = args.out;
-  p.out_batch_stride = args.out_batch_stride;
+  p.out_batch_stride = pb.varlen_q ? 0 : args.out_batch_stride;  // varlen: rows address packed tokens
   p.out_seq_stride = args.out_seq_stride;
   p.out_head_stride = args.out_head_stride;
   p.lse = args.lse;
-  p.lse_batch_stride = args.lse_batch_stride;
+  p.lse_batch_stride = pb.varlen_q ? 0 : args.lse_batch_stride;
   p.lse_head_stride = args.lse_head_stride;
   p.lse_seq_stride = args.lse_seq_stride;
   p.partial_o = reinterpret_cast<float*>(bytes + WorkspaceLayout::kPartialOffset);
@@ -95,7 +97,9 @@ KvLoad kv_load_of(int32_t page_size) {
 cudaError_t launch_decode(const DecodeArgs& args, const int32_t* plan, PlanParams params, void* workspace,
                           cudaStream_t stream, KernelChoice choice) {
   const KernelParams kp = make_params(args, plan, workspace, params.num_parts);
-  const bool rows_on_m = use_rows_kernel(kp.tiling.tile_rows(), choice);
+  // Variable query lengths run on the transposed tiled kernels only (the rows-on-M kernel has no per-request
+  // row narrowing yet); FP8 caches on the transposed kernels (launch_for_dims).
+  const bool rows_on_m = !args.problem.varlen_q && use_rows_kernel(kp.tiling.tile_rows(), choice);
   const cudaError_t e = args.problem.q_dtype == DType::kBF16
                             ? launch_for_dims<__nv_bfloat16>(args, kp, params.num_parts, rows_on_m, stream)
                             : launch_for_dims<__half>(args, kp, params.num_parts, rows_on_m, stream);
