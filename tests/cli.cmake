@@ -173,9 +173,11 @@ etap_cli_test(cli_run_json 0 "wrote .*cli_run\\.json"
 etap_cli_test(cli_run_json_unwritable 3 "cannot write .*/no-such-dir/run\\.json"
   ARGS run --cpu --json /no-such-dir/run.json)
 etap_cli_test(cli_run_gpu 0 "error vs reference: PASS.*decode: .* µs.*plan: " SKIP_EXIT 2 ARGS run --require-gpu)
-# No FP8 decode kernel yet (issue 11): on a GPU the library's refusal, exit 4 (skipped without one).
-etap_cli_test(cli_run_gpu_fp8_refused 4 "the library refuses this problem: kv_format fp8_per_tensor .*FP8 decode kernel is not built yet"
-  SKIP_EXIT 2 GPU ARGS run --require-gpu -b 1 -s 64 --kv-format fp8)
+# FP8 caches of both formats on the GPU against the CPU reference over the dequantised cache (skipped without one).
+etap_cli_test(cli_run_gpu_fp8 0 "error vs reference: PASS" SKIP_EXIT 2 GPU
+  ARGS run --require-gpu --iters 3 --warmup 1 -b 2 -s 300 --kv-format fp8)
+etap_cli_test(cli_run_gpu_fp8_v32 0 "error vs reference: PASS" SKIP_EXIT 2 GPU
+  ARGS run --require-gpu --iters 3 --warmup 1 -b 2 -s 300 --kv-format fp8-v32)
 # Issue 10's shapes on the GPU against the CPU reference (skipped without one).
 set(gpu_run_args --require-gpu --iters 3 --warmup 1)
 etap_cli_test(cli_run_gpu_rows 0 "R=256\\).*error vs reference: PASS" SKIP_EXIT 2 GPU

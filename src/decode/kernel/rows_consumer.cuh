@@ -247,14 +247,16 @@ struct RowsConsumer {
       smem.alpha[fragment_row(1)] = alpha[1];
     }
     hopper::fence_proxy_async_smem();
-    hopper::named_barrier_arrive(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
+    // Both warpgroups sync (not arrive) on kPReady and kPFree, as in the transposed consumer: every handoff
+    // of P and alpha is then a full barrier between the writers and the readers.
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
   }
 
   // ---- warpgroup 1: its half of O from the published P ----------------------------------------------------
 
   __device__ void value_blocks(const Segment& seg, hopper::PipelineState<Cfg::kStages>& stage) {
     const uint64_t p_desc = hopper::make_sw128_desc(smem.p);
-    hopper::named_barrier_arrive(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
     for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
       hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);  // the V data, as seen by this thread
       hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
@@ -271,9 +273,10 @@ struct RowsConsumer {
       hopper::wgmma_commit();
       hopper::wgmma_wait<0>();
       hopper::fence_accumulator(o);
-      if (k + 1 < seg.page_end)
-        hopper::named_barrier_arrive(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
+      // The stage first, so that the producer's next load does not wait for warpgroup 0's next publish.
       if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
+      if (k + 1 < seg.page_end)
+        hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
       stage.advance();
     }
   }
