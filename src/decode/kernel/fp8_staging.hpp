@@ -1,9 +1,10 @@
 // Where an FP8 block waits in shared memory before the converter warps dequantise it (fp8_convert.cuh):
 // inside the ring stage it will be converted into, at its upper end, as dense rows of 64 bytes (TMA boxes
 // without swizzle: staging box j = 64 tokens × 64 cache bytes from byte column column(j)). The converter
-// turns it into the 16-bit boxes the consumers read, in place: chunk by chunk (one 16-bit box each), every
-// thread first reads its sources of the chunk, then the converter warps sync, then write. The order below is
-// chosen so that a chunk's writes only ever overwrite staging bytes no later chunk reads (in_place_safe()).
+// turns it into the 16-bit boxes the consumers read, in place, by the walk below (Walk): rows in order,
+// whose stores only ever overwrite staging rows read at the same or an earlier step (box level:
+// in_place_safe(), a chunk's writes never reach a box a later chunk reads), the converter warps synced where
+// a store could overtake another thread's read.
 // This works at every N, where no separate staging buffer fits next to a 64-row Q. Where one fits (per-tensor
 // format, N ≤ 32: KernelConfig::kSeparateStaging), ring stage 1's blocks use it instead (same box layout,
 // nothing overlaps), so that a block can land while both ring stages are busy: two blocks in flight.
