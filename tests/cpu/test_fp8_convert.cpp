@@ -2,9 +2,11 @@
 // all 256 codes, and the in-place staging layout of an FP8 block (fp8_staging.hpp).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <etap/reference.hpp>
+#include <vector>
 
 #include "common/fp8.hpp"
 #include "decode/kernel/fp8_staging.hpp"
@@ -70,6 +72,116 @@ TEST(Fp8Convert, RebiasPatterns) {
   const uint16_t hf = (fp8::kFp16RebiasExponent + fp8::kFp16Bias) << 10;
   EXPECT_EQ(half_bits_to_float(bf, DType::kBF16), std::ldexp(1.f, 120));
   EXPECT_EQ(half_bits_to_float(hf, DType::kFP16), 256.f);
+}
+
+// The prmt emulation on hand-checked words: plain bytes, zero bytes from b, sign copies.
+TEST(Fp8Convert, PrmtEmulation) {
+  EXPECT_EQ(fp8::prmt(0x44332211u, 0x88776655u, 0x3210u), 0x44332211u);
+  EXPECT_EQ(fp8::prmt(0x44332211u, 0x88776655u, 0x7654u), 0x88776655u);
+  EXPECT_EQ(fp8::prmt(0x44332211u, 0u, 0x4140u), 0x00220011u);
+  EXPECT_EQ(fp8::prmt(0x0000FF01u, 0u, fp8::kSignExtendLow), 0xFFFF0001u);
+  EXPECT_EQ(fp8::prmt(0x7F800000u, 0u, fp8::kSignExtendHigh), 0x007FFF80u);
+}
+
+// The kernel's bf16 form (prmt sign extension, shift, mask) equals the proven scalar placement for both
+// pairs of a word, every pair of codes, whatever the word's other two bytes hold.
+TEST(Fp8Convert, SignExtendedPlacementMatchesScalar) {
+  const uint32_t others[] = {0x00u, 0x7Fu, 0x80u, 0xFFu, 0x5Au, 0xA5u};
+  for (uint32_t a = 0; a < 256; ++a)
+    for (uint32_t b = 0; b < 256; ++b) {
+      const uint32_t want =
+          fp8::e4m3_placed_bits<fp8::kBf16MantissaBits>(static_cast<uint8_t>(a)) |
+          static_cast<uint32_t>(fp8::e4m3_placed_bits<fp8::kBf16MantissaBits>(static_cast<uint8_t>(b))) << 16;
+      for (uint32_t x : others)
+        for (uint32_t y : others) {
+          const uint32_t low_word = a | b << 8 | x << 16 | y << 24,
+                         high_word = x | y << 8 | a << 16 | b << 24;
+          ASSERT_EQ(fp8::bf16x2_placed_from_sign_extended(fp8::prmt(low_word, 0, fp8::kSignExtendLow)), want)
+              << a << " " << b << " " << x << " " << y;
+          ASSERT_EQ(fp8::bf16x2_placed_from_sign_extended(fp8::prmt(high_word, 0, fp8::kSignExtendHigh)),
+                    want)
+              << a << " " << b << " " << x << " " << y;
+        }
+    }
+}
+
+// Replays the converter's walk (Fp8Staging::Walk, the functions fp8_convert.cuh runs) byte by byte, in
+// place: every thread's loads and stores in program order (loads of group g + 1 before the stores of group
+// g), the converter warps' syncs where sync_groups() puts them. Each staging byte must be read in an epoch
+// (between syncs) strictly before the one any store overwrites it in, and never after; every converted ring
+// byte is stored exactly once, every latent staging byte read exactly once, and nothing reaches V3.2's RoPE
+// box.
+template <bool kV32, int kGroupSteps>
+void expect_walk_safe(int expected_syncs) {
+  using S = decoding::Fp8Staging<kV32>;
+  using W = typename S::template Walk<96, kGroupSteps>;
+  constexpr int kThreads = 96, kStage = S::kRingBytes;
+  EXPECT_TRUE(W::safe());
+  std::vector<int> last_read(kStage, -1), stores(kStage, 0), reads(kStage, 0);
+  int epoch = 0, syncs = 0;
+  auto load = [&](int g) {
+    for (int t = 0; t < kThreads; ++t)
+      for (int k = g * kGroupSteps; k < (g + 1) * kGroupSteps; ++k) {
+        if (W::row(t, k) >= W::kRows) continue;
+        for (int i = 0; i < 16; ++i) {
+          const int byte = S::kOffset + W::source(t, k) + i;
+          ASSERT_EQ(stores[byte], 0) << "byte " << byte << " read after a store overwrote it";
+          last_read[byte] = std::max(last_read[byte], epoch);
+          ++reads[byte];
+        }
+        if (kV32)
+          for (int i = 0; i < 4; ++i) {
+            const int byte = S::kOffset + W::scale_byte(t, k) + i;
+            ASSERT_GE(byte, S::kOffset + S::kScaleBox * S::kBoxBytes);
+            ASSERT_EQ(stores[byte], 0) << "scale byte " << byte << " read after a store overwrote it";
+            last_read[byte] = std::max(last_read[byte], epoch);
+          }
+      }
+  };
+  auto store = [&](int g) {
+    if ((W::sync_groups() >> g) & 1u) {
+      ++epoch;
+      ++syncs;
+    }
+    for (int t = 0; t < kThreads; ++t)
+      for (int k = g * kGroupSteps; k < (g + 1) * kGroupSteps; ++k) {
+        if (W::row(t, k) >= W::kRows) continue;
+        for (int half = 0; half < 2; ++half)
+          for (int i = 0; i < 16; ++i) {
+            const int byte = W::destination(t, k, half) + i;
+            ASSERT_LT(byte, S::kLatentBoxes * W::kRingRowBytes * S::kTokens);  // V3.2: below the RoPE box
+            ASSERT_LT(last_read[byte], epoch) << "byte " << byte << " stored in group " << g;
+            ++stores[byte];
+          }
+      }
+  };
+  load(0);
+  for (int g = 0; g < W::kGroups; ++g) {
+    if (g + 1 < W::kGroups) load(g + 1);
+    store(g);
+  }
+  EXPECT_EQ(syncs, expected_syncs);
+  for (int byte = 0; byte < S::kLatentBoxes * W::kRingRowBytes * S::kTokens; ++byte)
+    ASSERT_EQ(stores[byte], 1) << byte;
+  for (int j = 0; j < S::kLatentBoxes; ++j)
+    for (int i = 0; i < S::kBoxBytes; ++i) ASSERT_EQ(reads[S::box_offset(j) + i], 1) << j << " " << i;
+}
+
+TEST(Fp8Staging, PerTensorWalkIsSafeInPlace) {
+  expect_walk_safe<false, 3>(2);
+}
+TEST(Fp8Staging, DeepSeekV32WalkIsSafeInPlace) {
+  expect_walk_safe<true, 2>(3);
+}
+TEST(Fp8Staging, WalkSplitsTheBlockEvenly) {
+  using PerTensor = decoding::Fp8Staging<false>::Walk<96, 3>;
+  EXPECT_EQ(PerTensor::kSteps, 24);  // 24 pieces of 16 codes per thread
+  EXPECT_EQ(PerTensor::kGroups, 8);
+  EXPECT_TRUE(PerTensor::kEveryStepFull);
+  using V32 = decoding::Fp8Staging<true>::Walk<96, 2>;
+  EXPECT_EQ(V32::kSteps, 22);  // 2048 pieces: 21 or 22 per thread
+  EXPECT_EQ(V32::kGroups, 12);
+  EXPECT_FALSE(V32::kEveryStepFull);
 }
 
 // Replays the converter's chunk order over byte ownership: a chunk's writes never reach staging bytes a

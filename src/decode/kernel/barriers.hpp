@@ -12,8 +12,8 @@ enum class NamedBarrier : uint32_t {
   kTailZeroed = 5,   // + warpgroup: V rows past seqlen are zeroed in this warpgroup's V boxes
   kRowSumReady = 7,  // final softmax denominators of all columns are in smem
   kQPadZeroed = 8,   // + warpgroup: padding rows of Q are zero
-  kNextLanded = 10,   // rows-on-M score warpgroup: its vote on whether the next KV block has landed
-  kStagingRead = 11,  // FP8: the converter warps read their sources of this chunk (fp8_convert.cuh)
+  kNextLanded = 10,  // rows-on-M score warpgroup: its vote on whether the next KV block has landed
+  kStagingRead = 11,  // FP8: the converter warps read the rows a group overwrites (fp8_convert.cuh)
 };
 
 __host__ __device__ constexpr uint32_t barrier_id(NamedBarrier b, int warpgroup = 0) {

@@ -5,9 +5,10 @@
 //   kFp8V32: multiplied by the token's group scale in fp32 and rounded to bf16 (RN): exact when e4m3 · scale
 //     has at most 8 significant bits (the test data's scales), else within half a bf16 ulp (2^-9 relative) of
 //     the fp64 reference's value; the RoPE box arrives by TMA (fp8_load.cuh) and is not touched here.
-// Pipeline: wait the stage's `staged` barrier (the cache load landed), convert chunk by chunk, fence the
-// writes for the async proxy (wgmma), one arrival per converter thread on the stage's `full` barrier; stop
-// at the producer's signal (Fp8Loads::stop_converter).
+// Pipeline: wait the stage's `staged` barrier (the cache load landed), convert the block (Fp8Staging::Walk:
+// 24 pieces of 16 codes per thread, loads a group ahead, 2 syncs in place, V3.2: 3), fence the writes for the
+// async proxy (wgmma), one arrival per converter thread on the stage's `full` barrier; stop at the
+// producer's signal (Fp8Loads::stop_converter). The conversions themselves: fp8_dequant.cuh.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -17,6 +18,7 @@
 
 #include "common/fp8.hpp"
 #include "decode/kernel/barriers.hpp"
+#include "decode/kernel/fp8_dequant.cuh"
 #include "decode/kernel/fp8_load.cuh"
 #include "decode/kernel/fp8_staging.hpp"
 #include "decode/kernel/shared_storage.cuh"
@@ -28,60 +30,17 @@
 
 namespace etap::decoding {
 
-// Four e4m3 codes (one 32-bit word) → four T values as two packed pairs, exactly.
-template <typename T>
-__device__ __forceinline__ uint2 e4m3x4_to(uint32_t codes) {
-  constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
-  constexpr int kMantissa = kBf16 ? fp8::kBf16MantissaBits : fp8::kFp16MantissaBits;
-  // 2^120 (bf16) or 2^8 (fp16), both halves: exponent field only.
-  constexpr uint32_t kRebias = kBf16 ? ((fp8::kBf16RebiasExponent + fp8::kBf16Bias) << 7) * 0x10001u
-                                     : ((fp8::kFp16RebiasExponent + fp8::kFp16Bias) << 10) * 0x10001u;
-  // Spread the codes to the low bytes of two 16-bit lanes each: [c0, 0, c1, 0] and [c2, 0, c3, 0].
-  const uint32_t lo = fp8::e4m3x2_placed_bits<kMantissa>(__byte_perm(codes, 0, 0x4140));
-  const uint32_t hi = fp8::e4m3x2_placed_bits<kMantissa>(__byte_perm(codes, 0, 0x4342));
-  uint2 out;
-  if constexpr (kBf16) {
-    const __nv_bfloat162 r = *reinterpret_cast<const __nv_bfloat162*>(&kRebias);
-    const __nv_bfloat162 a = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&lo), r);
-    const __nv_bfloat162 b = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&hi), r);
-    out.x = *reinterpret_cast<const uint32_t*>(&a);
-    out.y = *reinterpret_cast<const uint32_t*>(&b);
-  } else {
-    const __half2 r = *reinterpret_cast<const __half2*>(&kRebias);
-    const __half2 a = __hmul2(*reinterpret_cast<const __half2*>(&lo), r);
-    const __half2 b = __hmul2(*reinterpret_cast<const __half2*>(&hi), r);
-    out.x = *reinterpret_cast<const uint32_t*>(&a);
-    out.y = *reinterpret_cast<const uint32_t*>(&b);
-  }
-  return out;
-}
-
-// Four e4m3 codes times `scale` → four bf16: the exact e4m3 values (above), widened to fp32 (exact), times
-// the scale in fp32 (one rounding), rounded to bf16 (RN): for any scale, no overflow of a folded 2^120.
-__device__ __forceinline__ uint2 e4m3x4_scaled_bf16(uint32_t codes, float scale) {
-  const uint2 exact = e4m3x4_to<__nv_bfloat16>(codes);
-  // A bf16 pattern is the top half of the fp32 one.
-  const float f0 = __uint_as_float(exact.x << 16) * scale,
-              f1 = __uint_as_float(exact.x & 0xFFFF0000u) * scale;
-  const float f2 = __uint_as_float(exact.y << 16) * scale,
-              f3 = __uint_as_float(exact.y & 0xFFFF0000u) * scale;
-  const __nv_bfloat162 a = __floats2bfloat162_rn(f0, f1), b = __floats2bfloat162_rn(f2, f3);
-  return make_uint2(*reinterpret_cast<const uint32_t*>(&a), *reinterpret_cast<const uint32_t*>(&b));
-}
-
 template <class Cfg>
 struct Fp8Converter {
   using T = typename Cfg::Element;
   static constexpr bool kV32 = Cfg::kFormat == CacheFormat::kFp8V32;
   using Staging = Fp8Staging<kV32, Cfg::kBoxBytes, Cfg::kBoxes>;
-  static constexpr int kPieceBytes = 16;                                     // one ld/st.shared.v4
-  static constexpr int kRowPieces = Staging::kRowBytes / kPieceBytes;        // 4 per staging row
-  static constexpr int kBoxPieces = Staging::kTokens * kRowPieces;           // 256 per staging box
-  static constexpr int kThreads = Cfg::kConverterThreads;                    // 96
-  static constexpr int kPerThread = (kBoxPieces + kThreads - 1) / kThreads;  // 3
-  static constexpr int kRowStep = kThreads / kRowPieces;  // 24 rows between a thread's pieces
+  // Steps per group: 3 (two groups of codes in flight: 24 registers); V3.2 also holds scales: 2.
+  using Walk = typename Staging::template Walk<Cfg::kConverterThreads, kV32 ? 2 : 3>;
+  static constexpr int kGroupSteps = Walk::kStepsPerGroup;  // steps whose loads are in flight together
   static constexpr uint32_t kStageBytes = Cfg::kPageBytes;
-  static_assert(kThreads % kRowPieces == 0 && kRowStep % 8 == 0, "one swizzle phase per thread");
+  static constexpr uint32_t kSyncGroups = Walk::sync_groups();
+  static_assert(Walk::safe() && Cfg::kConverterThreads == 96);
   static_assert(Cfg::kFp8 && Cfg::kBoxBytes == Staging::kTokens * hopper::kSwizzleRowBytes);
 
   SharedStorage<Cfg>& smem;
@@ -108,63 +67,75 @@ struct Fp8Converter {
     }
   }
 
-  // Chunk c: every thread loads its pieces of staging box c (and its rows' scales), the converter warps sync
-  // if the chunk's writes reach the staging, then each thread writes its pieces as ring box c. Thread t owns
-  // piece t % 4 of rows t / 4 + 24·m (m < kPerThread): 24 rows apart, so all its rows share one swizzle
-  // phase (row % 8) and every address is a per-thread base plus constants. Not unrolled over chunks, to stay
-  // within the producer warpgroup's registers.
-  // In place (the staging inside the stage), chunks sync where kSyncChunks says; from the separate buffer
-  // nothing overlaps.
-  __device__ __forceinline__ void convert(uint32_t stage_base, uint32_t staging_base, bool in_place) {
-    const int row0 = thread / kRowPieces, piece = thread % kRowPieces;
-    const uint32_t src = staging_base + row0 * Staging::kRowBytes + piece * kPieceBytes;
-    const uint32_t scale_src =
-        staging_base + Staging::kScaleBox * Staging::kBoxBytes + row0 * Staging::kRowBytes;
-    // Output chunks 2·piece and 2·piece + 1 of the 128-byte row, swizzled: (2·piece) ^ r and that ^ 1.
-    const uint32_t chunk0 = (2 * piece) ^ (row0 % 8);
-    const uint32_t dst0 = stage_base + row0 * hopper::kSwizzleRowBytes + chunk0 * kPieceBytes;
-    const uint32_t dst1 = stage_base + row0 * hopper::kSwizzleRowBytes + (chunk0 ^ 1) * kPieceBytes;
-#pragma unroll 1
-    for (int c = 0; c < Staging::kChunks; ++c) {
-      uint4 codes[kPerThread];
-      float scale[kPerThread];
+  // One group's loads: the codes of its steps (V3.2: and their tokens' group scales).
+  struct Group {
+    uint4 codes[kGroupSteps];
+    float scale[kV32 ? kGroupSteps : 1];
+  };
+
+  __device__ __forceinline__ bool valid(int k) const {
+    return Walk::kEveryStepFull || Walk::row(thread, k) < Walk::kRows;
+  }
+
+  __device__ __forceinline__ void load(Group& group, int g, uint32_t staging_base) const {
+    const uint32_t src =
+        staging_base + Walk::source(thread, 0) + g * (kGroupSteps * Walk::kRowStep * Staging::kRowBytes);
 #pragma unroll
-      for (int m = 0; m < kPerThread; ++m) {
-        if (row0 + m * kRowStep < Staging::kTokens) {
-          codes[m] = hopper::ld_shared_v4(src + c * Staging::kBoxBytes + m * kRowStep * Staging::kRowBytes);
-          if constexpr (kV32)
-            scale[m] = hopper::ld_shared_f32(scale_src + m * kRowStep * Staging::kRowBytes +
-                                             (c / 2) * sizeof(float));
-        }
-      }
-      if (in_place && ((kSyncChunks >> c) & 1u))
-        hopper::named_barrier_sync(barrier_id(NamedBarrier::kStagingRead), kThreads);
-#pragma unroll
-      for (int m = 0; m < kPerThread; ++m) {
-        if (row0 + m * kRowStep >= Staging::kTokens) continue;
-        const uint32_t row_offset = c * Cfg::kBoxBytes + m * kRowStep * hopper::kSwizzleRowBytes;
-        const uint32_t words[4] = {codes[m].x, codes[m].y, codes[m].z, codes[m].w};
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          uint2 a, b;
-          if constexpr (kV32) {
-            a = e4m3x4_scaled_bf16(words[2 * h], scale[m]);
-            b = e4m3x4_scaled_bf16(words[2 * h + 1], scale[m]);
-          } else {
-            a = e4m3x4_to<T>(words[2 * h]);
-            b = e4m3x4_to<T>(words[2 * h + 1]);
-          }
-          hopper::st_shared_v4((h == 0 ? dst0 : dst1) + row_offset, make_uint4(a.x, a.y, b.x, b.y));
-        }
-      }
+    for (int j = 0; j < kGroupSteps; ++j) {
+      const int k = g * kGroupSteps + j;
+      if (!valid(k)) continue;
+      group.codes[j] = hopper::ld_shared_v4(src + j * Walk::kRowStep * Staging::kRowBytes);
+      if constexpr (kV32) group.scale[j] = hopper::ld_shared_f32(staging_base + Walk::scale_byte(thread, k));
     }
   }
 
-  static constexpr uint32_t kSyncChunks = [] {
-    uint32_t mask = 0;
-    for (int c = 0; c < Staging::kChunks; ++c) mask |= Staging::needs_sync(c) ? 1u << c : 0u;
-    return mask;
-  }();
+  __device__ __forceinline__ void store(const Group& group, int g, uint32_t stage_base) const {
+    const uint32_t step_bytes = Walk::kRowStep * Walk::kRingRowBytes;
+    const uint32_t base = stage_base + g * (kGroupSteps * step_bytes);
+    const uint32_t dst0 = base + Walk::destination(thread, 0, 0),
+                   dst1 = base + Walk::destination(thread, 0, 1);
+#pragma unroll
+    for (int j = 0; j < kGroupSteps; ++j) {
+      if (!valid(g * kGroupSteps + j)) continue;
+      const uint4 c = group.codes[j];
+      uint2 w0, w1, w2, w3;
+      if constexpr (kV32) {
+        w0 = e4m3x4_scaled_bf16(c.x, group.scale[j]);
+        w1 = e4m3x4_scaled_bf16(c.y, group.scale[j]);
+        w2 = e4m3x4_scaled_bf16(c.z, group.scale[j]);
+        w3 = e4m3x4_scaled_bf16(c.w, group.scale[j]);
+      } else {
+        w0 = e4m3x4_to<T>(c.x);
+        w1 = e4m3x4_to<T>(c.y);
+        w2 = e4m3x4_to<T>(c.z);
+        w3 = e4m3x4_to<T>(c.w);
+      }
+      hopper::st_shared_v4(dst0 + j * step_bytes, make_uint4(w0.x, w0.y, w1.x, w1.y));
+      hopper::st_shared_v4(dst1 + j * step_bytes, make_uint4(w2.x, w2.y, w3.x, w3.y));
+    }
+  }
+
+  __device__ __forceinline__ void sync_if(bool in_place, int g) const {
+    if (in_place && ((kSyncGroups >> g) & 1u) != 0)
+      hopper::named_barrier_sync(barrier_id(NamedBarrier::kStagingRead), Cfg::kConverterThreads);
+  }
+
+  // The block's walk (fp8_staging.hpp, Walk): groups in pairs, two sets of registers, the next group's loads
+  // in flight while this one converts; in place, the converter warps sync where Walk::sync_groups() says
+  // (after the next group's loads, before this group's stores); from the separate buffer nothing overlaps.
+  __device__ __forceinline__ void convert(uint32_t stage_base, uint32_t staging_base, bool in_place) {
+    Group even, odd;
+    load(even, 0, staging_base);
+#pragma unroll 1
+    for (int g = 0; g < Walk::kGroups; g += 2) {
+      load(odd, g + 1, staging_base);
+      sync_if(in_place, g);
+      store(even, g, stage_base);
+      if (g + 2 < Walk::kGroups) load(even, g + 2, staging_base);
+      sync_if(in_place, g + 1);
+      store(odd, g + 1, stage_base);
+    }
+  }
 };
 
 }  // namespace etap::decoding
