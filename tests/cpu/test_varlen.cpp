@@ -99,6 +99,18 @@ TEST_F(ValidateVarlen, OffsetsWithoutTheFlagRejected) {
   expect(StatusCode::kInvalidArgument, "problem.varlen_q is false");
 }
 
+// FP8 caches under packed queries are refused (they failed the conformance check on an H200 for tiles of
+// several query tokens), with a status naming the combination.
+TEST_F(ValidateVarlen, Fp8CachesRefused) {
+  for (const KvFormat format : {KvFormat::kFp8PerTensor, KvFormat::kFp8DeepSeekV32}) {
+    problem_.kv_format = format;
+    problem_.kv_dtype = DType::kFP8E4M3;
+    reset();
+    if (format == KvFormat::kFp8PerTensor) args_.descale_k = fake_address<float>(0x800000);
+    expect(StatusCode::kUnsupported, "with variable query lengths (varlen_q) is not supported yet");
+  }
+}
+
 TEST_F(ValidateVarlen, MaxSeqlenQBoundsTheRows) {
   problem_.s_q = 257;  // 257 · 16 = 4112 rows > 4096
   reset();
