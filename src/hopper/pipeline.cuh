@@ -33,6 +33,11 @@ __device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
   (void)cuda::ptx::mbarrier_arrive(bar);
 }
 
+// mbarrier.arrive.shared::cta.b64 with a count — `count` arrivals at once (release, CTA scope).
+__device__ __forceinline__ void mbarrier_arrive(uint64_t* bar, uint32_t count) {
+  (void)cuda::ptx::mbarrier_arrive(bar, count);
+}
+
 // mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 — one arrival plus `bytes` of pending transactions.
 __device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
   (void)cuda::ptx::mbarrier_arrive_expect_tx(cuda::ptx::sem_release, cuda::ptx::scope_cta,

@@ -7,6 +7,7 @@
 #include <cuda.h>
 
 #include "decode/kernel/fp8_staging.hpp"
+#include "decode/kernel/params.hpp"
 #include "decode/kernel/shared_storage.cuh"
 #include "hopper/cp_async.cuh"
 #include "hopper/pipeline.cuh"
@@ -25,6 +26,13 @@ struct Fp8Loads {
   static constexpr int kRopeElement = Staging::kRopeColumn / 2;
   static constexpr int kRopeRowBytes = hopper::kSwizzleRowBytes;
   static constexpr int kPiece = 16;  // cp.async bytes
+
+  // Arrivals that complete a `staged` phase: the loading lane's one (TMA: with the transaction bytes), or,
+  // for the gather, every lane of the producer warp after its own copies — a lane's arrive releases its own
+  // cp.async writes, which the converter threads then read.
+  static __device__ __forceinline__ uint32_t staged_arrivals(const KernelParams& p) {
+    return p.kv_load == KvLoad::kGather ? kWarpSize : 1;
+  }
 
   // Ring stage s's staging: the separate buffer for stage 1 when the config has one, else inside the stage.
   static __device__ __forceinline__ bool separate(int s) { return Cfg::kSeparateStaging && s == 1; }
@@ -50,11 +58,12 @@ struct Fp8Loads {
   // convert until a `staged` phase arrives without bytes and with the stage's converter_stop set. It takes
   // the next stage in order once that stage's staging is free, i.e. once the converters took the stage's
   // previous block: its flag was read as 0 before this write, and every earlier block is converted first.
-  static __device__ __forceinline__ void stop_converter(SharedStorage<Cfg>& smem,
+  static __device__ __forceinline__ void stop_converter(const KernelParams& p, SharedStorage<Cfg>& smem,
                                                         const hopper::PipelineState<Cfg::kStages>& stage) {
     wait_free(smem, stage);
     smem.converter_stop[stage.index] = 1;
-    hopper::mbarrier_arrive(&smem.staged[stage.index]);  // release: the converter sees the flag
+    hopper::mbarrier_arrive(&smem.staged[stage.index],
+                            staged_arrivals(p));  // release: the converter sees the flag
   }
 
   // Lane 0, after wait_free: the transaction bytes of `tokens` rows of every staging box (and RoPE rows).
@@ -102,11 +111,13 @@ struct Fp8Loads {
     }
   }
 
-  // Gather, after the lanes' copies are complete and fenced: lane 0 completes `staged` (and V3.2's RoPE
-  // arrival on `full`).
-  static __device__ __forceinline__ void gather_done(SharedStorage<Cfg>& smem, int s) {
+  // Gather, in every lane after its own copies are complete and fenced: its arrival on `staged`; lane 0 also
+  // makes V3.2's RoPE arrival on `full` (read only by wgmma, after the lanes' proxy fences and the warp
+  // sync).
+  static __device__ __forceinline__ void gather_done(SharedStorage<Cfg>& smem, int s, int lane) {
     hopper::mbarrier_arrive(&smem.staged[s]);
-    if constexpr (kV32) hopper::mbarrier_arrive(&smem.full[s]);
+    if constexpr (kV32)
+      if (lane == 0) hopper::mbarrier_arrive(&smem.full[s]);
   }
 };
 

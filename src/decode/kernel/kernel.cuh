@@ -39,7 +39,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) etap_decode_kernel(
       hopper::mbarrier_init(&smem.full[s], kFullArrivals);
       hopper::mbarrier_init(&smem.empty[s], Cfg::kConsumerWarps);
       if constexpr (Cfg::kFp8) {
-        hopper::mbarrier_init(&smem.staged[s], 1);  // the load's one arrival
+        hopper::mbarrier_init(&smem.staged[s], Fp8Loads<Cfg>::staged_arrivals(params));
         smem.converter_stop[s] = 0;
       }
     }

@@ -156,12 +156,10 @@ struct KvBlockLoader {
       hopper::cp_async_wait_all();
       hopper::fence_proxy_async_smem();
       __syncwarp();
-      if (lane == 0) {
-        if constexpr (Cfg::kFp8)
-          Fp8::gather_done(smem, stage.index);
-        else
-          hopper::mbarrier_arrive(&smem.full[stage.index]);
-      }
+      if constexpr (Cfg::kFp8)
+        Fp8::gather_done(smem, stage.index, lane);  // every lane: the converters read the copies generically
+      else if (lane == 0)
+        hopper::mbarrier_arrive(&smem.full[stage.index]);
       stage.advance();
     }
   }

@@ -55,7 +55,7 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
     }
   });
   if constexpr (Cfg::kFp8)
-    if (lane == 0) Fp8Loads<Cfg>::stop_converter(smem, stage);
+    if (lane == 0) Fp8Loads<Cfg>::stop_converter(p, smem, stage);
 }
 
 }  // namespace etap::decoding
