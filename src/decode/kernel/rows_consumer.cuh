@@ -55,8 +55,7 @@ struct RowsConsumer {
   const int thread;  // within the warpgroup
   const CtaRows<Cfg::kTiled> rows;
 
-  float o[kORegs];        // O [64 rows × kOCols], fp32
-  uint32_t handoffs = 0;  // blocks whose P this warpgroup published (0) or consumed (1): the barriers' parity
+  float o[kORegs];  // O [64 rows × kOCols], fp32
 
   __device__ RowsConsumer(const KernelParams& params, SharedStorage<Cfg>& storage, int warpgroup)
       : p(params),
@@ -99,12 +98,6 @@ struct RowsConsumer {
   // Rows past the tile (tile rows < 64) are computed but never stored; keeping their Q zero keeps them
   // finite.
   __device__ void zero_q_padding() {
-    // The P handoff barriers live in this consumer's part of the smem struct; the sync below publishes them.
-    if (wg == kScoreWarpgroup && thread == 0) {
-      hopper::mbarrier_init(&smem.p_handoff.full, kWgThreads);
-      hopper::mbarrier_init(&smem.p_handoff.empty, kWgThreads);
-      hopper::fence_barrier_init();
-    }
     const int first = p.tiling.tile_rows();
     if (first < Cfg::kN)
       zero_box_rows([&](int b) { return smem.q[b]; }, Cfg::kBoxes, first, Cfg::kN - first,
@@ -240,8 +233,7 @@ struct RowsConsumer {
   // P (bf16/fp16, the A operand of warpgroup 1's O wgmma: [64 rows × 64 kv], K-major, 128B-swizzled) and
   // alpha into smem, once warpgroup 1 has finished reading the previous ones.
   __device__ __forceinline__ void publish_p(const uint32_t (&pa)[kPvSteps][4], const float (&alpha)[2]) {
-    // Warpgroup 1 read the previous block's (the first wait passes at once: parity 1 of a fresh barrier).
-    hopper::mbarrier_wait(&smem.p_handoff.empty, (handoffs & 1) ^ 1);
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
     auto* base = reinterpret_cast<uint8_t*>(smem.p);
 #pragma unroll
     for (int ks = 0; ks < kPvSteps; ++ks)
@@ -255,18 +247,19 @@ struct RowsConsumer {
       smem.alpha[fragment_row(1)] = alpha[1];
     }
     hopper::fence_proxy_async_smem();
-    // Every writer releases its own stores (P for warpgroup 1's wgmma, alpha for its generic loads).
-    hopper::mbarrier_arrive(&smem.p_handoff.full);
-    ++handoffs;
+    // Both warpgroups sync (not arrive) on kPReady and kPFree, as in the transposed consumer: every handoff
+    // of P and alpha is then a full barrier between the writers and the readers.
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
   }
 
   // ---- warpgroup 1: its half of O from the published P ----------------------------------------------------
 
   __device__ void value_blocks(const Segment& seg, hopper::PipelineState<Cfg::kStages>& stage) {
     const uint64_t p_desc = hopper::make_sw128_desc(smem.p);
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
     for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
       hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);  // the V data, as seen by this thread
-      hopper::mbarrier_wait(&smem.p_handoff.full, handoffs & 1);
+      hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
       const float alpha[2] = {smem.alpha[fragment_row(0)], smem.alpha[fragment_row(1)]};
       if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
         zero_v_tail<Cfg>(smem, stage.index, wg, seg.seqlen % Cfg::kPageTokens);
@@ -280,9 +273,10 @@ struct RowsConsumer {
       hopper::wgmma_commit();
       hopper::wgmma_wait<0>();
       hopper::fence_accumulator(o);
+      // The stage first, so that the producer's next load does not wait for warpgroup 0's next publish.
       if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
-      hopper::mbarrier_arrive(&smem.p_handoff.empty);  // this thread's reads of P (wgmma) and alpha are done
-      ++handoffs;
+      if (k + 1 < seg.page_end)
+        hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
       stage.advance();
     }
   }
