@@ -151,7 +151,9 @@ cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& par
 template <typename T, CacheFormat kFormat>
 cudaError_t launch_fp8_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                               cudaStream_t stream) {
-  return params.tiling.num_tiles == 1
+  // As launch_decode_kernel: varlen needs the tiled kernels. (validate() still refuses FP8 with varlen_q:
+  // this choice was the cause of the H200 failures of one-tile FP8 varlen configs and awaits a device run.)
+  return params.tiling.num_tiles == 1 && params.cu_seqlens_q == nullptr
              ? launch_for_rows<T, DimsMla, false, kFormat>(args, params, num_parts, stream)
              : launch_for_rows<T, DimsMla, true, kFormat>(args, params, num_parts, stream);
 }
