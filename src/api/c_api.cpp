@@ -200,6 +200,22 @@ size_t c_size(const etap_problem* problem, const etap_options* options, size_t a
   return result;
 }
 
+// The etap_make_*_args shell: a null args or problem is recorded (args then all zero, which etap_validate
+// rejects: batch 0); otherwise *args = to_c(make(to_cpp(*problem))).
+template <typename Make>
+void fill_args(const etap_problem* problem, etap_decode_args* args, Make&& make) {
+  if (args == nullptr) {
+    null_argument("args");
+    return;
+  }
+  if (problem == nullptr) {
+    null_argument("problem");
+    *args = etap_decode_args{};
+    return;
+  }
+  *args = to_c(make(to_cpp(*problem)));
+}
+
 }  // namespace
 
 extern "C" {
@@ -216,35 +232,20 @@ etap_options etap_default_options(void) {
 void etap_make_dense_args(const etap_problem* problem, const void* q, const void* kv_cache,
                           const int32_t* block_table, const int32_t* seqlens, void* out, float* lse,
                           float softmax_scale, int32_t causal, int32_t lse_base, etap_decode_args* args) {
-  if (args == nullptr) {
-    null_argument("args");
-    return;
-  }
-  if (problem == nullptr) {
-    null_argument("problem");
-    *args = etap_decode_args{};  // all zero: etap_validate rejects it (batch 0)
-    return;
-  }
-  *args = to_c(etap::make_dense_args(to_cpp(*problem), q, kv_cache, block_table, seqlens, out, lse,
-                                     softmax_scale, causal != 0, static_cast<LseBase>(lse_base)));
+  fill_args(problem, args, [&](const DecodeProblem& p) {
+    return etap::make_dense_args(p, q, kv_cache, block_table, seqlens, out, lse, softmax_scale, causal != 0,
+                                 static_cast<LseBase>(lse_base));
+  });
 }
 
 void etap_make_varlen_args(const etap_problem* problem, int32_t total_q, const int32_t* cu_seqlens_q,
                            const void* q, const void* kv_cache, const int32_t* block_table,
                            const int32_t* seqlens, void* out, float* lse, float softmax_scale, int32_t causal,
                            int32_t lse_base, etap_decode_args* args) {
-  if (args == nullptr) {
-    null_argument("args");
-    return;
-  }
-  if (problem == nullptr) {
-    null_argument("problem");
-    *args = etap_decode_args{};
-    return;
-  }
-  *args =
-      to_c(etap::make_varlen_args(to_cpp(*problem), total_q, cu_seqlens_q, q, kv_cache, block_table, seqlens,
-                                  out, lse, softmax_scale, causal != 0, static_cast<LseBase>(lse_base)));
+  fill_args(problem, args, [&](const DecodeProblem& p) {
+    return etap::make_varlen_args(p, total_q, cu_seqlens_q, q, kv_cache, block_table, seqlens, out, lse,
+                                  softmax_scale, causal != 0, static_cast<LseBase>(lse_base));
+  });
 }
 
 size_t etap_plan_bytes(const etap_problem* problem, const etap_options* options) {

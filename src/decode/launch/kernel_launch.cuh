@@ -138,22 +138,25 @@ cudaError_t launch_for_rows(const DecodeArgs& args, const KernelParams& params, 
   }
 }
 
+// One tile (h_kv = 1, s_q·h_q ≤ 64): the untiled kernels (CtaRows<false>). Varlen always runs the tiled
+// ones: only CtaRows<true> narrows its tile to each request's query tokens (the FP8 launcher once took the
+// untiled kernels for one-tile varlen problems, which failed on an H200, 2026-12-02).
+inline bool untiled_kernels(const KernelParams& params) {
+  return params.tiling.num_tiles == 1 && params.cu_seqlens_q == nullptr;
+}
+
 template <typename T, class Dims>
 cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                  cudaStream_t stream) {
-  // One tile (h_kv = 1, s_q·h_q ≤ 64): the untiled kernels (CtaRows<false>). Varlen always runs the tiled
-  // ones: only CtaRows<true> narrows its tile to each request's query tokens.
-  return params.tiling.num_tiles == 1 && params.cu_seqlens_q == nullptr
-             ? launch_for_rows<T, Dims, false>(args, params, num_parts, stream)
-             : launch_for_rows<T, Dims, true>(args, params, num_parts, stream);
+  return untiled_kernels(params) ? launch_for_rows<T, Dims, false>(args, params, num_parts, stream)
+                                 : launch_for_rows<T, Dims, true>(args, params, num_parts, stream);
 }
 
 template <typename T, CacheFormat kFormat>
 cudaError_t launch_fp8_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                               cudaStream_t stream) {
-  // As launch_decode_kernel: varlen needs the tiled kernels. (validate() still refuses FP8 with varlen_q:
-  // this choice was the cause of the H200 failures of one-tile FP8 varlen configs and awaits a device run.)
-  return params.tiling.num_tiles == 1 && params.cu_seqlens_q == nullptr
+  // (validate() still refuses FP8 with varlen_q until the tiled choice for it has run on a GPU.)
+  return untiled_kernels(params)
              ? launch_for_rows<T, DimsMla, false, kFormat>(args, params, num_parts, stream)
              : launch_for_rows<T, DimsMla, true, kFormat>(args, params, num_parts, stream);
 }
