@@ -265,15 +265,6 @@ Status check_kernel_built(const DecodeProblem& p) {
         str("kv_format fp8_deepseek_v32 takes bf16 queries only (its RoPE channels are bf16); "
             "got q_dtype ",
             dtype_name(p.q_dtype)));
-  // On an H200 (2026-12-02) FP8 under packed queries failed the conformance check when the problem had one
-  // row tile (h_q 16, max_seqlen_q 4): the FP8 launcher took the untiled kernels, which ignore cu_seqlens_q;
-  // problems of several tiles passed. The launcher now takes the tiled kernels for varlen
-  // (kernel_launch.cuh); refused until that runs on a GPU (branch fp8-varlen lifts this).
-  if (p.varlen_q)
-    return unsupported(
-        str("kv_format ", to_string(p.kv_format),
-            " with variable query lengths (varlen_q) is not supported yet; use a dense bf16 or "
-            "fp16 cache, or fixed-length queries"));
   return Status::Ok();
 }
 

@@ -229,6 +229,11 @@ std::vector<ConformanceConfig> varlen_q_configs() {
   }
   add(4, 4096, {64, 4}, DType::kBF16).num_sms = 3;  // splits: the combine over packed rows
   add(16, 3, {16, 8}, DType::kBF16);                // seqlen < q_len: early tokens see no key
+  // FP8 caches of both formats under packed queries: one row tile (h_q 16) and several (h_q 64).
+  for (KvFormat format : {KvFormat::kFp8PerTensor, KvFormat::kFp8DeepSeekV32}) {
+    add(4, 1000, {16, 4}, DType::kBF16).kv_format = format;
+    add(4, 1000, {64, 4}, DType::kBF16).kv_format = format;
+  }
   return v;
 }
 

@@ -155,7 +155,6 @@ cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& par
 template <typename T, CacheFormat kFormat>
 cudaError_t launch_fp8_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                               cudaStream_t stream) {
-  // (validate() still refuses FP8 with varlen_q until the tiled choice for it has run on a GPU.)
   return untiled_kernels(params)
              ? launch_for_rows<T, DimsMla, false, kFormat>(args, params, num_parts, stream)
              : launch_for_rows<T, DimsMla, true, kFormat>(args, params, num_parts, stream);
