@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "decode/kernel/barriers.hpp"
+#include "decode/kernel/block_arrival.cuh"
 #include "decode/kernel/cta_rows.cuh"
 #include "decode/kernel/epilogue.cuh"
 #include "decode/kernel/kv_scale.cuh"
@@ -72,7 +73,7 @@ struct PaddedConsumer {
         for (int i = 0; i < kRegs; ++i) o[t][i] = 0.f;
 
       for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
-        hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);
+        BlockArrival<Cfg>(p, smem).wait_boxes(stage.index, stage.phase, 0, Cfg::kBoxes);
         hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
         if (wg == 0) {
           float s[kRegs];

@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "decode/kernel/barriers.hpp"
+#include "decode/kernel/block_arrival.cuh"
 #include "decode/kernel/cta_rows.cuh"
 #include "decode/kernel/epilogue.cuh"
 #include "decode/kernel/kv_scale.cuh"
@@ -44,6 +45,7 @@ struct Consumer {
   const int col0;
   CtaRows<Cfg::kTiled> rows;         // this CTA's query rows (blockIdx.y's row tile; varlen: in each request)
   const FoldedScalesOf<Cfg> scales;  // FP8 only (empty for dense kernels: kv_scale.cuh)
+  const BlockArrival<Cfg> arrival;
 
   float o[Cfg::kVTiles][kORegs];  // Oᵀ [4 tiles × 64 d] × N, fp32
   ColumnSoftmax<kHalfN> softmax;
@@ -56,7 +58,8 @@ struct Consumer {
         lane(threadIdx.x % kWarpSize),
         col0(warpgroup * Cfg::kHalfN),
         rows(params),
-        scales(folded_scales<Cfg>(params)) {}
+        scales(folded_scales<Cfg>(params)),
+        arrival(params, storage) {}
 
   __device__ void run() {
     zero_q_padding();
@@ -92,9 +95,8 @@ struct Consumer {
           (p.causal ? seg.seqlen - rows.query_tokens(p) + rows.first_token() : seg.seqlen - 1) + 1;
 
       for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
-        hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);
         float s[kSRegs];
-        compute_scores(stage.index, s);
+        compute_scores(stage.index, stage.phase, s);  // waits for the block box by box
         if (k == seg.page_end - 1 && lane == 0) hopper::mbarrier_arrive(&smem.q_empty);
         scale_and_mask(s, k, limit, (k + 1) * Cfg::kPageTokens > fully_visible_end);
         float alpha[kCols];
@@ -125,13 +127,14 @@ struct Consumer {
   }
 
   // Sᵀ = K · Qᵀ over d = 576: 36 k16 steps; box b of the page holds d ∈ [64b, 64b + 64).
-  __device__ __forceinline__ void compute_scores(int stage, float (&s)[kSRegs]) {
+  __device__ __forceinline__ void compute_scores(int stage, uint32_t phase, float (&s)[kSRegs]) {
 #pragma unroll
     for (int i = 0; i < kSRegs; ++i) s[i] = 0.f;
     hopper::wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < Cfg::kQkSteps; ++ks) {
       const int box = ks / 4, k_bytes = (ks % 4) * 32;
+      if (ks % 4 == 0) arrival.wait_box(stage, phase, box);
       const uint64_t a = hopper::desc_advance(hopper::make_sw128_desc(smem.kv[stage][box]), k_bytes);
       const uint64_t b =
           hopper::desc_advance(hopper::make_sw128_desc(smem.q[box] + col0 * Cfg::kBoxCols), k_bytes);

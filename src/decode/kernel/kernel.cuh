@@ -38,6 +38,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) etap_decode_kernel(
     for (int s = 0; s < Cfg::kStages; ++s) {
       hopper::mbarrier_init(&smem.full[s], kFullArrivals);
       hopper::mbarrier_init(&smem.empty[s], Cfg::kConsumerWarps);
+      for (int b = 0; b < Cfg::kBoxes; ++b) hopper::mbarrier_init(&smem.box_full[s][b], 1);
       if constexpr (Cfg::kFp8) {
         hopper::mbarrier_init(&smem.staged[s], Fp8Loads<Cfg>::staged_arrivals(params));
         smem.converter_stop[s] = 0;

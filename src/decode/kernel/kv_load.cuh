@@ -63,10 +63,13 @@ struct KvBlockLoader {
           Fp8::expect(smem, stage.index, kBlockTokens);
           Fp8::load(smem, stage.index, kv_map, rope_map, 0, kv_head, token, page);
         } else {
-          hopper::mbarrier_arrive_expect_tx(&smem.full[stage.index], Cfg::kPageBytes);
-          for (int b = 0; b < Cfg::kBoxes; ++b)
+          // One barrier per box (block_arrival.cuh): the consumers start on box 0 while the rest lands.
+          for (int b = 0; b < Cfg::kBoxes; ++b) {
+            uint64_t* landed = &smem.box_full[stage.index][b];
+            hopper::mbarrier_arrive_expect_tx(landed, Cfg::kBoxBytes);
             hopper::tma_load_4d(smem.kv[stage.index][b], kv_map, b * Cfg::kBoxCols, kv_head, token, page,
-                                &smem.full[stage.index]);
+                                landed);
+          }
         }
       }
       stage.advance();

@@ -20,6 +20,7 @@
 #include <cmath>
 
 #include "decode/kernel/barriers.hpp"
+#include "decode/kernel/block_arrival.cuh"
 #include "decode/kernel/cta_rows.cuh"
 #include "decode/kernel/epilogue.cuh"
 #include "decode/kernel/rows_epilogue.cuh"
@@ -54,6 +55,7 @@ struct RowsConsumer {
   const int lane;
   const int thread;  // within the warpgroup
   const CtaRows<Cfg::kTiled> rows;
+  const BlockArrival<Cfg> arrival;
 
   float o[kORegs];  // O [64 rows × kOCols], fp32
 
@@ -66,7 +68,8 @@ struct RowsConsumer {
         warp((threadIdx.x % kWgThreads) / kWarpSize),
         lane(threadIdx.x % kWarpSize),
         thread(threadIdx.x % kWgThreads),
-        rows(params) {}
+        rows(params),
+        arrival(params, storage) {}
 
   // The two tile rows of this thread in every m64 fragment: r and r + 8.
   __device__ __forceinline__ int fragment_row(int half) const { return 16 * warp + lane / 4 + 8 * half; }
@@ -125,8 +128,7 @@ struct RowsConsumer {
     // loop only the O of the previous block may be pending, whichever path it took (ptxas tracks the wgmma
     // groups per path; a wait whose depth depends on a runtime flag makes it serialise them).
     float s[kSRegs];
-    hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);
-    issue_scores(stage.index, s);
+    issue_scores(stage.index, stage.phase, s);  // waits for the block box by box
     hopper::wgmma_wait<0>();
     hopper::fence_accumulator(s);
     bool o_pending = false;  // the O of the previous block still runs (its stage not released yet)
@@ -158,12 +160,12 @@ struct RowsConsumer {
       // Warpgroup-uniform: every warp must issue the same wgmma sequence.
       const bool landed_everywhere =
           hopper::named_barrier_and(barrier_id(NamedBarrier::kNextLanded), kWgThreads,
-                                    has_next && hopper::mbarrier_test(&smem.full[next.index], next.phase));
+                                    has_next && arrival.landed(next.index, next.phase));
       const bool next_landed = __shfl_sync(kFullWarpMask, landed_everywhere, 0);  // uniform for ptxas
       rescale(alpha);
       if (next_landed) {
         // Compute-bound: S of block k + 1 ahead of this block's O, which runs during the next softmax.
-        issue_scores(next.index, s);
+        issue_scores(next.index, next.phase, s);
         issue_values(stage.index, pa);
         publish_p(pa, alpha);
         hopper::wgmma_wait<1>();
@@ -179,8 +181,7 @@ struct RowsConsumer {
         if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
         o_pending = false;
         if (has_next) {
-          hopper::mbarrier_wait(&smem.full[next.index], next.phase);
-          issue_scores(next.index, s);
+          issue_scores(next.index, next.phase, s);
           hopper::wgmma_wait<0>();
           hopper::fence_accumulator(s);
         }
@@ -194,7 +195,7 @@ struct RowsConsumer {
   }
 
   // S = Q · Kᵀ: A = Q box (64 rows, K-major), B = K box (64 kv, K-major); box b holds d ∈ [64b, 64b + 64).
-  __device__ __forceinline__ void issue_scores(int stage, float (&s)[kSRegs]) {
+  __device__ __forceinline__ void issue_scores(int stage, uint32_t phase, float (&s)[kSRegs]) {
     // Defined before the first wgmma (which overwrites them: scale_d = 0), so that ptxas never moves
     // undefined accumulators between the copies of this sequence.
 #pragma unroll
@@ -208,6 +209,7 @@ struct RowsConsumer {
     hopper::wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < Cfg::kQkSteps; ++ks) {
+      if (ks % 4 == 0) arrival.wait_box(stage, phase, ks / 4);
       const uint32_t offset = (ks / 4) * Cfg::kBoxBytes + (ks % 4) * 32;  // box, then 16 columns of it
       hopper::wgmma<Cfg::kPageTokens, T, hopper::Major::kK, hopper::Major::kK>(
           s, hopper::desc_advance(q_desc, offset), hopper::desc_advance(k_desc, offset), ks > 0 ? 1 : 0);
@@ -258,7 +260,7 @@ struct RowsConsumer {
     const uint64_t p_desc = hopper::make_sw128_desc(smem.p);
     hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
     for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
-      hopper::mbarrier_wait(&smem.full[stage.index], stage.phase);  // the V data, as seen by this thread
+      arrival.wait_boxes(stage.index, stage.phase, wg * Cfg::kVTiles, Cfg::kVTiles);  // this thread's V
       hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
       const float alpha[2] = {smem.alpha[fragment_row(0)], smem.alpha[fragment_row(1)]};
       if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)

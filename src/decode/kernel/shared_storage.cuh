@@ -30,12 +30,14 @@ struct SharedStorage {
   // [parity][warpgroup][warp][column]: per-warp column maxima (double-buffered by page parity); the
   // epilogue reuses it for the per-warp column sums.
   float column_partial[2][Cfg::kConsumerWarpgroups][4][Cfg::kHalfN];
-  float alpha[Cfg::kN];          // rescale of Oᵀ columns for the current page
-  float row_sum[Cfg::kN];        // softmax denominators of the segment (epilogue)
-  uint64_t full[Cfg::kStages];   // TMA landed a page (transaction count), or FP8: the page is converted
-  uint64_t empty[Cfg::kStages];  // the 8 consumer warps released a page
-  uint64_t q_full;               // TMA landed the segment's Q
-  uint64_t q_empty;              // the 8 consumer warps finished their last Sᵀ of the segment
+  float alpha[Cfg::kN];         // rescale of Oᵀ columns for the current page
+  float row_sum[Cfg::kN];       // softmax denominators of the segment (epilogue)
+  uint64_t full[Cfg::kStages];  // TMA landed a page (transaction count), or FP8: the page is converted
+  uint64_t box_full[Cfg::kStages]
+                   [Cfg::kBoxes];  // dense whole-block loads: TMA landed box b (block_arrival.cuh)
+  uint64_t empty[Cfg::kStages];    // the 8 consumer warps released a page
+  uint64_t q_full;                 // TMA landed the segment's Q
+  uint64_t q_empty;                // the 8 consumer warps finished their last Sᵀ of the segment
   // FP8 caches: the load landed a block's e4m3 bytes in the stage's staging (fp8_staging.hpp); `full` then
   // counts the converter threads' arrivals (+ V3.2's RoPE TMA) instead of the dense TMA.
   uint64_t staged[Cfg::kStages];

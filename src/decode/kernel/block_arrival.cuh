@@ -1,0 +1,48 @@
+// Which ring barrier says that a box of a KV block has landed. Dense whole-block TMA loads signal every box
+// on its own barrier (box_full), so that a consumer starts its first wgmmas on box 0 while the rest of the
+// block is still in flight: at the per-SM share of HBM a 72 KiB block takes ~2.3 µs to arrive, as long as
+// the compute on it (docs/PERF.md, 2026-12-02c). The other loaders (TMA chunks, the cp.async gather, FP8's
+// conversion) signal the whole block on `full`.
+#pragma once
+
+#include "decode/kernel/params.hpp"
+#include "decode/kernel/shared_storage.cuh"
+#include "hopper/pipeline.cuh"
+
+namespace etap::decoding {
+
+template <class Cfg>
+struct BlockArrival {
+  SharedStorage<Cfg>& smem;
+  const bool per_box;  // warp-uniform: one launch parameter
+
+  __device__ BlockArrival(const KernelParams& p, SharedStorage<Cfg>& storage)
+      : smem(storage), per_box(uses_box_barriers(p)) {}
+
+  // The producer's side of the same rule.
+  __device__ static bool uses_box_barriers(const KernelParams& p) {
+    return !Cfg::kFp8 && p.kv_load == KvLoad::kWholeBlocks;
+  }
+
+  // Boxes are waited for in increasing order from `first`: box `first` waits for the whole block when the
+  // loader signals only that; the later boxes then wait for nothing.
+  __device__ __forceinline__ void wait_box(int stage, uint32_t phase, int box, int first = 0) const {
+    if (per_box)
+      hopper::mbarrier_wait(&smem.box_full[stage][box], phase);
+    else if (box == first)
+      hopper::mbarrier_wait(&smem.full[stage], phase);
+  }
+
+  __device__ __forceinline__ void wait_boxes(int stage, uint32_t phase, int first, int count) const {
+    for (int b = first; b < first + count; ++b) wait_box(stage, phase, b, first);
+  }
+
+  // Whether the whole block has landed, without waiting (the last box stands for it: TMA boxes of one block
+  // are issued in order; a wrong guess only costs time, the wgmmas still wait box by box).
+  __device__ __forceinline__ bool landed(int stage, uint32_t phase) const {
+    return per_box ? hopper::mbarrier_test(&smem.box_full[stage][Cfg::kBoxes - 1], phase)
+                   : hopper::mbarrier_test(&smem.full[stage], phase);
+  }
+};
+
+}  // namespace etap::decoding
