@@ -128,7 +128,7 @@ struct RowsConsumer {
     // loop only the O of the previous block may be pending, whichever path it took (ptxas tracks the wgmma
     // groups per path; a wait whose depth depends on a runtime flag makes it serialise them).
     float s[kSRegs];
-    issue_scores(stage.index, stage.phase, s);  // waits for the block box by box
+    issue_scores(stage.index, stage.phase, s);  // waits for the block
     hopper::wgmma_wait<0>();
     hopper::fence_accumulator(s);
     bool o_pending = false;  // the O of the previous block still runs (its stage not released yet)
@@ -205,11 +205,13 @@ struct RowsConsumer {
     uint64_t q_desc = hopper::make_sw128_desc(smem.q[0]);
     uint64_t k_desc = hopper::make_sw128_desc(smem.kv[stage][0]);
     asm volatile("" : "+l"(q_desc), "+l"(k_desc));
+    // The whole block before the first wgmma: waiting box by box inside this sequence measured 5% slower
+    // at b=16 8K h_q 64 (docs/PERF.md, 2026-12-02c run 4).
+    arrival.wait_boxes(stage, phase, 0, Cfg::kBoxes);
     hopper::fence_accumulator(s);  // the compiler may not sink register writes below wgmma.fence
     hopper::wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < Cfg::kQkSteps; ++ks) {
-      if (ks % 4 == 0) arrival.wait_box(stage, phase, ks / 4);
       const uint32_t offset = (ks / 4) * Cfg::kBoxBytes + (ks % 4) * 32;  // box, then 16 columns of it
       hopper::wgmma<Cfg::kPageTokens, T, hopper::Major::kK, hopper::Major::kK>(
           s, hopper::desc_advance(q_desc, offset), hopper::desc_advance(k_desc, offset), ks > 0 ? 1 : 0);
