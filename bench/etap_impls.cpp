@@ -2,6 +2,7 @@
 // the same plan buffer and workspace.
 #include <etap/etap.hpp>
 
+#include "api/api_internal.hpp"
 #include "baselines/padded.hpp"
 #include "cuda_util.hpp"
 #include "decode/launch/launch.hpp"
@@ -25,6 +26,8 @@ CallStatus from_status(const Status& status) {
 
 namespace {
 
+int32_t plan_fixed_cost = 0;
+
 class EtapDecode : public Implementation {
  public:
   explicit EtapDecode(const Options& options) : options_(options) {}
@@ -42,7 +45,12 @@ class EtapDecode : public Implementation {
   }
   bool has_plan() const override { return true; }
   CallStatus plan(const DecodeArgs& args, cudaStream_t stream) override {
-    return from_status(etap::plan(args, plan_.get(), plan_.bytes(), stream, options_));
+    if (plan_fixed_cost <= 0)
+      return from_status(etap::plan(args, plan_.get(), plan_.bytes(), stream, options_));
+    api::BufferSizes sizes{};
+    if (CallStatus s = from_status(api::buffer_sizes(args.problem, options_, &sizes)); !s.ok()) return s;
+    sizes.params.fixed_cost = plan_fixed_cost;
+    return from_status(api::launch_plan_checked(args, sizes, plan_.get(), plan_.bytes(), stream));
   }
   void release() override {
     plan_.reset();
@@ -112,6 +120,10 @@ class ForcedKernelDecode : public DirectDecode {
 };
 
 }  // namespace
+
+void set_plan_fixed_cost(int32_t fixed_cost) {
+  plan_fixed_cost = fixed_cost;
+}
 
 std::unique_ptr<Implementation> make_etap(const Options& options) {
   return std::make_unique<EtapDecode>(options);

@@ -47,6 +47,10 @@ std::unique_ptr<Implementation> make_etap_rows(const Options& options);
 std::unique_ptr<Implementation> make_cublas(CublasHandle& cublas);
 
 // "etap", "padded", "cublas", "etap-transposed", "etap-rows"; nullptr for an unknown name.
+// Experiment (etap bench --fixed-cost): the etap implementations plan with this per-segment cost F instead of
+// the library's kFixedCost when it is > 0. Decode and combine follow the F in the plan's header.
+void set_plan_fixed_cost(int32_t fixed_cost);
+
 std::unique_ptr<Implementation> make_implementation(const std::string& name, const Options& options,
                                                     CublasHandle& cublas);
 

@@ -253,6 +253,7 @@ void run_bench(const RunOptions& options, Report& report, std::ostream& log) {
   method.graph = options.graph;
   method.graph_calls = options.graph ? options.graph_calls : 0;
   method.num_sms = options.num_sms;
+  set_plan_fixed_cost(options.fixed_cost);
   method.checked = options.check;
   method.check_problem = options.check
                              ? "b=2, seqlens {300, 137}, each configuration's h_q/s_q/causal/dtype/h_kv/"

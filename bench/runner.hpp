@@ -35,6 +35,7 @@ struct RunOptions {
   int32_t graph_calls = 20;
   bool check = true;
   int32_t num_sms = 0;
+  int32_t fixed_cost = 0;  // experiment: the planner's per-segment cost F in blocks (0: the library's)
   int32_t device = 0;
   uint64_t seed = 1;
 };

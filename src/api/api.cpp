@@ -5,6 +5,7 @@
 
 #include "api/api_internal.hpp"
 #include "decode/checked/checked.hpp"
+#include "decode/launch/kernel_choice.hpp"
 #include "decode/launch/launch.hpp"
 
 namespace etap {
@@ -74,7 +75,8 @@ Status buffer_sizes(const DecodeProblem& problem, const Options& options, Buffer
   int num_sms = 0;
   ETAP_RETURN_IF_ERROR(resolve_num_sms(options, &num_sms));
   const decoding::RowTiling tiling = decoding::row_tiling(problem.s_q, problem.h_q, problem.h_kv);
-  const decoding::PlanParams params = decoding::plan_params(num_sms, tiling.num_tiles);
+  const decoding::PlanParams params = decoding::plan_params(
+      num_sms, tiling.num_tiles, decoding::fixed_cost_for(decoding::runs_rows_kernel(problem)));
   sizes->params = params;
   sizes->plan_bytes = static_cast<std::size_t>(decoding::PlanLayout{problem.batch, params.num_parts}.bytes());
   sizes->workspace_bytes =

@@ -32,7 +32,9 @@ constexpr int64_t kMaxStrideBytes = int64_t{1} << 40;  // cuTensorMapEncodeTiled
 // The schedule places every request on a 32-bit cost line: pages plus a fixed cost of at most this much.
 constexpr int64_t kMaxCostPerRequestOverhead = 64;
 constexpr int64_t kCostLineLimit = int64_t{1} << 31;
-static_assert(decoding::kFixedCost <= kMaxCostPerRequestOverhead, "the cost-line bound assumes a small F");
+static_assert(decoding::kFixedCost <= kMaxCostPerRequestOverhead &&
+                  decoding::kRowsFixedCost <= kMaxCostPerRequestOverhead,
+              "the cost-line bound assumes a small F");
 constexpr const char* kStrideHint = "strides are in elements; etap::make_dense_args fills dense strides";
 constexpr const char* kFp8StrideHint =
     "the KV strides of an FP8 format are in bytes; etap::make_dense_args fills dense strides";

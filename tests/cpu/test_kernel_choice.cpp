@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "decode/launch/kernel_choice.hpp"
+#include "decode/plan/plan.hpp"
 #include "decode/plan/row_tiles.hpp"
 
 namespace etap::decoding {
@@ -48,6 +49,29 @@ TEST(KernelChoice, ShapesOfIssue10) {
   EXPECT_FALSE(rows_kernel_for(1, 96, 1));   // two tiles of 48 heads
   EXPECT_FALSE(rows_kernel_for(5, 16, 1));   // two tiles of 3 tokens × 16 heads = 48 rows
   EXPECT_FALSE(rows_kernel_for(1, 128, 8));  // 16 heads per KV head
+}
+
+// The problem-level rule the launcher and the planner share: varlen q and FP8 caches stay on the transposed
+// kernels, and the planner's per-segment cost F follows the kernel (plan.hpp fixed_cost_for).
+TEST(KernelChoice, ProblemRuleAndItsFixedCost) {
+  DecodeProblem problem;
+  problem.h_q = 64;
+  problem.s_q = 1;
+  problem.h_kv = 1;
+  EXPECT_TRUE(runs_rows_kernel(problem));
+  EXPECT_EQ(fixed_cost_for(runs_rows_kernel(problem)), kRowsFixedCost);
+  problem.h_q = 16;
+  EXPECT_FALSE(runs_rows_kernel(problem));
+  EXPECT_EQ(fixed_cost_for(runs_rows_kernel(problem)), kFixedCost);
+  problem.h_q = 64;
+  problem.varlen_q = true;
+  EXPECT_FALSE(runs_rows_kernel(problem));
+  problem.varlen_q = false;
+  problem.kv_format = KvFormat::kFp8PerTensor;
+  EXPECT_FALSE(runs_rows_kernel(problem));
+  problem.kv_format = KvFormat::kDense;
+  EXPECT_TRUE(runs_rows_kernel(problem, KernelChoice::kRows));
+  EXPECT_FALSE(runs_rows_kernel(problem, KernelChoice::kTransposed));
 }
 
 }  // namespace

@@ -609,7 +609,13 @@ TEST(PlannerProperty, RandomSchedulesKeepEveryInvariant) {
     }
     SCOPED_TRACE(::testing::Message() << "case " << c << ": batch " << batch << ", sms " << sms << ", rows "
                                       << rows << ", max_pages " << max_pages);
-    check_invariants(seqlens, plan_params(sms, (rows + 63) / 64), max_pages);
+    // Both kernels' F (plan.hpp fixed_cost_for) and, for the bench's --fixed-cost experiments, any F up
+    // to 16.
+    const int32_t fixed = c % 3 == 0   ? kFixedCost
+                          : c % 3 == 1 ? kRowsFixedCost
+                                       : std::uniform_int_distribution<int32_t>(1, 16)(rng);
+    SCOPED_TRACE(::testing::Message() << "F " << fixed);
+    check_invariants(seqlens, plan_params(sms, (rows + 63) / 64, fixed), max_pages);
     if (::testing::Test::HasFatalFailure() || ::testing::Test::HasNonfatalFailure()) return;
   }
 }

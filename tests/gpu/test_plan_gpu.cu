@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "decode/launch/kernel_choice.hpp"
 #include "decode/plan/plan.hpp"
 #include "decode/plan/row_tiles.hpp"
 #include "gpu/gpu_test_util.hpp"
@@ -83,8 +84,9 @@ std::vector<int32_t> gpu_plan(const PlanCase& c, bool in_graph = false) {
 
 void expect_matches_host(const PlanCase& c, bool in_graph = false) {
   const DecodeProblem problem = problem_of(c);
-  const auto params = decoding::plan_params(
-      c.num_sms, decoding::row_tiling(problem.s_q, problem.h_q, problem.h_kv).num_tiles);
+  const auto params =
+      decoding::plan_params(c.num_sms, decoding::row_tiling(problem.s_q, problem.h_q, problem.h_kv).num_tiles,
+                            decoding::fixed_cost_for(decoding::runs_rows_kernel(problem)));
   const std::vector<int32_t> expected =
       testing::build_plan_host(c.seqlens.data(), problem.batch, kPageSize, c.max_pages, params);
   const std::vector<int32_t> actual = gpu_plan(c, in_graph);

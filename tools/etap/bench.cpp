@@ -177,6 +177,10 @@ void add_bench_command(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
   add_int_flag(cmd, kNumSms, st->run.num_sms);
+  cmd->add_option("--fixed-cost", st->run.fixed_cost,
+                  "Experiment: the planner's per-segment cost F in 64-token blocks (0: the library's)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
   cmd->add_option("--seed", st->run.seed, "Random seed of the inputs")->capture_default_str();
   add_json_flag(cmd, st->json_path, "Write every figure and the machine description as JSON");
   cmd->add_option("--csv", st->csv_path, "Write the records as CSV");

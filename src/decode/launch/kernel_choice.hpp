@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <etap/etap.hpp>
 
 #include "decode/plan/row_tiles.hpp"
 
@@ -20,6 +21,15 @@ enum class KernelChoice : int32_t { kAuto = 0, kTransposed = 1, kRows = 2 };
 constexpr bool use_rows_kernel(int32_t tile_rows, KernelChoice choice) {
   if (choice == KernelChoice::kRows) return tile_rows <= kMaxTileRows;
   return choice == KernelChoice::kAuto && tile_rows >= kRowsKernelMinTileRows && tile_rows <= kMaxTileRows;
+}
+
+// The kernel a problem runs on: variable query lengths (the rows-on-M kernel has no per-request row narrowing
+// yet) and FP8 caches (no FP8 producer for it yet) run on the transposed kernels. The launcher picks the
+// kernel by it and the planner its per-segment cost (plan.hpp, fixed_cost_for).
+inline bool runs_rows_kernel(const DecodeProblem& problem, KernelChoice choice = KernelChoice::kAuto) {
+  const RowTiling tiling = row_tiling(problem.s_q, problem.h_q, problem.h_kv);
+  return !problem.varlen_q && problem.kv_format == KvFormat::kDense &&
+         use_rows_kernel(tiling.tile_rows(), choice);
 }
 
 }  // namespace etap::decoding

@@ -97,9 +97,7 @@ KvLoad kv_load_of(int32_t page_size) {
 cudaError_t launch_decode(const DecodeArgs& args, const int32_t* plan, PlanParams params, void* workspace,
                           cudaStream_t stream, KernelChoice choice) {
   const KernelParams kp = make_params(args, plan, workspace, params.num_parts);
-  // Variable query lengths run on the transposed tiled kernels only (the rows-on-M kernel has no per-request
-  // row narrowing yet); FP8 caches on the transposed kernels (launch_for_dims).
-  const bool rows_on_m = !args.problem.varlen_q && use_rows_kernel(kp.tiling.tile_rows(), choice);
+  const bool rows_on_m = runs_rows_kernel(args.problem, choice);
   const cudaError_t e = args.problem.q_dtype == DType::kBF16
                             ? launch_for_dims<__nv_bfloat16>(args, kp, params.num_parts, rows_on_m, stream)
                             : launch_for_dims<__half>(args, kp, params.num_parts, rows_on_m, stream);

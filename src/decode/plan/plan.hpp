@@ -83,19 +83,29 @@ struct PlanParams {
 // Upper bound on parts (and so on the splits of one request, which the combine kernel holds in smem).
 inline constexpr int32_t kMaxParts = 1024;
 
-// F, the per-segment overhead in page units (Q load, epilogue, partial result). Measured on an H200
-// (docs/PERF.md v6): 2 + R/32 left parts unbalanced at R = 64, 8K (82.5 → 76.3 µs with less); 1 is the
-// smallest value the empty-request ownership rule allows.
+// F, the per-segment overhead in page units (Q load, epilogue, partial result), per kernel. The transposed
+// kernel: 1, the smallest value the empty-request ownership rule allows (H200, docs/PERF.md v6: 2 + R/32
+// left parts unbalanced at R = 64, 8K, 82.5 → 76.3 µs with less; 2026-12-02c run 6: at R = 16, b=16 8K,
+// F 1/2/4/8 within 2 µs of each other, 8 the slowest). The rows-on-M kernel (full 64-row tiles): a segment
+// there costs 16–23 µs more than its blocks (2026-12-02c run 2), so a part that starts a second request
+// must get fewer blocks. F = 8, the best of 1/2/4/8 measured (run 6, b=16 8K): h_q 64 100.7 → 77.6 µs,
+// h_q 128 141.7 → 117.6 µs; larger values are not measured yet.
 inline constexpr int32_t kFixedCost = 1;
+inline constexpr int32_t kRowsFixedCost = 8;
 // Floor of W: keeps one-page splits and a 128-way combine away from b = 1 (docs/PERF.md v6, H200, 8K:
 // 21.9 → 19.9 µs).
 inline constexpr int32_t kMinWork = 2;
 
-ETAP_HD PlanParams plan_params(int32_t num_sms, int32_t num_tiles) {
+ETAP_HD PlanParams plan_params(int32_t num_sms, int32_t num_tiles, int32_t fixed_cost = kFixedCost) {
   int32_t parts = num_sms / (num_tiles > 0 ? num_tiles : 1);
   if (parts < 1) parts = 1;
   if (parts > kMaxParts) parts = kMaxParts;
-  return {parts, kFixedCost, kMinWork};
+  return {parts, fixed_cost, kMinWork};
+}
+
+// F for the kernel the problem runs on (decode/launch/kernel_choice.hpp runs_rows_kernel).
+ETAP_HD int32_t fixed_cost_for(bool rows_kernel) {
+  return rows_kernel ? kRowsFixedCost : kFixedCost;
 }
 
 // Tokens of a request the kernel reads: seqlen clamped to [0, max_pages · page_size] (checked mode reports
