@@ -1,8 +1,9 @@
 // Which ring barrier says that a box of a KV block has landed. Dense whole-block TMA loads signal every box
-// on its own barrier (box_full), so that a consumer starts its first wgmmas on box 0 while the rest of the
-// block is still in flight: at the per-SM share of HBM a 72 KiB block takes ~2.3 µs to arrive, as long as
-// the compute on it (docs/PERF.md, 2026-12-02c). The other loaders (TMA chunks, the cp.async gather, FP8's
-// conversion) signal the whole block on `full`.
+// on its own barrier (box_full), so that the transposed consumer starts its first Sᵀ wgmmas on box 0 while
+// the rest of the block is still in flight. Measured on an H200 (docs/PERF.md, 2026-12-02c runs 4–5): ~1.5 µs
+// less at b=1 8K and ~1.3% less at b=16 64K, where few blocks are in flight; no change when every SM
+// streams (the boxes of a block then land together). The other loaders (TMA chunks, the cp.async gather,
+// FP8's conversion) signal the whole block on `full`.
 #pragma once
 
 #include "decode/kernel/params.hpp"
