@@ -130,11 +130,17 @@ struct Consumer {
   __device__ __forceinline__ void compute_scores(int stage, uint32_t phase, float (&s)[kSRegs]) {
 #pragma unroll
     for (int i = 0; i < kSRegs; ++i) s[i] = 0.f;
+    arrival.wait_box(stage, phase, 0);
     hopper::wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < Cfg::kQkSteps; ++ks) {
       const int box = ks / 4, k_bytes = (ks % 4) * 32;
-      if (ks % 4 == 0) arrival.wait_box(stage, phase, box);
+      if (ks > 0 && ks % 4 == 0) {
+        arrival.wait_box(stage, phase, box);
+        // The wait's loop runs between wgmmas of one group: fence the registers, as ptxas would otherwise
+        // inject for it (advisory C7519).
+        hopper::wgmma_fence();
+      }
       const uint64_t a = hopper::desc_advance(hopper::make_sw128_desc(smem.kv[stage][box]), k_bytes);
       const uint64_t b =
           hopper::desc_advance(hopper::make_sw128_desc(smem.q[box] + col0 * Cfg::kBoxCols), k_bytes);
