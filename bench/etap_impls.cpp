@@ -1,10 +1,12 @@
-// etap::decode, the padded baseline and etap with the transposed kernel forced: all plan with etap::plan into
-// the same plan buffer and workspace.
+// etap::decode, the padded baseline and etap with one kernel forced: all plan with the library's planner into
+// the same plan buffer and workspace (the forced kernels with their own per-segment cost F; --fixed-cost
+// overrides F for every one of them).
 #include <etap/etap.hpp>
 
 #include "api/api_internal.hpp"
 #include "baselines/padded.hpp"
 #include "cuda_util.hpp"
+#include "decode/launch/kernel_choice.hpp"
 #include "decode/launch/launch.hpp"
 #include "decode/plan/plan.hpp"
 #include "implementation.hpp"
@@ -45,11 +47,11 @@ class EtapDecode : public Implementation {
   }
   bool has_plan() const override { return true; }
   CallStatus plan(const DecodeArgs& args, cudaStream_t stream) override {
-    if (plan_fixed_cost <= 0)
-      return from_status(etap::plan(args, plan_.get(), plan_.bytes(), stream, options_));
+    const int32_t fixed = fixed_cost(args.problem);
+    if (fixed <= 0) return from_status(etap::plan(args, plan_.get(), plan_.bytes(), stream, options_));
     api::BufferSizes sizes{};
     if (CallStatus s = from_status(api::buffer_sizes(args.problem, options_, &sizes)); !s.ok()) return s;
-    sizes.params.fixed_cost = plan_fixed_cost;
+    sizes.params.fixed_cost = fixed;
     return from_status(api::launch_plan_checked(args, sizes, plan_.get(), plan_.bytes(), stream));
   }
   void release() override {
@@ -58,6 +60,9 @@ class EtapDecode : public Implementation {
   }
 
  protected:
+  // The planner's F for this implementation: > 0 overrides the library's choice.
+  virtual int32_t fixed_cost(const DecodeProblem&) const { return plan_fixed_cost; }
+
   Options options_;
   DeviceBuffer plan_, workspace_;
 };
@@ -113,6 +118,13 @@ class ForcedKernelDecode : public DirectDecode {
         decoding::launch_decode(args, plan_.get<const int32_t>(), params_, workspace_.get(), stream, choice_);
     if (e != cudaSuccess) return {Outcome::kError, cudaGetErrorString(e)};
     return {};
+  }
+
+ protected:
+  // The F of the forced kernel, so that an A/B compares each kernel on its own schedule.
+  int32_t fixed_cost(const DecodeProblem& problem) const override {
+    return plan_fixed_cost > 0 ? plan_fixed_cost
+                               : decoding::fixed_cost_for(decoding::runs_rows_kernel(problem, choice_));
   }
 
  private:
