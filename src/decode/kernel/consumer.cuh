@@ -19,6 +19,7 @@
 #include "decode/kernel/shared_storage.cuh"
 #include "decode/kernel/softmax.cuh"
 #include "decode/kernel/tail.cuh"
+#include "decode/kernel/timeline.cuh"
 #include "decode/kernel/zero_rows.cuh"
 #include "hopper/barrier.cuh"
 #include "hopper/fence.cuh"
@@ -73,7 +74,9 @@ struct Consumer {
                                Cfg::kConsumerThreads);
         return;
       }
+      timeline::probe(smem, timeline::Event::kSegmentBegin, seg.request);
       hopper::mbarrier_wait(&smem.q_full, q_phase);
+      timeline::probe(smem, timeline::Event::kQLanded);
       q_phase ^= 1;
       softmax.reset();
 #pragma unroll
@@ -108,12 +111,16 @@ struct Consumer {
         rescale_o();
         accumulate_o(stage.index);
         if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
+        timeline::probe(smem, timeline::Event::kBlockEnd, k);
         stage.advance();
         parity ^= 1;
       }
+      timeline::probe(smem, timeline::Event::kEpilogueBegin);
       store_segment<Cfg>(p, smem, rows, seg, o, softmax, smem.column_partial[parity][wg], wg, warp, lane,
                          out_scale<Cfg>(scales));
+      timeline::probe(smem, timeline::Event::kEpilogueEnd);
     });
+    timeline::probe(smem, timeline::Event::kExit);
   }
 
   // Columns past the Q box (tile rows, N) are computed but never stored; keeping them zero keeps them finite.
@@ -131,6 +138,7 @@ struct Consumer {
 #pragma unroll
     for (int i = 0; i < kSRegs; ++i) s[i] = 0.f;
     arrival.wait_box(stage, phase, 0);
+    timeline::probe(smem, timeline::Event::kBlockLanded);
     hopper::wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < Cfg::kQkSteps; ++ks) {

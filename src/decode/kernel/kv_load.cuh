@@ -12,6 +12,7 @@
 #include "decode/kernel/fp8_load.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
+#include "decode/kernel/timeline.cuh"
 #include "hopper/cp_async.cuh"
 #include "hopper/fence.cuh"
 #include "hopper/pipeline.cuh"
@@ -72,6 +73,7 @@ struct KvBlockLoader {
           }
         }
       }
+      timeline::probe(smem, timeline::Event::kBlockIssued, k);
       stage.advance();
     }
   }

@@ -9,6 +9,7 @@
 #include "decode/kernel/kv_load.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
+#include "decode/kernel/timeline.cuh"
 #include "hopper/pipeline.cuh"
 #include "hopper/tma.cuh"
 
@@ -32,6 +33,7 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
   for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
     if (!rows.enter(p, seg.request)) return;  // varlen: the tile lies past this request's query tokens
     if (seg.pages == 0) return;               // empty request: nothing to load
+    timeline::probe(smem, timeline::Event::kSegmentBegin, seg.request);
     if (lane == 0) {
       mbarrier_wait(&smem.q_empty, q_phase ^ 1);
       mbarrier_arrive_expect_tx(&smem.q_full, q_bytes);
@@ -40,6 +42,7 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
       for (int b = 0; b < Cfg::kBoxes; ++b)
         tma_load_4d(smem.q[b], q_map, b * Cfg::kBoxCols, tile.head0, token, request, &smem.q_full);
     }
+    timeline::probe(smem, timeline::Event::kQIssued);
     q_phase ^= 1;
     const int32_t* table_row = p.block_table + seg.request * p.block_table_stride;
     switch (p.kv_load) {
@@ -56,6 +59,7 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
   });
   if constexpr (Cfg::kFp8)
     if (lane == 0) Fp8Loads<Cfg>::stop_converter(p, smem, stage);
+  timeline::probe(smem, timeline::Event::kExit);
 }
 
 }  // namespace etap::decoding

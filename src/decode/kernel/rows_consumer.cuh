@@ -27,6 +27,7 @@
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
 #include "decode/kernel/tail.cuh"
+#include "decode/kernel/timeline.cuh"
 #include "decode/kernel/zero_rows.cuh"
 #include "hopper/barrier.cuh"
 #include "hopper/fence.cuh"
@@ -87,15 +88,20 @@ struct RowsConsumer {
       for (int i = 0; i < kORegs; ++i) o[i] = 0.f;
       hopper::fence_accumulator(o);  // zeroed here, not sunk into the first S wgmma's pipeline stage
       RowStats stats;
+      timeline::probe(smem, timeline::Event::kSegmentBegin, seg.request);
       if (wg == kScoreWarpgroup) {
         hopper::mbarrier_wait(&smem.q_full, q_phase);
+        timeline::probe(smem, timeline::Event::kQLanded);
         q_phase ^= 1;
         score_blocks(seg, stage, stats);
       } else {
         value_blocks(seg, stage);
       }
+      timeline::probe(smem, timeline::Event::kEpilogueBegin);
       store_rows_segment<Cfg>(p, smem, rows, seg, o, stats, wg == kScoreWarpgroup, wg, warp, lane);
+      timeline::probe(smem, timeline::Event::kEpilogueEnd);
     });
+    timeline::probe(smem, timeline::Event::kExit);
   }
 
   // Rows past the tile (tile rows < 64) are computed but never stored; keeping their Q zero keeps them
@@ -148,6 +154,7 @@ struct RowsConsumer {
       hopper::wgmma_wait<0>();  // O of block k − 1: o and the stage of block k − 1 are free
       hopper::fence_accumulator(o);
       if (o_pending && lane == 0) hopper::mbarrier_arrive(&smem.empty[previous_stage]);
+      if (o_pending) timeline::probe(smem, timeline::Event::kBlockEnd, k - 1);
       uint32_t pa[kPvSteps][4];
 #pragma unroll
       for (int ks = 0; ks < kPvSteps; ++ks) hopper::pack_fragment<T>(x, ks, pa[ks]);
@@ -179,6 +186,7 @@ struct RowsConsumer {
         hopper::wgmma_wait<0>();
         hopper::fence_accumulator(o);
         if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
+        timeline::probe(smem, timeline::Event::kBlockEnd, k);
         o_pending = false;
         if (has_next) {
           issue_scores(next.index, next.phase, s);
@@ -208,6 +216,7 @@ struct RowsConsumer {
     // The whole block before the first wgmma: waiting box by box inside this sequence measured 5% slower
     // at b=16 8K h_q 64 (docs/PERF.md, 2026-12-02c run 4).
     arrival.wait_boxes(stage, phase, 0, Cfg::kBoxes);
+    timeline::probe(smem, timeline::Event::kBlockLanded);
     hopper::fence_accumulator(s);  // the compiler may not sink register writes below wgmma.fence
     hopper::wgmma_fence();
 #pragma unroll
@@ -263,6 +272,7 @@ struct RowsConsumer {
     hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
     for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
       arrival.wait_boxes(stage.index, stage.phase, wg * Cfg::kVTiles, Cfg::kVTiles);  // this thread's V
+      timeline::probe(smem, timeline::Event::kBlockLanded, k);
       hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
       const float alpha[2] = {smem.alpha[fragment_row(0)], smem.alpha[fragment_row(1)]};
       if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
@@ -279,6 +289,7 @@ struct RowsConsumer {
       hopper::fence_accumulator(o);
       // The stage first, so that the producer's next load does not wait for warpgroup 0's next publish.
       if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
+      timeline::probe(smem, timeline::Event::kBlockEnd, k);
       if (k + 1 < seg.page_end)
         hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
       stage.advance();

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "decode/kernel/config.hpp"
+#include "decode/kernel/timeline_events.hpp"
 
 namespace etap::decoding {
 
@@ -44,6 +45,10 @@ struct SharedStorage {
   uint64_t staging_empty;                 // kSeparateStaging: the converters read the buffer's block
   uint32_t converter_stop[Cfg::kStages];  // FP8: set by the producer before its last `staged` arrival
   Fp8StagingBuffer<Cfg::kSeparateStaging ? Cfg::kFp8StagingBytes : 0> staging;
+#ifdef ETAP_TIMELINE
+  uint32_t timeline_records[timeline::kRoles];  // the benchmark's timeline probe only: records per role
+                                                // (timeline.cuh)
+#endif
 };
 
 }  // namespace etap::decoding
