@@ -49,13 +49,16 @@ TEST(ConformanceSweep, BothSweepsRunAPlanOfWholeRequestsLongerThanW) {
     bool found = false;
     for (const auto& c : testing::conformance_sweep(quick)) {
       if (c.varlen || c.all_empty) continue;
-      const decoding::RowTiling tiling = decoding::row_tiling(c.s_q, c.h_q, c.h_kv);
-      // The F of the kernel the config runs on (dense and fixed query lengths run rows-on-M at full tiles).
+      // The F of the kernel the config runs on, by the launcher's own rule.
+      DecodeProblem problem;
+      problem.s_q = c.s_q;
+      problem.h_q = c.h_q;
+      problem.h_kv = c.h_kv;
+      problem.varlen_q = c.varlen_q;
+      problem.kv_format = c.kv_format;
       const decoding::PlanParams params = decoding::plan_params(
-          c.num_sms > 0 ? c.num_sms : kDefaultSms, tiling.num_tiles,
-          decoding::fixed_cost_for(
-              c.kv_format == KvFormat::kDense && !c.varlen_q &&
-              decoding::use_rows_kernel(tiling.tile_rows(), decoding::KernelChoice::kAuto)));
+          c.num_sms > 0 ? c.num_sms : kDefaultSms, decoding::row_tiling(c.s_q, c.h_q, c.h_kv).num_tiles,
+          decoding::fixed_cost_for(decoding::runs_rows_kernel(problem)));
       const std::vector<int32_t> seqlens(static_cast<std::size_t>(c.batch), c.seqlen);
       const std::vector<int32_t> plan =
           testing::build_plan_host(seqlens.data(), c.batch, c.page_size, c.seqlen, params);

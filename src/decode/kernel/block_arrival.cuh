@@ -20,7 +20,7 @@ struct BlockArrival {
   __device__ BlockArrival(const KernelParams& p, SharedStorage<Cfg>& storage)
       : smem(storage), per_box(uses_box_barriers(p)) {}
 
-  // The producer's side of the same rule.
+  // Mirrors the producer: only its dense whole-block loader (kv_load.cuh whole_blocks) arrives per box.
   __device__ static bool uses_box_barriers(const KernelParams& p) {
     return !Cfg::kFp8 && p.kv_load == KvLoad::kWholeBlocks;
   }
