@@ -22,4 +22,11 @@ __device__ __forceinline__ void cvt_f16x2_e4m3x4(uint32_t codes, uint32_t& low, 
       : "r"(codes));
 }
 
+// cvt.rn.f16x2.e4m3x2 on the low 16 bits of `pair` (code 0 in bits [0, 8)): code 0 in the result's low half.
+__device__ __forceinline__ uint32_t cvt_f16x2_e4m3x2(uint32_t pair) {
+  uint32_t out;
+  asm("{\n.reg .b16 l, h;\nmov.b32 {l, h}, %1;\ncvt.rn.f16x2.e4m3x2 %0, l;\n}\n" : "=r"(out) : "r"(pair));
+  return out;
+}
+
 }  // namespace etap::hopper

@@ -2,8 +2,8 @@
 // on its own barrier (box_full), so that the transposed consumer starts its first Sᵀ wgmmas on box 0 while
 // the rest of the block is still in flight. Measured on an H200 (docs/PERF.md, 2026-12-02c runs 4–5): ~1.5 µs
 // less at b=1 8K and ~1.3% less at b=16 64K, where few blocks are in flight; no change when every SM
-// streams (the boxes of a block then land together). The other loaders (TMA chunks, the cp.async gather,
-// FP8's conversion) signal the whole block on `full`.
+// streams (the boxes of a block then land together). Register FP8 (e4m3 boxes) does the same. The other
+// loaders (TMA chunks, the cp.async gather, the FP8 converter's conversion) signal the whole block on `full`.
 #pragma once
 
 #include "decode/kernel/params.hpp"
@@ -22,7 +22,7 @@ struct BlockArrival {
 
   // Mirrors the producer: only its dense whole-block loader (kv_load.cuh whole_blocks) arrives per box.
   __device__ static bool uses_box_barriers(const KernelParams& p) {
-    return !Cfg::kFp8 && p.kv_load == KvLoad::kWholeBlocks;
+    return (!Cfg::kFp8 || Cfg::kRegisterFp8) && p.kv_load == KvLoad::kWholeBlocks;
   }
 
   // Boxes are waited for in increasing order from `first`: box `first` waits for the whole block when the

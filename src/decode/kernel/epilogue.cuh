@@ -6,6 +6,7 @@
 
 #include "common/constants.hpp"
 #include "decode/kernel/barriers.hpp"
+#include "decode/kernel/fp8_fragment_maps.hpp"
 #include "decode/kernel/params.hpp"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
@@ -36,7 +37,9 @@ __device__ void write_empty_request(const KernelParams& p, const Rows& rows, int
     }
 }
 
-template <class Cfg, class Softmax, class Rows>
+// kPermutedD (the register-FP8 consumer): Oᵀ row r of tile t is channel sigma(wg, t, r)
+// (fp8_fragment_maps.hpp), so a thread's 8 values of a column are contiguous channels, stored at once.
+template <class Cfg, bool kPermutedD = false, class Softmax, class Rows>
 __device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, const Rows& rows,
                               const Segment& seg, const float (&o)[Cfg::kVTiles][Cfg::kN / 2],
                               const Softmax& softmax, float (*partial)[Cfg::kHalfN], int wg, int warp,
@@ -87,22 +90,56 @@ __device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, c
     inv[c] = l > 0.f ? out_scale / l : 0.f;
   }
   const int thread = threadIdx.x % Cfg::kWarpgroupThreads;
+  if constexpr (kPermutedD) {
+    static_assert(Cfg::kVTiles == 4, "8 channels per thread and column");
+    // Registers i (h = 0) and i + 2 (h = 1) hold the same column; channel sigma = d0 + 2t + h.
+    const int d0 = fp8_fragments::sigma(wg, 0, 16 * warp + lane / 4);
 #pragma unroll
-  for (int i = 0; i < Cfg::kN / 2; ++i) {
-    const auto rc = hopper::accumulator_coord(thread, i);  // row = d within the tile, col = query column
-    const int32_t row = rows.row(p, rc.col);
-    if (row < 0) continue;
-    if (split) {
-      float* dst = p.partial_o + partial_row(p, seg.slot, row) * Cfg::kDv;
+    for (int i = 0; i < Cfg::kN / 2; ++i) {
+      if ((i / 2) % 2 != 0) continue;
+      const auto rc = hopper::accumulator_coord(thread, i);
+      const int32_t row = rows.row(p, rc.col);
+      if (row < 0) continue;
+      const float scale = inv[column_slot(i)];
+      float v[8];
 #pragma unroll
-      for (int t = 0; t < Cfg::kVTiles; ++t)
-        dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] = o[t][i] * inv[column_slot(i)];
-    } else {
-      T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, rows.out_row(p, row));
+      for (int t = 0; t < Cfg::kVTiles; ++t) {
+        v[2 * t] = o[t][i] * scale;
+        v[2 * t + 1] = o[t][i + 2] * scale;
+      }
+      if (split) {
+        auto* dst = reinterpret_cast<float4*>(p.partial_o + partial_row(p, seg.slot, row) * Cfg::kDv + d0);
+        dst[0] = make_float4(v[0], v[1], v[2], v[3]);
+        dst[1] = make_float4(v[4], v[5], v[6], v[7]);
+      } else {
+        T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, rows.out_row(p, row)) + d0;
+        uint32_t packed[4];
 #pragma unroll
-      for (int t = 0; t < Cfg::kVTiles; ++t)
-        dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] =
-            static_cast<T>(o[t][i] * inv[column_slot(i)]);
+        for (int k = 0; k < 4; ++k) {
+          const T pair[2] = {static_cast<T>(v[2 * k]), static_cast<T>(v[2 * k + 1])};
+          packed[k] = *reinterpret_cast<const uint32_t*>(pair);
+        }
+        *reinterpret_cast<uint4*>(dst) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+      }
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < Cfg::kN / 2; ++i) {
+      const auto rc = hopper::accumulator_coord(thread, i);  // row = d within the tile, col = query column
+      const int32_t row = rows.row(p, rc.col);
+      if (row < 0) continue;
+      if (split) {
+        float* dst = p.partial_o + partial_row(p, seg.slot, row) * Cfg::kDv;
+#pragma unroll
+        for (int t = 0; t < Cfg::kVTiles; ++t)
+          dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] = o[t][i] * inv[column_slot(i)];
+      } else {
+        T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, rows.out_row(p, row));
+#pragma unroll
+        for (int t = 0; t < Cfg::kVTiles; ++t)
+          dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] =
+              static_cast<T>(o[t][i] * inv[column_slot(i)]);
+      }
     }
   }
 }

@@ -2,6 +2,9 @@
 // rows into the stage's staging (fp8_staging.hpp) — TMA boxes of 64 bytes × the box's tokens, without
 // swizzle, completing on the stage's `staged` barrier — and, for DeepSeek-V3.2's token, its 64 bf16 RoPE
 // values straight into ring box 8 (128B swizzle, as a dense cache's box 8), completing on `full`.
+// Register FP8 (Cfg::kRegisterFp8, per-tensor): the stage itself is the staging — the ring holds only the
+// e4m3 boxes, which the consumers read (fp8_consumer.cuh); whole-block loads complete each box on its own
+// `box_full` barrier, the chunk and gather loads the block on `full`.
 #pragma once
 
 #include <cuda.h>
@@ -37,6 +40,7 @@ struct Fp8Loads {
   // Ring stage s's staging: the separate buffer for stage 1 when the config has one, else inside the stage.
   static __device__ __forceinline__ bool separate(int s) { return Cfg::kSeparateStaging && s == 1; }
   static __device__ __forceinline__ uint8_t* staging(SharedStorage<Cfg>& smem, int s) {
+    if constexpr (Cfg::kRegisterFp8) return reinterpret_cast<uint8_t*>(smem.kv[s][0]);
     if constexpr (Cfg::kSeparateStaging)
       if (s == 1) return smem.staging.bytes;
     return reinterpret_cast<uint8_t*>(smem.kv[s][0]) + Staging::kOffset;
@@ -47,7 +51,9 @@ struct Fp8Loads {
   // used once per use of stage 1, so it shares stage 1's phase); the converter then waits for `empty`.
   static __device__ __forceinline__ void wait_free(SharedStorage<Cfg>& smem,
                                                    const hopper::PipelineState<Cfg::kStages>& stage) {
-    if (separate(stage.index)) {
+    if constexpr (Cfg::kRegisterFp8) {
+      hopper::mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
+    } else if (separate(stage.index)) {
       if constexpr (Cfg::kSeparateStaging) hopper::mbarrier_wait(&smem.staging_empty, stage.producer_phase());
     } else {
       hopper::mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
@@ -68,7 +74,8 @@ struct Fp8Loads {
 
   // Lane 0, after wait_free: the transaction bytes of `tokens` rows of every staging box (and RoPE rows).
   static __device__ __forceinline__ void expect(SharedStorage<Cfg>& smem, int s, uint32_t tokens) {
-    hopper::mbarrier_arrive_expect_tx(&smem.staged[s], tokens * Staging::kBoxes * Staging::kRowBytes);
+    hopper::mbarrier_arrive_expect_tx(Cfg::kRegisterFp8 ? &smem.full[s] : &smem.staged[s],
+                                      tokens * Staging::kBoxes * Staging::kRowBytes);
     if constexpr (kV32) hopper::mbarrier_arrive_expect_tx(&smem.full[s], tokens * kRopeRowBytes);
   }
 
@@ -77,13 +84,29 @@ struct Fp8Loads {
                                               const CUtensorMap* rope_map, int row, int32_t kv_head,
                                               int32_t token, int32_t page) {
     uint8_t* base = staging(smem, s);
+    uint64_t* landed = Cfg::kRegisterFp8 ? &smem.full[s] : &smem.staged[s];
 #pragma unroll 1
     for (int j = 0; j < Staging::kBoxes; ++j)
       hopper::tma_load_4d(base + j * Staging::kBoxBytes + row * Staging::kRowBytes, kv_map,
-                          Staging::column(j), kv_head, token, page, &smem.staged[s]);
+                          Staging::column(j), kv_head, token, page, landed);
     if constexpr (kV32)
       hopper::tma_load_4d(smem.kv[s][kRopeBox] + row * Cfg::kBoxCols, rope_map, kRopeElement, kv_head, token,
                           page, &smem.full[s]);
+  }
+
+  // Register FP8, whole blocks: box j of the block, 64 tokens from `token` of `page`, on box_full[s][j]
+  // (block_arrival.cuh), so that the consumers start on a block's first boxes while the rest lands.
+  static __device__ __forceinline__ void load_boxes(SharedStorage<Cfg>& smem, int s,
+                                                    const CUtensorMap* kv_map, int32_t kv_head, int32_t token,
+                                                    int32_t page) {
+    static_assert(Cfg::kRegisterFp8 && Staging::kBoxBytes == Cfg::kFp8BoxBytes);
+    uint8_t* base = staging(smem, s);
+    for (int j = 0; j < Staging::kBoxes; ++j) {
+      uint64_t* landed = &smem.box_full[s][j];
+      hopper::mbarrier_arrive_expect_tx(landed, Staging::kBoxBytes);
+      hopper::tma_load_4d(base + j * Staging::kBoxBytes, kv_map, Staging::column(j), kv_head, token, page,
+                          landed);
+    }
   }
 
   // Gather: the 16-byte pieces of one token's cache row (`src`, bytes) into stage row `row`. Lane l copies
@@ -114,8 +137,9 @@ struct Fp8Loads {
   // Gather, in every lane after its own copies are complete and fenced: its arrival on `staged`; lane 0 also
   // makes V3.2's RoPE arrival on `full` (read only by wgmma, after the lanes' proxy fences and the warp
   // sync).
+  // Register FP8: every lane's arrival on `full` (the consumers read the copies generically).
   static __device__ __forceinline__ void gather_done(SharedStorage<Cfg>& smem, int s, int lane) {
-    hopper::mbarrier_arrive(&smem.staged[s]);
+    hopper::mbarrier_arrive(Cfg::kRegisterFp8 ? &smem.full[s] : &smem.staged[s]);
     if constexpr (kV32)
       if (lane == 0) hopper::mbarrier_arrive(&smem.full[s]);
   }

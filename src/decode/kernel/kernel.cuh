@@ -33,14 +33,18 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) etap_decode_kernel(
   if ((static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw)) & 1023u) != 0) __trap();
 
   if (threadIdx.x == 0) {
-    // full: the dense TMA's one arrival; FP8: every converter thread, plus V3.2's RoPE TMA.
+    // full: the dense TMA's one arrival; FP8 converter: every converter thread, plus V3.2's RoPE TMA;
+    // register FP8: the load's own arrivals (fp8_load.cuh staged_arrivals: 1, the gather 32).
     constexpr uint32_t kFullArrivals =
         !Cfg::kFp8 ? 1 : Cfg::kConverterThreads + (Cfg::kFormat == CacheFormat::kFp8V32 ? 1 : 0);
     for (int s = 0; s < Cfg::kStages; ++s) {
-      hopper::mbarrier_init(&smem.full[s], kFullArrivals);
+      if constexpr (Cfg::kRegisterFp8)
+        hopper::mbarrier_init(&smem.full[s], Fp8Loads<Cfg>::staged_arrivals(params));
+      else
+        hopper::mbarrier_init(&smem.full[s], kFullArrivals);
       hopper::mbarrier_init(&smem.empty[s], Cfg::kConsumerWarps);
       for (int b = 0; b < Cfg::kBoxes; ++b) hopper::mbarrier_init(&smem.box_full[s][b], 1);
-      if constexpr (Cfg::kFp8) {
+      if constexpr (Cfg::kConverterWarps) {
         hopper::mbarrier_init(&smem.staged[s], Fp8Loads<Cfg>::staged_arrivals(params));
         smem.converter_stop[s] = 0;
       }
@@ -69,7 +73,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, 1) etap_decode_kernel(
     const int thread = threadIdx.x % Cfg::kWarpgroupThreads;
     if (thread < kWarpSize)  // one producer warp
       producer<Cfg>(params, smem, &q_map, &kv_map, &rope_map);
-    else if constexpr (Cfg::kFp8)  // the other three dequantise
+    else if constexpr (Cfg::kConverterWarps)  // the other three dequantise (register FP8: they exit)
       Fp8Converter<Cfg>{smem, thread - kWarpSize}.run();
   } else {
     hopper::setmaxnreg_inc<Cfg::kConsumerRegs>();

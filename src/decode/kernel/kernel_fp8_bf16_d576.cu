@@ -2,11 +2,15 @@
 #include "decode/launch/kernel_launch.cuh"
 
 namespace etap::decoding {
-// Two FP8 blocks in flight where the separate staging buffer fits (config.hpp): N = 16 and 32.
 template <int kN>
 using PerTensor = KernelConfig<kN, __nv_bfloat16, DimsMla, true, CacheFormat::kFp8PerTensor>;
-static_assert(PerTensor<16>::kSeparateStaging && PerTensor<32>::kSeparateStaging);
-static_assert(!PerTensor<48>::kSeparateStaging && !PerTensor<64>::kSeparateStaging);
+// Register FP8 (config.hpp): e4m3 stages, as many as fit. The converter path: two FP8 blocks in flight
+// where the separate staging buffer fits, N = 16 and 32.
+static_assert(!kRegisterFp8PerTensor || (PerTensor<16>::kStages == 5 && PerTensor<32>::kStages == 4 &&
+                                         PerTensor<48>::kStages == 4 && PerTensor<64>::kStages == 3));
+static_assert(kRegisterFp8PerTensor ||
+              (PerTensor<16>::kSeparateStaging && PerTensor<32>::kSeparateStaging &&
+               !PerTensor<48>::kSeparateStaging && !PerTensor<64>::kSeparateStaging));
 
 template cudaError_t launch_fp8_kernel<__nv_bfloat16, CacheFormat::kFp8PerTensor>(const DecodeArgs&,
                                                                                   const KernelParams&,

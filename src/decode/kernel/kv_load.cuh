@@ -60,7 +60,9 @@ struct KvBlockLoader {
       if (lane == 0) {
         const int32_t token = (k % blocks_per_page) * kBlockTokens;
         wait_free(stage);
-        if constexpr (Cfg::kFp8) {
+        if constexpr (Cfg::kRegisterFp8) {
+          Fp8::load_boxes(smem, stage.index, kv_map, kv_head, token, page);
+        } else if constexpr (Cfg::kFp8) {
           Fp8::expect(smem, stage.index, kBlockTokens);
           Fp8::load(smem, stage.index, kv_map, rope_map, 0, kv_head, token, page);
         } else {

@@ -57,7 +57,7 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
         break;
     }
   });
-  if constexpr (Cfg::kFp8)
+  if constexpr (Cfg::kConverterWarps)
     if (lane == 0) Fp8Loads<Cfg>::stop_converter(p, smem, stage);
   timeline::probe(smem, timeline::Event::kExit);
 }

@@ -18,12 +18,21 @@ struct Fp8StagingBuffer {
 template <>
 struct Fp8StagingBuffer<0> {};
 
+// Register FP8 with Sᵀ split over d (Cfg::kFp8SplitD): the partial Sᵀ halves the consumer warpgroups hand
+// each other (fp8_consumer.cuh): [receiving warpgroup][float4 of the half][thread]; nothing otherwise.
+template <int kHalfVectors>
+struct ScoreExchange {
+  float4 half[2][kHalfVectors][128];
+};
+template <>
+struct ScoreExchange<0> {};
+
 template <class Cfg>
 struct SharedStorage {
   using T = typename Cfg::Element;
   // [stage][box][64 tokens × 64 cols], 128B-swizzled by TMA. K = all 9 boxes; V = boxes 0..7, read
-  // transposed (MN-major) by the Oᵀ wgmma.
-  alignas(1024) T kv[Cfg::kStages][Cfg::kBoxes][Cfg::kPageTokens * Cfg::kBoxCols];
+  // transposed (MN-major) by the Oᵀ wgmma. Register FP8: box = 64 tokens × 64 e4m3 bytes, no swizzle.
+  alignas(1024) T kv[Cfg::kStages][Cfg::kBoxes][Cfg::kRingBoxElements];
   // [box][N query rows × 64 cols], 128B-swizzled; rows ≥ R stay zero.
   alignas(1024) T q[Cfg::kBoxes][Cfg::kN * Cfg::kBoxCols];
   // Pᵀ as the B operand of Oᵀ += Vᵀ·Pᵀ: [N query rows × 64 kv], K-major, 128B-swizzled.
@@ -45,6 +54,7 @@ struct SharedStorage {
   uint64_t staging_empty;                 // kSeparateStaging: the converters read the buffer's block
   uint32_t converter_stop[Cfg::kStages];  // FP8: set by the producer before its last `staged` arrival
   Fp8StagingBuffer<Cfg::kSeparateStaging ? Cfg::kFp8StagingBytes : 0> staging;
+  ScoreExchange<Cfg::kFp8SplitD ? Cfg::kN / 16 : 0> exchange;
 #ifdef ETAP_TIMELINE
   uint32_t timeline_records[timeline::kRoles];  // the benchmark's timeline probe only: records per role
                                                 // (timeline.cuh)

@@ -7,6 +7,7 @@
 #include <etap/etap.hpp>
 #include <string>
 
+#include "decode/kernel/fp8_consumer.cuh"
 #include "decode/kernel/fp8_staging.hpp"
 #include "decode/kernel/kernel.cuh"
 #include "decode/launch/kernel_launch.hpp"
@@ -121,18 +122,19 @@ cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& param
   });
 }
 
-template <typename T, class Dims, bool kTiled, CacheFormat kFormat = CacheFormat::kDense>
+template <typename T, class Dims, bool kTiled, CacheFormat kFormat = CacheFormat::kDense,
+          template <class> class ConsumerT = Consumer>
 cudaError_t launch_for_rows(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                             cudaStream_t stream) {
   switch (rows_per_cta(params.tiling.tile_rows())) {
     case 16:
-      return launch_etap_kernel<16, T, Dims, Consumer, kTiled, kFormat>(args, params, num_parts, stream);
+      return launch_etap_kernel<16, T, Dims, ConsumerT, kTiled, kFormat>(args, params, num_parts, stream);
     case 32:
-      return launch_etap_kernel<32, T, Dims, Consumer, kTiled, kFormat>(args, params, num_parts, stream);
+      return launch_etap_kernel<32, T, Dims, ConsumerT, kTiled, kFormat>(args, params, num_parts, stream);
     case 48:
-      return launch_etap_kernel<48, T, Dims, Consumer, kTiled, kFormat>(args, params, num_parts, stream);
+      return launch_etap_kernel<48, T, Dims, ConsumerT, kTiled, kFormat>(args, params, num_parts, stream);
     case 64:
-      return launch_etap_kernel<64, T, Dims, Consumer, kTiled, kFormat>(args, params, num_parts, stream);
+      return launch_etap_kernel<64, T, Dims, ConsumerT, kTiled, kFormat>(args, params, num_parts, stream);
     default:
       return cudaErrorNotSupported;
   }
@@ -152,12 +154,18 @@ cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& par
                                  : launch_for_rows<T, Dims, true>(args, params, num_parts, stream);
 }
 
+// Register FP8 (config.hpp kRegisterFp8) runs Fp8Consumer on an e4m3 ring; the converter path Consumer.
 template <typename T, CacheFormat kFormat>
 cudaError_t launch_fp8_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                               cudaStream_t stream) {
-  return untiled_kernels(params)
-             ? launch_for_rows<T, DimsMla, false, kFormat>(args, params, num_parts, stream)
-             : launch_for_rows<T, DimsMla, true, kFormat>(args, params, num_parts, stream);
+  if constexpr (KernelConfig<16, T, DimsMla, false, kFormat>::kRegisterFp8)
+    return untiled_kernels(params)
+               ? launch_for_rows<T, DimsMla, false, kFormat, Fp8Consumer>(args, params, num_parts, stream)
+               : launch_for_rows<T, DimsMla, true, kFormat, Fp8Consumer>(args, params, num_parts, stream);
+  else
+    return untiled_kernels(params)
+               ? launch_for_rows<T, DimsMla, false, kFormat>(args, params, num_parts, stream)
+               : launch_for_rows<T, DimsMla, true, kFormat>(args, params, num_parts, stream);
 }
 
 }  // namespace etap::decoding
