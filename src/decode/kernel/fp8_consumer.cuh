@@ -171,6 +171,8 @@ struct Fp8Consumer : Consumer<Cfg> {
       // The partial over this warpgroup's 18 k-steps for all N columns: boxes 5 wg .. 5 wg + 3, then bytes
       // [16q + 8 wg, +8) of box 4 (k-steps 2 wg, 2 wg + 1 of it); then the exchange.
       float full[kFullRegs];
+#pragma unroll
+      for (int i = 0; i < kFullRegs; ++i) full[i] = 0.f;  // overwritten by the first wgmma (scale_d 0)
       const int first_box = wg == 0 ? 0 : kSplitBox + 1;
       arrival.wait_box(stage, phase, first_box, first_box);
       timeline::probe(smem, timeline::Event::kBlockLanded);
@@ -185,6 +187,8 @@ struct Fp8Consumer : Consumer<Cfg> {
       hopper::fence_accumulator(full);
       exchange(full, s);
     } else {
+#pragma unroll
+      for (int i = 0; i < kSRegs; ++i) s[i] = 0.f;
       arrival.wait_box(stage, phase, 0);
       timeline::probe(smem, timeline::Event::kBlockLanded);
 #pragma unroll

@@ -63,4 +63,15 @@ ETAP_HD constexpr int sigma(int wg, int t, int row) {
   return 256 * wg + 64 * w + 8 * g + 2 * t + h;
 }
 
+// prmt selectors (PTX ISA §9.7.8.7, common/fp8.hpp prmt) of the V pairs: byte `byte` of a (the low half) and
+// of b (the high half). Sign-extended, for bf16 (fp8::bf16x2_placed_from_sign_extended): [byte, its sign,
+// byte of b, its sign], as fp8::kSignExtendLow does for codes 0, 1 of one word. Plain, for fp16's
+// cvt.rn.f16x2.e4m3x2, which reads the low 16 bits only.
+ETAP_HD constexpr unsigned pair_select_sign_extended(unsigned byte) {
+  return byte | (byte | 8u) << 4 | (byte + 4u) << 8 | ((byte + 4u) | 8u) << 12;
+}
+ETAP_HD constexpr unsigned pair_select(unsigned byte) {
+  return byte | (byte + 4u) << 4;
+}
+
 }  // namespace etap::decoding::fp8_fragments

@@ -27,9 +27,7 @@ template <typename T, int kByte>
 __device__ __forceinline__ uint32_t e4m3_pair_to(uint32_t a, uint32_t b) {
   static_assert(kByte >= 0 && kByte < 4);
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    // [byte, its sign, byte of b, its sign]: the sign-extended pair fp8::bf16x2_placed_from_sign_extended
-    // takes (as kSignExtendLow does for codes 0, 1 of one word).
-    constexpr uint32_t kSelect = kByte | (kByte | 8u) << 4 | (kByte + 4u) << 8 | (kByte + 4u | 8u) << 12;
+    constexpr uint32_t kSelect = fp8_fragments::pair_select_sign_extended(kByte);
     constexpr uint32_t kRebias = ((fp8::kBf16RebiasExponent + fp8::kBf16Bias) << 7) * 0x10001u;
     const uint32_t placed = fp8::bf16x2_placed_from_sign_extended(hopper::prmt(a, b, kSelect));
     const __nv_bfloat162 v = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&placed),
@@ -37,7 +35,7 @@ __device__ __forceinline__ uint32_t e4m3_pair_to(uint32_t a, uint32_t b) {
     return *reinterpret_cast<const uint32_t*>(&v);
   } else {
     static_assert(std::is_same_v<T, __half>, "16-bit elements only");
-    constexpr uint32_t kSelect = kByte | (kByte + 4u) << 4;
+    constexpr uint32_t kSelect = fp8_fragments::pair_select(kByte);
     return hopper::cvt_f16x2_e4m3x2(hopper::prmt(a, b, kSelect));
   }
 }
