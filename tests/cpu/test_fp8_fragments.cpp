@@ -131,12 +131,13 @@ TEST(Fp8FragmentMaps, LoadsAreFreeOfBankConflicts) {
         k.push_back((16 * w + lane / 4 + 8 * h) * kRowBytes + 16 * (lane % 4));
       EXPECT_EQ(wavefronts(k, 16), 4);  // 512 bytes
     }
-    // The half box (8 bytes at 16q + 8 wg).
+    // The half box (8 bytes at 16q + 8 wg): every other 8 bytes of the same 512, so as many wavefronts as
+    // the whole 16-byte load (2-way over the 256 bytes it uses; once per block and row, against 8 boxes).
     for (int half = 0; half < 2; ++half) {
       std::vector<int> k;
       for (int lane = 0; lane < 32; ++lane)
         k.push_back(4 * kBoxBytes + (16 * w + lane / 4) * kRowBytes + 16 * (lane % 4) + 8 * half);
-      EXPECT_EQ(wavefronts(k, 8), 2);  // 256 bytes
+      EXPECT_EQ(wavefronts(k, 8), 4);
     }
   }
   // V: token 16j + 4e + q, bytes 8g: per (j, e) 256 contiguous bytes.
