@@ -30,10 +30,12 @@ cudaError_t launch_decode_padded(const DecodeArgs& args, const int32_t* plan, de
                : launch_etap_kernel<64, __half, decoding::DimsMla, baseline::PaddedConsumer>(
                      args, kp, params.num_parts, stream);
       break;
-    case KvFormat::kFp8PerTensor:  // the product's FP8 producer warpgroup (fp8_convert.cuh), bf16 queries
+    case KvFormat::kFp8PerTensor:  // the FP8 converter warpgroup (fp8_convert.cuh), bf16 queries: the padded
+                                   // consumer reads the 16-bit ring, not the product's e4m3 one
       if (bf16)
         e = launch_etap_kernel<64, __nv_bfloat16, decoding::DimsMla, baseline::PaddedConsumer, false,
-                               CacheFormat::kFp8PerTensor>(args, kp, params.num_parts, stream);
+                               CacheFormat::kFp8PerTensor, /*kRegisterFp8Allowed=*/false>(
+            args, kp, params.num_parts, stream);
       break;
     case KvFormat::kFp8DeepSeekV32:
       if (bf16)

@@ -3,10 +3,11 @@
 // and box 8), and every e4m3 code of the cache is a function of its (slot, channel) with a sign pattern
 // and some subnormal codes, so that a wrong K map (pi) picks another channel's logit, a wrong Pᵀ/V token
 // map (tau) another token's value under a peaked softmax (large softmax_scale), and a wrong channel map
-// (sigma) another channel of O. The poisoned slots past seqlen stay NaN codes (0x7F). One request, one
-// to eleven blocks (ring wrap-around at N = 16's five stages), N = 16, 48 (Sᵀ split over d) and 64 (not
-// split), bf16 and fp16 queries, whole blocks and the one-token gather. The first mismatching output
-// (row, channel) is printed with the reference's value to make a map error readable.
+// (sigma) another channel of O. The poisoned slots past seqlen stay NaN codes (0x7F). One request of one
+// to eleven blocks (on one SM: one CTA wraps the 5/4/3-stage ring twice), N = 16, 32, 48 (Sᵀ split over
+// d) and 64 (not split), bf16 and fp16 queries, whole blocks, TMA chunks (page 16) and the one-token gather.
+// The first mismatching output (row, channel) is printed with the reference's value to make a map error
+// readable.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
@@ -27,6 +28,7 @@ struct FragmentCase {
   std::string name;
   DType dtype;
   int32_t seqlen, h_q, page_size;
+  int num_sms = 0;  // 1: one CTA streams every block (the ring wraps); 0: all SMs (split requests)
 };
 
 std::ostream& operator<<(std::ostream& os, const FragmentCase& c) {
@@ -78,10 +80,12 @@ TEST_P(Fp8Fragments, StructuredProblemMatchesTheReference) {
   std::vector<double> ref_out, ref_lse, ref_wabs;
   reference::decode(host.view(), ref_out, ref_lse, LseBase::kNatural, 0, &ref_wabs);
   testing::DeviceData d;
-  upload(host, LseBase::kNatural, Options{}, d);
-  Status s = plan(d.args, d.d_plan, d.plan_size, nullptr);
+  Options options;
+  options.num_sms = c.num_sms;
+  upload(host, LseBase::kNatural, options, d);
+  Status s = plan(d.args, d.d_plan, d.plan_size, nullptr, options);
   ASSERT_TRUE(s.ok()) << s.message();
-  s = decode(d.args, d.d_plan, d.plan_size, d.d_workspace, d.workspace_size, nullptr);
+  s = decode(d.args, d.d_plan, d.plan_size, d.d_workspace, d.workspace_size, nullptr, options);
   ASSERT_TRUE(s.ok()) << s.message();
   ETAP_CUDA_OK(cudaDeviceSynchronize());
 
@@ -105,10 +109,16 @@ TEST_P(Fp8Fragments, StructuredProblemMatchesTheReference) {
 }
 
 const FragmentCase kFragmentCases[] = {
-    {"bf16_one_block_h16", DType::kBF16, 64, 16, 64}, {"bf16_tail_h16", DType::kBF16, 40, 16, 64},
-    {"bf16_wrap_h16", DType::kBF16, 700, 16, 64},     {"bf16_wrap_h48", DType::kBF16, 700, 48, 64},
-    {"bf16_wrap_h64", DType::kBF16, 700, 64, 64},     {"bf16_tail_h64_page1", DType::kBF16, 150, 64, 1},
-    {"fp16_tail_h16", DType::kFP16, 40, 16, 64},      {"fp16_wrap_h32_page16", DType::kFP16, 700, 32, 16},
+    {"bf16_one_block_h16", DType::kBF16, 64, 16, 64},
+    {"bf16_tail_h16", DType::kBF16, 40, 16, 64},
+    {"bf16_wrap_h16_one_sm", DType::kBF16, 700, 16, 64, 1},
+    {"bf16_wrap_h32_one_sm", DType::kBF16, 700, 32, 64, 1},
+    {"bf16_wrap_h48_one_sm", DType::kBF16, 700, 48, 64, 1},
+    {"bf16_wrap_h64_one_sm", DType::kBF16, 700, 64, 64, 1},
+    {"bf16_split_h16", DType::kBF16, 700, 16, 64},
+    {"bf16_tail_h64_page1", DType::kBF16, 150, 64, 1},
+    {"fp16_tail_h16", DType::kFP16, 40, 16, 64},
+    {"fp16_wrap_h32_page16_one_sm", DType::kFP16, 700, 32, 16, 1},
     {"fp16_tail_h64", DType::kFP16, 100, 64, 64},
 };
 

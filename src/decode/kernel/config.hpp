@@ -31,14 +31,17 @@ enum class CacheFormat : int {
 // V3.2 always takes the converter path (its register form is not written yet).
 inline constexpr bool kRegisterFp8PerTensor = true;
 
+// kRegisterFp8Allowed_ = false keeps a per-tensor FP8 kernel on the converter path whatever
+// kRegisterFp8PerTensor says: for consumers that read the 16-bit ring (the benchmark's padded baseline).
 template <int kN_, typename T, class Dims = DimsMla, bool kTiled_ = false,
-          CacheFormat kFormat_ = CacheFormat::kDense>
+          CacheFormat kFormat_ = CacheFormat::kDense, bool kRegisterFp8Allowed_ = true>
 struct KernelConfig {
   using Element = T;  // __nv_bfloat16 or __half (q, kv, out, Pᵀ)
   static constexpr CacheFormat kFormat = kFormat_;
   static constexpr bool kFp8 = kFormat != CacheFormat::kDense;
   // FP8 read from e4m3 bytes by the consumers themselves (Fp8Consumer): no converter warps, no bf16 copy.
-  static constexpr bool kRegisterFp8 = kFormat == CacheFormat::kFp8PerTensor && kRegisterFp8PerTensor;
+  static constexpr bool kRegisterFp8 =
+      kFormat == CacheFormat::kFp8PerTensor && kRegisterFp8PerTensor && kRegisterFp8Allowed_;
   // Requests have several row tiles (or h_kv > 1): a CTA's columns map to rows through its tile (CtaRows).
   static constexpr bool kTiled = kTiled_;
 

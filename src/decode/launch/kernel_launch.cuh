@@ -103,11 +103,12 @@ inline int kv_box_tokens(const KernelParams& params) {
 
 // One instantiation of etap_decode_kernel: N query rows per CTA, element type T, head dims Dims, consumer
 // warpgroups ConsumerT. Grid: (parts, row tiles).
+// kRegisterFp8Allowed: config.hpp (false: a consumer of the 16-bit ring on a per-tensor FP8 cache).
 template <int kN, typename T, class Dims, template <class> class ConsumerT, bool kTiled = false,
-          CacheFormat kFormat = CacheFormat::kDense>
+          CacheFormat kFormat = CacheFormat::kDense, bool kRegisterFp8Allowed = true>
 cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                cudaStream_t stream) {
-  using Cfg = KernelConfig<kN, T, Dims, kTiled, kFormat>;
+  using Cfg = KernelConfig<kN, T, Dims, kTiled, kFormat, kRegisterFp8Allowed>;
   CUtensorMap q_map, kv_map, rope_map;
   if (cudaError_t e =
           make_tensor_maps(args, params, Cfg::kBoxCols, kv_box_tokens(params), &q_map, &kv_map, &rope_map);
