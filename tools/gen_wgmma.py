@@ -7,7 +7,7 @@ repository root:
 import sys
 
 SHAPES_N = [8, 16, 24, 32, 48, 64, 128, 256]
-SHAPES_N_RS = [16, 32, 48, 64, 128, 256]  # A from registers: the FP8 consumer (16..64), the rows-on-M O += P·V
+SHAPES_N_RS = [16, 32, 48, 64, 128, 256]  # A from registers: the FP8 consumer (16-64), rows-on-M O += P·V
 TYPES = [("bf16", "true"), ("f16", "false")]  # PTX type, Wgmma<N, kBf16>
 
 out = sys.stdout
