@@ -1,5 +1,6 @@
 // e4m3 → 16-bit conversions of the FP8 converter warps (fp8_convert.cuh) and of the register-FP8 K fragments
-// (fp8_fragments.cuh), four codes (one 32-bit word) at a time, as two packed pairs (code 0 in the low half of .x). Every one is exact (common/fp8.hpp):
+// (fp8_fragments.cuh), four codes (one 32-bit word) at a time, as two packed pairs (code 0 in the low half
+// of .x). Every one is exact (common/fp8.hpp):
 //   bf16: one prmt sign-extends two codes into 16-bit halves, a shift and a mask place their bits under the
 //     bf16 exponent field (fp8::bf16x2_placed_from_sign_extended), one bf16x2 multiply by 2^120 rebiases:
 //     4 instructions per pair. NaN codes give ±480.
