@@ -62,22 +62,25 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[kN / 2], const uint32_t (&a)
   detail::WgmmaRs<kN, bf16>::template mma<static_cast<int>(kMajorB)>(d, a, desc_b, scale_d);
 }
 
+// Two fp32 values as one register of two 16-bit T (lo at the lower address / column).
+template <typename T>
+__device__ __forceinline__ uint32_t pack_pair(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
 // The k16 slice `ks` of a 64 × N fp32 accumulator fragment as the A fragment of a register-sourced wgmma
 // (PTX ISA §9.7.15.5.1, "Register Fragments … A matrix"): registers 8ks … 8ks + 7 hold rows r, r + 8 and
 // columns 16ks + 2(lane%4) + {0, 1} and + 8 in the order a0 … a3 expects, two elements per register.
 template <typename T, int kRegs>
 __device__ __forceinline__ void pack_fragment(const float (&d)[kRegs], int ks, uint32_t (&a)[4]) {
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const float lo = d[8 * ks + 2 * j], hi = d[8 * ks + 2 * j + 1];
-    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-      const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-      a[j] = *reinterpret_cast<const uint32_t*>(&v);
-    } else {
-      const __half2 v = __floats2half2_rn(lo, hi);
-      a[j] = *reinterpret_cast<const uint32_t*>(&v);
-    }
-  }
+  for (int j = 0; j < 4; ++j) a[j] = pack_pair<T>(d[8 * ks + 2 * j], d[8 * ks + 2 * j + 1]);
 }
 
 // Position of accumulator register i of the calling thread in the 64 × N tile (PTX ISA §9.7.15.5.1,

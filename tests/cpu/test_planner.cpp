@@ -204,6 +204,26 @@ void expect_kernel_method_matches(const std::vector<int32_t>& plan) {
     const int32_t last = part_at(bounds, h.num_parts, start + cost - 1);
     EXPECT_EQ(first, plan[layout.first_part() + i]) << "request " << i;
     EXPECT_EQ(last - first + 1, plan[layout.num_splits() + i]) << "request " << i;
+    // The small-batch kernel's method: the same parts from the chosen grid's structure (F ≥ 1 there).
+    if (fixed >= 1) {
+      EXPECT_EQ(
+          part_at_grid(bounds, best.width, static_cast<int32_t>(first_owned_position(start, cost, fixed))),
+          first)
+          << "request " << i;
+      EXPECT_EQ(part_at_grid(bounds, best.width, static_cast<int32_t>(start + cost - 1)), last)
+          << "request " << i;
+    }
+  }
+  // ... and its 32-bit grid points and boundaries.
+  for (int32_t q = 0; q <= h.num_parts; ++q) {
+    const GridPoint g = grid_point(prefix, h.batch, best.width, q);
+    const GridPointOf<int32_t> narrow{static_cast<int32_t>(g.nominal), static_cast<int32_t>(g.c_lo),
+                                      static_cast<int32_t>(g.c_hi)};
+    const BoundaryOf<int32_t> b32 = snap_boundary(narrow, fixed, best.snap);
+    const Boundary b64 = snap_boundary(g, fixed, best.snap);
+    EXPECT_EQ(b32.pos, b64.pos) << "boundary " << q;
+    EXPECT_EQ(b32.at_request, b64.at_request) << "boundary " << q;
+    EXPECT_EQ(b32.cut, b64.cut) << "boundary " << q;
   }
 }
 
@@ -281,6 +301,48 @@ TEST(PlanPolicy, RequestPagesRoundsUpAndClamps) {
   EXPECT_EQ(request_blocks(65, 64, 10), 2);
   EXPECT_EQ(request_blocks(100000, 64, 10), 10);
   EXPECT_EQ(request_blocks(2147483647, 64, 1 << 30), 33554432);
+}
+
+// part_at_grid (the small-batch plan kernel's lookup) against the search part_at, at every position of random
+// cost lines, for every candidate width unsnapped and snapped at its tolerance.
+TEST(PlanPolicy, PartAtGridMatchesTheSearchOnEveryPosition) {
+  std::mt19937 rng(17);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int32_t batch = std::uniform_int_distribution<int32_t>(1, 40)(rng);
+    const int32_t fixed = std::uniform_int_distribution<int32_t>(1, 8)(rng);
+    const int32_t num_parts = std::uniform_int_distribution<int32_t>(1, 40)(rng);
+    const int32_t longest = trial % 2 == 0 ? 30 : 600;
+    std::vector<int32_t> prefix(static_cast<std::size_t>(batch) + 1, 0);
+    for (int32_t i = 0; i < batch; ++i)
+      prefix[i + 1] = prefix[i] + fixed + std::uniform_int_distribution<int32_t>(0, longest)(rng);
+    const int32_t total = prefix[batch];
+    const int32_t w = work_per_part(total, num_parts, kMinWork);
+    const GridCandidates candidates = grid_candidates(w);
+    for (int32_t k = 0; k < candidates.count; ++k) {
+      const int32_t width = candidates.first_width + k;
+      if (grid_parts(total, width) > num_parts) continue;
+      for (const int32_t snap : {0, snap_tolerance(width, w)}) {
+        std::vector<int32_t> bounds(static_cast<std::size_t>(num_parts) + 1);
+        for (int32_t q = 0; q <= num_parts; ++q)
+          bounds[q] = static_cast<int32_t>(
+              snap_boundary(grid_point(prefix.data(), batch, width, q), fixed, snap).pos);
+        for (int32_t pos = 0; pos < total; ++pos)
+          ASSERT_EQ(part_at_grid(bounds.data(), width, pos), part_at(bounds.data(), num_parts, pos))
+              << "trial " << trial << " width " << width << " snap " << snap << " pos " << pos;
+      }
+    }
+  }
+}
+
+TEST(PlanPolicy, CeilQuotientIsExactAtTheTopOfTheRange) {
+  EXPECT_EQ(ceil_quotient(int32_t{0x7fffffff}, 1), 0x7fffffff);
+  EXPECT_EQ(ceil_quotient(int32_t{0x7fffffff}, 0x7fffffff), 1);
+  EXPECT_EQ(ceil_quotient(int32_t{0x7ffffffe}, 0x7fffffff), 1);
+  EXPECT_EQ(grid_parts(int32_t{0x7fffffff}, 0x40000000), 2);
+  EXPECT_EQ(work_per_part(int32_t{0x7fffffff}, 1024), 0x200000);
+  EXPECT_EQ(work_per_part(int64_t{0x7fffffff}, 1024), 0x200000);
+  EXPECT_EQ(ceil_quotient(int32_t{7}, 3), 3);
+  EXPECT_EQ(ceil_quotient(int32_t{6}, 3), 2);
 }
 
 TEST(PlanPolicy, WorkPerPartIsAtLeastOne) {

@@ -186,9 +186,67 @@ TEST(PlanGpu, ManyPartsManyGrids) {
   expect_matches_host({random_seqlens(3000, 100000, 21), 2048, 3000});
 }
 
+// The small-batch kernel (b ≤ 256 and P ≤ 248 on 256 threads, b ≤ 512 and P ≤ 496 on 512) and the general
+// one on either side of each switch, random lengths and equal ones.
+TEST(PlanGpu, BatchesAroundTheSmallKernelLimits) {
+  ETAP_REQUIRE_SM90();
+  for (const int32_t batch : {1, 2, 31, 32, 33, 63, 64, 100, 255, 256, 257, 300, 511, 512, 513, 1024}) {
+    SCOPED_TRACE(batch);
+    expect_matches_host({random_seqlens(batch, 9000, static_cast<uint32_t>(batch) + 500), 160});
+    expect_matches_host({std::vector<int32_t>(batch, 4096), 64});
+    expect_matches_host({std::vector<int32_t>(batch, 1000), 16});
+  }
+}
+
+// Part counts around the small kernel's limits (31 parts per warp): 248 | 249 and 496 | 497 parts.
+TEST(PlanGpu, PartsAroundTheSmallKernelLimits) {
+  ETAP_REQUIRE_SM90();
+  for (const int num_sms : {1, 2, 31, 32, 62, 63, 247, 248, 249, 250, 495, 496, 497, 1023}) {
+    SCOPED_TRACE(num_sms);
+    for (const int32_t batch : {1, 100, 256, 400})
+      expect_matches_host(
+          {random_seqlens(batch, 30000, static_cast<uint32_t>(num_sms * 7 + batch)), 480, num_sms});
+  }
+}
+
+// Long contexts: W ≥ 464 gives 16 candidate grids (four passes of the small kernel's lockstep search).
+TEST(PlanGpu, SixteenCandidateGrids) {
+  ETAP_REQUIRE_SM90();
+  expect_matches_host({std::vector<int32_t>(64, 65536), 1024});
+  expect_matches_host({std::vector<int32_t>(256, 16384), 256});
+  expect_matches_host({random_seqlens(200, 60000, 31), 1024});
+  expect_matches_host({random_seqlens(500, 40000, 32), 1024});
+  std::vector<int32_t> nearly = random_seqlens(128, 3 * kPageSize, 33);
+  for (auto& v : nearly) v += 30000;
+  expect_matches_host({nearly, 512});
+}
+
+// The rows-on-M kernel's fixed cost F = 8 (64-row tiles), MTP row tiles, zero lengths and clamping, small b.
+TEST(PlanGpu, SmallBatchesWithOtherFixedCostsAndTiles) {
+  ETAP_REQUIRE_SM90();
+  for (const int32_t batch : {1, 16, 132, 256}) {
+    SCOPED_TRACE(batch);
+    expect_matches_host(
+        {random_seqlens(batch, 9000, static_cast<uint32_t>(batch) + 900), 160, kNumSms, 1, 64});
+    expect_matches_host(
+        {random_seqlens(batch, 9000, static_cast<uint32_t>(batch) + 901), 160, kNumSms, 1, 128});
+    expect_matches_host(
+        {random_seqlens(batch, 20000, static_cast<uint32_t>(batch) + 902), 320, kNumSms, 4, 64});
+    expect_matches_host({std::vector<int32_t>(batch, 0), 4});
+    std::vector<int32_t> padded = random_seqlens(batch, 5000, static_cast<uint32_t>(batch) + 903);
+    for (std::size_t i = padded.size() / 2; i < padded.size(); ++i) padded[i] = 0;
+    expect_matches_host({padded, 80});
+    std::vector<int32_t> clamped = random_seqlens(batch, 40000, static_cast<uint32_t>(batch) + 904);
+    clamped.front() = -3;
+    expect_matches_host({clamped, 100});
+  }
+}
+
 TEST(PlanGpu, CapturedInCudaGraph) {
   ETAP_REQUIRE_SM90();
   expect_matches_host({random_seqlens(300, 9000, 13), 160}, true);
+  expect_matches_host({random_seqlens(16, 9000, 14), 160}, true);
+  expect_matches_host({random_seqlens(2000, 900, 15), 16}, true);
 }
 
 }  // namespace

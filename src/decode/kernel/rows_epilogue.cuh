@@ -11,6 +11,7 @@
 #include "common/constants.hpp"
 #include "decode/kernel/barriers.hpp"
 #include "decode/kernel/params.hpp"
+#include "decode/kernel/quad_transpose.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
 #include "hopper/barrier.cuh"
@@ -82,27 +83,42 @@ __device__ void store_rows_segment(const KernelParams& p, SharedStorage<Cfg>& sm
   hopper::named_barrier_sync(barrier_id(NamedBarrier::kRowSumReady), Cfg::kConsumerThreads);
 
   constexpr int kOCols = kORegs * 2;
+  // Final output: a quad's words of four 8-column groups are transposed so that each lane stores 16
+  // contiguous bytes (a warp's store covers 64 B of each of 8 rows, two whole 32-byte sectors). Storing the
+  // fragment's 4-byte pairs directly wrote half sectors, which measured ~10x slower than whole ones while the
+  // other SMs stream KV (2026-12-02d run 2: a 64 KiB epilogue took 27 us).
+  constexpr int kGroups = kORegs / 16;  // groups of 4 words (32 columns) per row half
+  static_assert(kORegs % 16 == 0, "whole quad transposes");
   const int thread = threadIdx.x % Cfg::kWarpgroupThreads;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int r = 16 * warp + lane / 4 + 8 * h;
-    const int32_t row = rows.row(p, r);
-    if (row < 0) continue;
+    const int32_t row = rows.row(p, r);  // the same for the 4 lanes of a quad
     const float l = smem.row_sum[r];
     const float inv = l > 0.f ? 1.f / l : 0.f;
+    if (split) {
+      if (row < 0) continue;
 #pragma unroll
-    for (int i = 2 * h; i < kORegs; i += 4) {  // registers i, i + 1: row half h, adjacent columns
-      const int d = wg * kOCols + hopper::accumulator_coord(thread, i).col;
-      if (split) {
+      // Registers i, i + 1: row half h, adjacent columns; a warp's store covers one whole sector per row.
+      for (int i = 2 * h; i < kORegs; i += 4) {
+        const int d = wg * kOCols + hopper::accumulator_coord(thread, i).col;
         float* dst = p.partial_o + partial_row(p, seg.slot, row) * Cfg::kDv + d;
         *reinterpret_cast<float2*>(dst) = make_float2(o[i] * inv, o[i + 1] * inv);
-      } else {
-        T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, row) + d;  // d even: 4-byte aligned
-        if constexpr (std::is_same_v<T, __nv_bfloat16>)
-          *reinterpret_cast<__nv_bfloat162*>(dst) = __floats2bfloat162_rn(o[i] * inv, o[i + 1] * inv);
-        else
-          *reinterpret_cast<__half2*>(dst) = __floats2half2_rn(o[i] * inv, o[i + 1] * inv);
       }
+      continue;
+    }
+    T* dst = row < 0 ? nullptr : static_cast<T*>(p.out) + out_offset(p, seg.request, row) + wg * kOCols;
+#pragma unroll
+    for (int g = 0; g < kGroups; ++g) {
+      uint32_t w[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int i = 2 * h + 4 * (4 * g + k);  // columns 8(4g + k) + 2q, + 1
+        w[k] = hopper::pack_pair<T>(o[i] * inv, o[i + 1] * inv);
+      }
+      quad_transpose(w, lane);  // every lane: full-mask shuffles
+      if (row >= 0)
+        *reinterpret_cast<uint4*>(dst + 8 * (4 * g + lane % 4)) = make_uint4(w[0], w[1], w[2], w[3]);
     }
   }
 }

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "common/constants.hpp"
 #include "common/host_device.hpp"
@@ -122,10 +123,22 @@ ETAP_HD int32_t request_blocks(int32_t seqlen, int32_t page_size, int32_t max_pa
                               kBlockTokens);
 }
 
-ETAP_HD int32_t work_per_part(int64_t total_cost, int32_t num_parts, int32_t min_work = 1) {
-  const int64_t w = (total_cost + num_parts - 1) / num_parts;
-  const int64_t floor = min_work < 1 ? 1 : min_work;
-  return w < floor ? static_cast<int32_t>(floor) : static_cast<int32_t>(w);
+// ⌈a / b⌉ for a ≥ 0, b ≥ 1 (row_tiles.hpp ceil_div is the int32 a + b − 1 form), in the unsigned type of a's
+// width: the plan kernel passes int32 positions (the cost line is below 2^31, api/validate.cpp) and gets a
+// 32-bit division (~20 instructions on the GPU against ~70 and a call for a 64-bit one); the host twin passes
+// int64. No a + b − 1 that could wrap.
+template <typename Pos>
+ETAP_HD Pos ceil_quotient(Pos a, int32_t b) {
+  using Unsigned = std::make_unsigned_t<Pos>;
+  const Unsigned q = static_cast<Unsigned>(a) / static_cast<Unsigned>(b);
+  return static_cast<Pos>(q + (q * static_cast<Unsigned>(b) != static_cast<Unsigned>(a) ? 1 : 0));
+}
+
+template <typename Pos>
+ETAP_HD int32_t work_per_part(Pos total_cost, int32_t num_parts, int32_t min_work = 1) {
+  const Pos w = ceil_quotient(total_cost, num_parts);
+  const int32_t floor = min_work < 1 ? 1 : min_work;
+  return w < floor ? floor : static_cast<int32_t>(w);
 }
 
 // --- Part boundaries -------------------------------------------------------------------------------------
@@ -156,8 +169,9 @@ ETAP_HD GridCandidates grid_candidates(int32_t w) {
   return {w, count < kMaxGridCandidates ? count : kMaxGridCandidates};
 }
 
-ETAP_HD int32_t grid_parts(int64_t total, int32_t width) {
-  return static_cast<int32_t>((total + width - 1) / width);
+template <typename Pos>
+ETAP_HD int32_t grid_parts(Pos total, int32_t width) {
+  return static_cast<int32_t>(ceil_quotient(total, width));
 }
 
 // S: how far a boundary of the grid of width `width` may move to a request boundary. Both neighbours may
@@ -190,31 +204,46 @@ ETAP_HD int32_t request_at(const int32_t* prefix, int32_t batch, int64_t pos) {
 }
 
 // Nominal boundary q of a grid and the request [c_lo, c_hi) holding it (c_lo = c_hi at 0 and at the total).
-struct GridPoint {
-  int64_t nominal, c_lo, c_hi;
+// Positions are int64 on the host and int32 in the plan kernel (the cost line is below 2^31).
+template <typename Pos>
+struct GridPointOf {
+  Pos nominal, c_lo, c_hi;
 };
+using GridPoint = GridPointOf<int64_t>;
 
-// By binary search over the cost prefix [batch + 1] (the plan kernel's method; the host twin walks instead).
+// The grid point at nominal position n ∈ [0, total], given the request [c_lo, c_hi) holding n when
+// 0 < n < total (the values passed otherwise are ignored).
+template <typename Pos>
+ETAP_HD GridPointOf<Pos> grid_point_of(Pos n, Pos total, Pos c_lo, Pos c_hi) {
+  if (n <= 0) return {0, 0, 0};
+  if (n >= total) return {total, total, total};
+  return {n, c_lo, c_hi};
+}
+
+// By binary search over the cost prefix [batch + 1] (the general plan kernel's method; its small-batch
+// kernel searches a padded copy in shared memory, the host twin walks instead).
 ETAP_HD GridPoint grid_point(const int32_t* prefix, int32_t batch, int32_t width, int32_t q) {
   const int64_t total = prefix[batch];
   const int64_t n = nominal_boundary(total, width, q);
-  if (n <= 0) return {0, 0, 0};
-  if (n >= total) return {total, total, total};
+  if (n <= 0 || n >= total) return grid_point_of<int64_t>(n, total, 0, 0);
   const int32_t j = request_at(prefix, batch, n);
-  return {n, prefix[j], prefix[j + 1]};
+  return grid_point_of<int64_t>(n, total, prefix[j], prefix[j + 1]);
 }
 
 // A part boundary at position `pos`.
-struct Boundary {
-  int64_t pos;
+template <typename Pos>
+struct BoundaryOf {
+  Pos pos;
   bool at_request;  // pos is a request boundary (C_j): the part starting there pays no continuation F
   bool cut;         // pos lies strictly between two pages of one request: that request is split here
 };
+using Boundary = BoundaryOf<int64_t>;
 
 // The grid point, moved to the nearer end of its request when that is at most `snap` positions away (the
 // earlier one on a tie).
-ETAP_HD Boundary snap_boundary(GridPoint g, int32_t fixed, int32_t snap) {
-  int64_t pos = g.nominal;
+template <typename Pos>
+ETAP_HD BoundaryOf<Pos> snap_boundary(GridPointOf<Pos> g, int32_t fixed, int32_t snap) {
+  Pos pos = g.nominal;
   if (g.nominal - g.c_lo <= snap && g.nominal - g.c_lo <= g.c_hi - g.nominal)
     pos = g.c_lo;
   else if (g.c_hi - g.nominal <= snap)
@@ -265,6 +294,22 @@ ETAP_HD int32_t part_at(const int32_t* part_begin, int32_t num_parts, int64_t po
   return lo;
 }
 
+// The part holding position `pos` (0 ≤ pos < total) when part_begin[0..num_parts] are the boundaries of the
+// grid of width `width` with snap S ≤ (width − 1)/2 (snap_tolerance, or 0): the same answer as part_at, from
+// the grid's structure instead of a search. With p0 = ⌊pos/width⌋, the answer is p0 − 1, p0 or p0 + 1:
+//   - every boundary q below the grid's part count is within S of q·width (snap_boundary moves a nominal
+//     boundary by at most S), every later one is at the total, and the boundaries never decrease;
+//   - B_{p0−1} ≤ (p0 − 1)·width + S < p0·width ≤ pos, so the answer is at least p0 − 1, and it is p0 − 1
+//     exactly when B_{p0} > pos (for p0 = 0, B_0 = 0 ≤ pos);
+//   - B_{p0+2} ≥ min(total, (p0 + 2)·width − S) > (p0 + 1)·width > pos, so the answer is at most p0 + 1, and
+//     it is p0 + 1 exactly when B_{p0+1} ≤ pos;
+//   - p0 ≤ ⌊(total − 1)/width⌋ < the grid's part count ≤ num_parts, so B_{p0+1} is in the array.
+// One 32-bit division and two independent loads instead of ⌈log2 num_parts⌉ dependent ones.
+ETAP_HD int32_t part_at_grid(const int32_t* part_begin, int32_t width, int32_t pos) {
+  const int32_t p0 = static_cast<int32_t>(static_cast<uint32_t>(pos) / static_cast<uint32_t>(width));
+  return p0 - (part_begin[p0] > pos ? 1 : 0) + (part_begin[p0 + 1] <= pos ? 1 : 0);
+}
+
 // The requests [first, last] a part of positions [begin, end) touches (last < first: none), from the cost
 // prefix: the request holding `begin`, through the one holding end − 1 unless that one's first owned
 // position lies beyond the part.
@@ -272,13 +317,18 @@ struct RequestSpan {
   int32_t first, last;
 };
 
+// The same, given the requests holding `begin` (first) and end − 1 (last) for a part with begin < end.
+ETAP_HD RequestSpan request_span(const int32_t* prefix, int32_t fixed, int32_t first, int32_t last,
+                                 int64_t end) {
+  if (first_owned_position(prefix[last], prefix[last + 1] - prefix[last], fixed) >= end) --last;
+  return last < first ? RequestSpan{0, -1} : RequestSpan{first, last};
+}
+
 ETAP_HD RequestSpan part_requests(const int32_t* prefix, int32_t batch, int32_t fixed, int64_t begin,
                                   int64_t end) {
   if (begin >= end) return {0, -1};
-  const int32_t first = request_at(prefix, batch, begin);
-  int32_t last = request_at(prefix, batch, end - 1);
-  if (first_owned_position(prefix[last], prefix[last + 1] - prefix[last], fixed) >= end) --last;
-  return last < first ? RequestSpan{0, -1} : RequestSpan{first, last};
+  return request_span(prefix, fixed, request_at(prefix, batch, begin), request_at(prefix, batch, end - 1),
+                      end);
 }
 
 // The pages [begin, end) of a request that the part of positions [part_begin, part_end) processes.
