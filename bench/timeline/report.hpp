@@ -47,6 +47,7 @@ struct SegmentTimes {
   double start = kNone;                                 // consumer 0 began the segment (before its Q wait)
   double producer_start = kNone;                        // the producer began it
   double q_issued = kNone, first_issued = kNone;        // producer: Q TMA, first block's TMA
+  double table_read = kNone;                            // producer: the first page id arrived (whole blocks)
   double q_landed = kNone, first_landed = kNone;        // consumer 0: Q wait, first block wait returned
   std::vector<double> block_ends;                       // consumer 0: each block's stage released
   double last_end1 = kNone;                             // consumer 1: its last block released
@@ -119,6 +120,7 @@ inline CtaTimeline build_timeline(const CtaLog& cta, const TimeBase& base, uint6
           if (e == Event::kSegmentBegin) seg.producer_start = t;
           if (e == Event::kQIssued) detail::set_once(seg.q_issued, t);
           if (e == Event::kBlockIssued) detail::set_once(seg.first_issued, t);
+          if (e == Event::kTableRead) detail::set_once(seg.table_read, t);
           break;
         case Role::kConsumer0:
           if (e == Event::kSegmentBegin) {
@@ -160,22 +162,25 @@ inline Stat stat_of(std::vector<double> v) {
 
 // The summary's rows: each a quantity per segment (or per block, per CTA) over every CTA.
 struct Summary {
-  Stat q_wait;       // Q landed − segment start (consumer 0)
-  Stat q_latency;    // Q landed − Q issued (producer → consumer 0)
-  Stat first_block;  // first block landed − Q landed
-  Stat per_block;    // between consecutive block ends; the first from the first block's landing
-  Stat epilogue;     // epilogue end − begin (consumer 0)
-  Stat gap;          // next segment's start − this epilogue's end
-  Stat switch_time;  // next segment's first block landed − this segment's last block end
-  Stat segments;     // segments per CTA
-  Stat cta_end;      // CTA exit − CTA entry (the CTA's own time base)
-  Stat grid_end;     // CTA entry (globaltimer, from the grid's earliest) + its exit: when the CTA ends
+  Stat q_wait;        // Q landed − segment start (consumer 0)
+  Stat q_latency;     // Q landed − Q issued (producer → consumer 0)
+  Stat first_block;   // first block landed − Q landed
+  Stat table_read;    // first page id arrived − Q issued (producer; whole-block loads only)
+  Stat first_issue;   // first block's TMA issued − first page id arrived
+  Stat first_flight;  // first block landed − its TMA issued
+  Stat per_block;     // between consecutive block ends; the first from the first block's landing
+  Stat epilogue;      // epilogue end − begin (consumer 0)
+  Stat gap;           // next segment's start − this epilogue's end
+  Stat switch_time;   // next segment's first block landed − this segment's last block end
+  Stat segments;      // segments per CTA
+  Stat cta_end;       // CTA exit − CTA entry (the CTA's own time base)
+  Stat grid_end;      // CTA entry (globaltimer, from the grid's earliest) + its exit: when the CTA ends
   uint32_t dropped = 0;
 };
 
 inline Summary summarise(const std::vector<CtaTimeline>& ctas) {
-  std::vector<double> q_wait, q_latency, first_block, per_block, epilogue, gap, switch_time, segments,
-      cta_end, grid_end;
+  std::vector<double> q_wait, q_latency, first_block, table_read, first_issue, first_flight, per_block,
+      epilogue, gap, switch_time, segments, cta_end, grid_end;
   Summary s;
   for (const CtaTimeline& c : ctas) {
     s.dropped += c.dropped;
@@ -187,6 +192,11 @@ inline Summary summarise(const std::vector<CtaTimeline>& ctas) {
       q_wait.push_back(g.q_landed - g.start);
       q_latency.push_back(g.q_landed - g.q_issued);
       first_block.push_back(g.first_landed - g.q_landed);
+      if (!std::isnan(g.table_read)) {
+        table_read.push_back(g.table_read - g.q_issued);
+        first_issue.push_back(g.first_issued - g.table_read);
+      }
+      first_flight.push_back(g.first_landed - g.first_issued);
       double previous = g.first_landed;
       for (double end : g.block_ends) {
         per_block.push_back(end - previous);
@@ -203,6 +213,9 @@ inline Summary summarise(const std::vector<CtaTimeline>& ctas) {
   s.q_wait = stat_of(q_wait);
   s.q_latency = stat_of(q_latency);
   s.first_block = stat_of(first_block);
+  s.table_read = stat_of(table_read);
+  s.first_issue = stat_of(first_issue);
+  s.first_flight = stat_of(first_flight);
   s.per_block = stat_of(per_block);
   s.epilogue = stat_of(epilogue);
   s.gap = stat_of(gap);
@@ -256,6 +269,9 @@ inline void print_summary(std::FILE* f, const Summary& s) {
   print_stat_row(f, "Q wait (Q landed - segment start)", s.q_wait);
   print_stat_row(f, "Q latency (Q landed - Q TMA issued)", s.q_latency);
   print_stat_row(f, "first block (block landed - Q landed)", s.first_block);
+  print_stat_row(f, "table read (first page id - Q TMA issued)", s.table_read);
+  print_stat_row(f, "first issue (block TMA - first page id)", s.first_issue);
+  print_stat_row(f, "first flight (block landed - block TMA)", s.first_flight);
   print_stat_row(f, "per block (between block ends)", s.per_block);
   print_stat_row(f, "epilogue (end - begin)", s.epilogue);
   print_stat_row(f, "gap (next segment start - epilogue end)", s.gap);

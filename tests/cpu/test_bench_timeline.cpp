@@ -66,6 +66,7 @@ CtaLog two_segments() {
       at(0.5, Event::kEntry),  // the CTA's entry: the earliest role
       at(1.0, Event::kSegmentBegin, 7),
       at(2.0, Event::kQIssued),
+      at(2.25, Event::kTableRead, 0),  // segment 0 only: segment 1's loader records none
       at(2.5, Event::kBlockIssued, 0),
       at(3.0, Event::kBlockIssued, 1),
       at(12.0, Event::kSegmentBegin, 8),
@@ -90,6 +91,8 @@ TEST(BenchTimeline, SegmentsRelativeToTheEarliestEntry) {
   EXPECT_NEAR(s0.producer_start, 0.5, 1e-9);
   EXPECT_NEAR(s0.q_issued, 1.5, 1e-9);
   EXPECT_NEAR(s0.first_issued, 2.0, 1e-9);  // the first block's TMA, not the second
+  EXPECT_NEAR(s0.table_read, 1.75, 1e-9);
+  EXPECT_TRUE(std::isnan(t.segments[1].table_read));
   EXPECT_NEAR(s0.q_landed, 3.5, 1e-9);
   EXPECT_NEAR(s0.first_landed, 5.5, 1e-9);  // the first kBlockLanded of the segment
   ASSERT_EQ(s0.block_ends.size(), 2u);
@@ -109,6 +112,14 @@ TEST(BenchTimeline, SummaryQuantities) {
   EXPECT_NEAR(s.q_wait.max, 6.0, 1e-9);
   EXPECT_NEAR(s.q_latency.median, 5.0, 1e-9);     // 2.0 (= 4.0 − 2.0) and 5.0 (= 20.0 − 15.0)
   EXPECT_NEAR(s.first_block.median, 11.0, 1e-9);  // 2.0 and 11.0
+  // Segment 0 alone has a table read: 2.25 − 2.0 after Q's TMA, 2.5 − 2.25 before the block's TMA.
+  EXPECT_EQ(s.table_read.n, 1u);
+  EXPECT_NEAR(s.table_read.median, 0.25, 1e-9);
+  EXPECT_EQ(s.first_issue.n, 1u);
+  EXPECT_NEAR(s.first_issue.median, 0.25, 1e-9);
+  // First flight: 6.0 − 2.5 and 31.0 − 16.0.
+  EXPECT_EQ(s.first_flight.n, 2u);
+  EXPECT_NEAR(s.first_flight.median, 15.0, 1e-9);
   // Per block: 9 − 6, 11 − 9, then 33 − 31.
   EXPECT_EQ(s.per_block.n, 3u);
   EXPECT_NEAR(s.per_block.median, 2.0, 1e-9);

@@ -57,6 +57,8 @@ struct KvBlockLoader {
         next = load_ids(k + kWarpSize);
       }
       const int32_t page = __shfl_sync(kFullWarpMask, current, j);
+      // The shuffle waited for the page ids' load: how long the block-table read held the first TMA back.
+      if (k == seg.page_begin) timeline::probe(smem, timeline::Event::kTableRead, k);
       if (lane == 0) {
         const int32_t token = (k % blocks_per_page) * kBlockTokens;
         wait_free(stage);

@@ -26,6 +26,7 @@ enum class Event : uint32_t {
   kEpilogueBegin,  // consumer: store of the segment begins
   kEpilogueEnd,    // consumer: its stores are issued
   kExit,           // every role: leaves the kernel
+  kTableRead,  // producer: the segment's first page id is in registers (whole-block loads; arg: the block)
   kCount
 };
 
