@@ -7,6 +7,7 @@
 #include "common/constants.hpp"
 #include "decode/kernel/barriers.hpp"
 #include "decode/kernel/fp8_fragment_maps.hpp"
+#include "decode/kernel/lane_transpose.cuh"
 #include "decode/kernel/params.hpp"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
@@ -115,31 +116,56 @@ __device__ void store_segment(const KernelParams& p, SharedStorage<Cfg>& smem, c
         T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, rows.out_row(p, row)) + d0;
         uint32_t packed[4];
 #pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          const T pair[2] = {static_cast<T>(v[2 * k]), static_cast<T>(v[2 * k + 1])};
-          packed[k] = *reinterpret_cast<const uint32_t*>(pair);
-        }
+        for (int k = 0; k < 4; ++k) packed[k] = hopper::pack_pair<T>(v[2 * k], v[2 * k + 1]);
         *reinterpret_cast<uint4*>(dst) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
       }
     }
-  } else {
+  } else if (split) {
+    // fp32 partials: a warp store covers 8 consecutive channels (one whole sector) of 4 columns.
 #pragma unroll
     for (int i = 0; i < Cfg::kN / 2; ++i) {
       const auto rc = hopper::accumulator_coord(thread, i);  // row = d within the tile, col = query column
       const int32_t row = rows.row(p, rc.col);
       if (row < 0) continue;
-      if (split) {
-        float* dst = p.partial_o + partial_row(p, seg.slot, row) * Cfg::kDv;
+      float* dst = p.partial_o + partial_row(p, seg.slot, row) * Cfg::kDv;
 #pragma unroll
-        for (int t = 0; t < Cfg::kVTiles; ++t)
-          dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] = o[t][i] * inv[column_slot(i)];
-      } else {
-        T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, rows.out_row(p, row));
+      for (int t = 0; t < Cfg::kVTiles; ++t)
+        dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] = o[t][i] * inv[column_slot(i)];
+    }
+  } else {
+    // Final output. A column's values in a thread are channels g and g + 8 (g = lane / 4) of each of its
+    // warp's 16-channel slices of the kVTiles tiles; the 8 lanes of one q hold the slice's other channels.
+    // Transposed across those 8 lanes (lane_transpose, stride 4), lane g holds contiguous channels: with 4
+    // tiles, 8 values of slice half e = g (tile e / 2, channels 8 (e % 2) + 0 … 7); with 2 tiles, 4 values of
+    // slice half g % 4, channels 4 (g / 4) + 0 … 3. A warp store then covers whole 32-byte sectors; storing
+    // the 2-byte elements directly wrote 16 of each sector's 32 bytes per instruction.
+    constexpr int kValues = 2 * Cfg::kVTiles;  // per column: tiles × the two channel halves
+    static_assert(kValues == 4 || kValues == 8, "2 or 4 V tiles per warpgroup");
+    const int g = lane / 4, e = g % kValues;
+    const int channel = wg * Cfg::kVTiles * Cfg::kBoxCols + (e / 2) * Cfg::kBoxCols + 16 * warp +
+                        8 * (e % 2) + (kValues == 4 ? 4 * (g / 4) : 0);
 #pragma unroll
-        for (int t = 0; t < Cfg::kVTiles; ++t)
-          dst[wg * Cfg::kVTiles * Cfg::kBoxCols + t * Cfg::kBoxCols + rc.row] =
-              static_cast<T>(o[t][i] * inv[column_slot(i)]);
+    for (int i = 0; i < Cfg::kN / 2; ++i) {
+      if ((i / 2) % 2 != 0) continue;  // register i + 2 is the same column's channel half 1
+      const int col = hopper::accumulator_coord(thread, i).col;
+      const float scale = inv[column_slot(i)];
+      float v[kValues];
+#pragma unroll
+      for (int t = 0; t < Cfg::kVTiles; ++t) {
+        v[2 * t] = o[t][i] * scale;
+        v[2 * t + 1] = o[t][i + 2] * scale;
       }
+      lane_transpose<kValues, 4>(v, lane);  // every lane, also those of absent rows: full-mask shuffles
+      const int32_t row = rows.row(p, col);
+      if (row < 0) continue;
+      T* dst = static_cast<T*>(p.out) + out_offset(p, seg.request, rows.out_row(p, row)) + channel;
+      uint32_t packed[kValues / 2];
+#pragma unroll
+      for (int k = 0; k < kValues / 2; ++k) packed[k] = hopper::pack_pair<T>(v[2 * k], v[2 * k + 1]);
+      if constexpr (kValues == 8)
+        *reinterpret_cast<uint4*>(dst) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+      else
+        *reinterpret_cast<uint2*>(dst) = make_uint2(packed[0], packed[1]);
     }
   }
 }

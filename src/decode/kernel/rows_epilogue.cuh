@@ -10,8 +10,8 @@
 
 #include "common/constants.hpp"
 #include "decode/kernel/barriers.hpp"
+#include "decode/kernel/lane_transpose.cuh"
 #include "decode/kernel/params.hpp"
-#include "decode/kernel/quad_transpose.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
 #include "hopper/barrier.cuh"
@@ -116,7 +116,7 @@ __device__ void store_rows_segment(const KernelParams& p, SharedStorage<Cfg>& sm
         const int i = 2 * h + 4 * (4 * g + k);  // columns 8(4g + k) + 2q, + 1
         w[k] = hopper::pack_pair<T>(o[i] * inv, o[i + 1] * inv);
       }
-      quad_transpose(w, lane);  // every lane: full-mask shuffles
+      lane_transpose<4, 1>(w, lane);  // the quad; every lane: full-mask shuffles
       if (row >= 0)
         *reinterpret_cast<uint4*>(dst + 8 * (4 * g + lane % 4)) = make_uint4(w[0], w[1], w[2], w[3]);
     }
