@@ -50,6 +50,7 @@ struct SegmentTimes {
   double table_read = kNone;                            // producer: the first page id arrived (whole blocks)
   double q_landed = kNone, first_landed = kNone;        // consumer 0: Q wait, first block wait returned
   std::vector<double> block_ends;                       // consumer 0: each block's stage released
+  std::vector<double> blocks_issued, blocks_landed;     // producer: each block's TMA; consumer 0: its wait
   double last_end1 = kNone;                             // consumer 1: its last block released
   double epilogue_begin = kNone, epilogue_end = kNone;  // consumer 0
   double epilogue_end1 = kNone;                         // consumer 1
@@ -119,7 +120,10 @@ inline CtaTimeline build_timeline(const CtaLog& cta, const TimeBase& base, uint6
         case Role::kProducer:
           if (e == Event::kSegmentBegin) seg.producer_start = t;
           if (e == Event::kQIssued) detail::set_once(seg.q_issued, t);
-          if (e == Event::kBlockIssued) detail::set_once(seg.first_issued, t);
+          if (e == Event::kBlockIssued) {
+            detail::set_once(seg.first_issued, t);
+            seg.blocks_issued.push_back(t);
+          }
           if (e == Event::kTableRead) detail::set_once(seg.table_read, t);
           break;
         case Role::kConsumer0:
@@ -128,7 +132,10 @@ inline CtaTimeline build_timeline(const CtaLog& cta, const TimeBase& base, uint6
             seg.request = static_cast<int32_t>(decoding::timeline::arg_of(s.info));
           }
           if (e == Event::kQLanded) detail::set_once(seg.q_landed, t);
-          if (e == Event::kBlockLanded) detail::set_once(seg.first_landed, t);
+          if (e == Event::kBlockLanded) {
+            detail::set_once(seg.first_landed, t);
+            seg.blocks_landed.push_back(t);
+          }
           if (e == Event::kBlockEnd) seg.block_ends.push_back(t);
           if (e == Event::kEpilogueBegin) detail::set_once(seg.epilogue_begin, t);
           if (e == Event::kEpilogueEnd) detail::set_once(seg.epilogue_end, t);
@@ -169,18 +176,20 @@ struct Summary {
   Stat first_issue;   // first block's TMA issued − first page id arrived
   Stat first_flight;  // first block landed − its TMA issued
   Stat per_block;     // between consecutive block ends; the first from the first block's landing
-  Stat epilogue;      // epilogue end − begin (consumer 0)
-  Stat gap;           // next segment's start − this epilogue's end
-  Stat switch_time;   // next segment's first block landed − this segment's last block end
-  Stat segments;      // segments per CTA
-  Stat cta_end;       // CTA exit − CTA entry (the CTA's own time base)
-  Stat grid_end;      // CTA entry (globaltimer, from the grid's earliest) + its exit: when the CTA ends
+  Stat block_flight;  // each block: consumer 0's wait returned − the producer's TMA issue
+  Stat data_wait;  // each block after the first: its wait returned − the previous block's end (consumer 0)
+  Stat epilogue;   // epilogue end − begin (consumer 0)
+  Stat gap;        // next segment's start − this epilogue's end
+  Stat switch_time;  // next segment's first block landed − this segment's last block end
+  Stat segments;     // segments per CTA
+  Stat cta_end;      // CTA exit − CTA entry (the CTA's own time base)
+  Stat grid_end;     // CTA entry (globaltimer, from the grid's earliest) + its exit: when the CTA ends
   uint32_t dropped = 0;
 };
 
 inline Summary summarise(const std::vector<CtaTimeline>& ctas) {
   std::vector<double> q_wait, q_latency, first_block, table_read, first_issue, first_flight, per_block,
-      epilogue, gap, switch_time, segments, cta_end, grid_end;
+      block_flight, data_wait, epilogue, gap, switch_time, segments, cta_end, grid_end;
   Summary s;
   for (const CtaTimeline& c : ctas) {
     s.dropped += c.dropped;
@@ -202,6 +211,10 @@ inline Summary summarise(const std::vector<CtaTimeline>& ctas) {
         per_block.push_back(end - previous);
         previous = end;
       }
+      const size_t landed = std::min(g.blocks_issued.size(), g.blocks_landed.size());
+      for (size_t k = 0; k < landed; ++k) block_flight.push_back(g.blocks_landed[k] - g.blocks_issued[k]);
+      for (size_t k = 1; k < g.blocks_landed.size() && k <= g.block_ends.size(); ++k)
+        data_wait.push_back(g.blocks_landed[k] - g.block_ends[k - 1]);
       epilogue.push_back(g.epilogue_end - g.epilogue_begin);
       if (i + 1 < c.segments.size()) {
         const SegmentTimes& next = c.segments[i + 1];
@@ -217,6 +230,8 @@ inline Summary summarise(const std::vector<CtaTimeline>& ctas) {
   s.first_issue = stat_of(first_issue);
   s.first_flight = stat_of(first_flight);
   s.per_block = stat_of(per_block);
+  s.block_flight = stat_of(block_flight);
+  s.data_wait = stat_of(data_wait);
   s.epilogue = stat_of(epilogue);
   s.gap = stat_of(gap);
   s.switch_time = stat_of(switch_time);
@@ -273,6 +288,8 @@ inline void print_summary(std::FILE* f, const Summary& s) {
   print_stat_row(f, "first issue (block TMA - first page id)", s.first_issue);
   print_stat_row(f, "first flight (block landed - block TMA)", s.first_flight);
   print_stat_row(f, "per block (between block ends)", s.per_block);
+  print_stat_row(f, "block flight (landed - TMA issued)", s.block_flight);
+  print_stat_row(f, "data wait (landed - previous block end)", s.data_wait);
   print_stat_row(f, "epilogue (end - begin)", s.epilogue);
   print_stat_row(f, "gap (next segment start - epilogue end)", s.gap);
   print_stat_row(f, "switch (next first landed - last block end)", s.switch_time);

@@ -117,6 +117,13 @@ TEST(BenchTimeline, SummaryQuantities) {
   EXPECT_NEAR(s.table_read.median, 0.25, 1e-9);
   EXPECT_EQ(s.first_issue.n, 1u);
   EXPECT_NEAR(s.first_issue.median, 0.25, 1e-9);
+  // Every block's flight: 6.0 − 2.5, 10.0 − 3.0, 31.0 − 16.0; data wait: block 1 landed 10.0 − block 0
+  // ended 9.0.
+  EXPECT_EQ(s.block_flight.n, 3u);
+  EXPECT_NEAR(s.block_flight.median, 7.0, 1e-9);
+  EXPECT_NEAR(s.block_flight.max, 15.0, 1e-9);
+  EXPECT_EQ(s.data_wait.n, 1u);
+  EXPECT_NEAR(s.data_wait.median, 1.0, 1e-9);
   // First flight: 6.0 − 2.5 and 31.0 − 16.0.
   EXPECT_EQ(s.first_flight.n, 2u);
   EXPECT_NEAR(s.first_flight.median, 15.0, 1e-9);

@@ -68,21 +68,8 @@ struct Consumer {
     uint32_t q_phase = 0, parity = 0;
 
     for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
-      if (!rows.enter(p, seg.request)) return;  // as the producer: no query token of this tile
-      if (seg.pages == 0) {
-        write_empty_request<T>(p, rows, seg.request, wg * kWgThreads + warp * kWarpSize + lane,
-                               Cfg::kConsumerThreads);
-        return;
-      }
-      timeline::probe(smem, timeline::Event::kSegmentBegin, seg.request);
-      hopper::mbarrier_wait(&smem.q_full, q_phase);
-      timeline::probe(smem, timeline::Event::kQLanded);
-      q_phase ^= 1;
-      softmax.reset();
-#pragma unroll
-      for (int t = 0; t < Cfg::kVTiles; ++t)
-#pragma unroll
-        for (int i = 0; i < kORegs; ++i) o[t][i] = 0.f;
+      if (!begin_segment(seg, q_phase)) return;
+      reset_accumulators();
 
       // Last visible token of each of this thread's columns (causal: bottom-right aligned). Padding
       // columns see nothing, so NaN slots past seqlen never reach them either.
@@ -121,6 +108,32 @@ struct Consumer {
       timeline::probe(smem, timeline::Event::kEpilogueEnd);
     });
     timeline::probe(smem, timeline::Event::kExit);
+  }
+
+  // A segment's start, shared by the transposed consumers (Fp8Consumer too): false when this CTA computes
+  // nothing for it — no query token of its tile (as the producer), or an empty request, whose zero output and
+  // +inf lse it writes; otherwise it waits for the segment's Q.
+  __device__ __forceinline__ bool begin_segment(const Segment& seg, uint32_t& q_phase) {
+    if (!rows.enter(p, seg.request)) return false;
+    if (seg.pages == 0) {
+      write_empty_request<T>(p, rows, seg.request, wg * kWgThreads + warp * kWarpSize + lane,
+                             Cfg::kConsumerThreads);
+      return false;
+    }
+    timeline::probe(smem, timeline::Event::kSegmentBegin, seg.request);
+    hopper::mbarrier_wait(&smem.q_full, q_phase);
+    timeline::probe(smem, timeline::Event::kQLanded);
+    q_phase ^= 1;
+    return true;
+  }
+
+  // The softmax statistics and the Oᵀ accumulators of a new segment.
+  __device__ __forceinline__ void reset_accumulators() {
+    softmax.reset();
+#pragma unroll
+    for (int t = 0; t < Cfg::kVTiles; ++t)
+#pragma unroll
+      for (int i = 0; i < kORegs; ++i) o[t][i] = 0.f;
   }
 
   // Columns past the Q box (tile rows, N) are computed but never stored; keeping them zero keeps them finite.

@@ -76,22 +76,9 @@ struct Fp8Consumer : Consumer<Cfg> {
     uint32_t q_phase = 0, parity = 0;
 
     for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
-      if (!rows.enter(p, seg.request)) return;  // as the producer: no query token of this tile
-      if (seg.pages == 0) {
-        write_empty_request<T>(p, rows, seg.request, wg * kWgThreads + warp * kWarpSize + lane,
-                               Cfg::kConsumerThreads);
-        return;
-      }
-      timeline::probe(smem, timeline::Event::kSegmentBegin, seg.request);
-      hopper::mbarrier_wait(&smem.q_full, q_phase);
-      timeline::probe(smem, timeline::Event::kQLanded);
-      q_phase ^= 1;
+      if (!Base::begin_segment(seg, q_phase)) return;
       permute_q();
-      softmax.reset();
-#pragma unroll
-      for (int t = 0; t < Cfg::kVTiles; ++t)
-#pragma unroll
-        for (int i = 0; i < Base::kORegs; ++i) o[t][i] = 0.f;
+      Base::reset_accumulators();
 
       int32_t limit[kCols];  // as Consumer::run
 #pragma unroll
