@@ -71,18 +71,9 @@ struct Consumer {
       if (!begin_segment(seg, q_phase)) return;
       reset_accumulators();
 
-      // Last visible token of each of this thread's columns (causal: bottom-right aligned). Padding
-      // columns see nothing, so NaN slots past seqlen never reach them either.
       int32_t limit[kCols];
-#pragma unroll
-      for (int c = 0; c < kCols; ++c) {
-        const int col = col0 + slot_column(c, lane);
-        limit[c] = rows.row(p, col) < 0 ? -1
-                   : p.causal           ? seg.seqlen - rows.query_tokens(p) + rows.token(p, col)
-                                        : seg.seqlen - 1;
-      }
-      const int32_t fully_visible_end =
-          (p.causal ? seg.seqlen - rows.query_tokens(p) + rows.first_token() : seg.seqlen - 1) + 1;
+      column_limits(seg, limit);
+      const int32_t fully_visible_end = fully_visible_tokens(seg);
 
       for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
         float s[kSRegs];
@@ -125,6 +116,23 @@ struct Consumer {
     timeline::probe(smem, timeline::Event::kQLanded);
     q_phase ^= 1;
     return true;
+  }
+
+  // Last visible token of each of this thread's columns (causal: bottom-right aligned). Padding columns
+  // see nothing (−1), so NaN slots past seqlen never reach them either.
+  __device__ __forceinline__ void column_limits(const Segment& seg, int32_t (&limit)[kCols]) const {
+#pragma unroll
+    for (int c = 0; c < kCols; ++c) {
+      const int col = col0 + slot_column(c, lane);
+      limit[c] = rows.row(p, col) < 0 ? -1
+                 : p.causal           ? seg.seqlen - rows.query_tokens(p) + rows.token(p, col)
+                                      : seg.seqlen - 1;
+    }
+  }
+
+  // Tokens [0, end) of the segment are visible to every column: blocks below it need no mask.
+  __device__ __forceinline__ int32_t fully_visible_tokens(const Segment& seg) const {
+    return (p.causal ? seg.seqlen - rows.query_tokens(p) + rows.first_token() : seg.seqlen - 1) + 1;
   }
 
   // The softmax statistics and the Oᵀ accumulators of a new segment.

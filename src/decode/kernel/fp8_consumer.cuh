@@ -80,16 +80,9 @@ struct Fp8Consumer : Consumer<Cfg> {
       permute_q();
       Base::reset_accumulators();
 
-      int32_t limit[kCols];  // as Consumer::run
-#pragma unroll
-      for (int c = 0; c < kCols; ++c) {
-        const int col = col0 + slot_column(c, lane);
-        limit[c] = rows.row(p, col) < 0 ? -1
-                   : p.causal           ? seg.seqlen - rows.query_tokens(p) + rows.token(p, col)
-                                        : seg.seqlen - 1;
-      }
-      const int32_t fully_visible_end =
-          (p.causal ? seg.seqlen - rows.query_tokens(p) + rows.first_token() : seg.seqlen - 1) + 1;
+      int32_t limit[kCols];
+      Base::column_limits(seg, limit);
+      const int32_t fully_visible_end = Base::fully_visible_tokens(seg);
 
       for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
         float s[kSRegs];
