@@ -30,6 +30,10 @@ enum class CacheFormat : int {
 // A fragments from the e4m3 bytes; false: the converter warps' in-ring dequantisation (fp8_convert.cuh).
 // V3.2 always takes the converter path (its register form is not written yet).
 inline constexpr bool kRegisterFp8PerTensor = true;
+// Query rows per CTA up to which the register path runs. N = 64 takes the converter path: there each
+// register warpgroup converts all of K, and it measured 5–8% slower than the converter in two runs
+// (docs/PERF.md, 2026-12-02d run 6 and 2026-12-02e run 2).
+inline constexpr int kRegisterFp8MaxRows = 48;
 
 // kRegisterFp8Allowed_ = false keeps a per-tensor FP8 kernel on the converter path whatever
 // kRegisterFp8PerTensor says: for consumers that read the 16-bit ring (the benchmark's padded baseline).
@@ -40,8 +44,8 @@ struct KernelConfig {
   static constexpr CacheFormat kFormat = kFormat_;
   static constexpr bool kFp8 = kFormat != CacheFormat::kDense;
   // FP8 read from e4m3 bytes by the consumers themselves (Fp8Consumer): no converter warps, no bf16 copy.
-  static constexpr bool kRegisterFp8 =
-      kFormat == CacheFormat::kFp8PerTensor && kRegisterFp8PerTensor && kRegisterFp8Allowed_;
+  static constexpr bool kRegisterFp8 = kFormat == CacheFormat::kFp8PerTensor && kRegisterFp8PerTensor &&
+                                       kRegisterFp8Allowed_ && kN_ <= kRegisterFp8MaxRows;
   // Requests have several row tiles (or h_kv > 1): a CTA's columns map to rows through its tile (CtaRows).
   static constexpr bool kTiled = kTiled_;
 
@@ -61,7 +65,7 @@ struct KernelConfig {
   static constexpr bool kFp8SplitD = kRegisterFp8 && kN < 64;
   static constexpr uint32_t kExchangeBytes = kFp8SplitD ? 2 * (kN / 4) * 128 * 4 : 0;
   // Whole pages in flight / in use. Register FP8: as many e4m3 stages as fit next to Q, Pᵀ, the exchange
-  // and kSmallSmem in 227 KiB (5 at N = 16, 4 at N = 32 and 48, 3 at N = 64), at most kMaxFp8Stages.
+  // and kSmallSmem in 227 KiB (5 at N = 16, 4 at N = 32 and 48), at most kMaxFp8Stages.
   static constexpr int kMaxFp8Stages = 5;
   static constexpr int kFp8FittingStages = static_cast<int>(
       (232448 - (kBoxes * kN * kBoxCols + kN * kPageTokens) * sizeof(T) - kExchangeBytes - kSmallSmem) /
