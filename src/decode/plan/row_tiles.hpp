@@ -1,4 +1,5 @@
-// Row tiles: how the query rows of one request are split over CTAs (the decode grid's y dimension).
+// Row tiles: how the query rows of one request are split over CTAs (the decode grid's x dimension,
+// decode_grid.hpp).
 //
 // A CTA computes at most kMaxTileRows = 64 query rows (the wgmma N of its two consumer warpgroups together),
 // all of one KV head. The rows of KV head g are its h_q / h_kv heads × s_q tokens; a tile is a rectangle of
