@@ -14,7 +14,6 @@
 #include "decode/kernel/barriers.hpp"
 #include "decode/kernel/block_arrival.cuh"
 #include "decode/kernel/cta_rows.cuh"
-#include "decode/kernel/decode_grid.hpp"
 #include "decode/kernel/epilogue.cuh"
 #include "decode/kernel/kv_scale.cuh"
 #include "decode/kernel/schedule.cuh"
@@ -58,7 +57,7 @@ struct PaddedConsumer {
     zero_q_padding();
     hopper::PipelineState<Cfg::kStages> stage;
     uint32_t q_phase = 0;
-    for_each_segment(p, cta_part(), [&](const Segment& seg) {
+    for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
       if (seg.pages == 0) {
         write_empty_request<T>(p, CtaRows<false>(p), seg.request, wg * kWgThreads + thread,
                                Cfg::kConsumerThreads);

@@ -19,7 +19,6 @@
 #include "api/api_internal.hpp"
 #include "bench/timeline/probed.hpp"
 #include "bench/timeline/report.hpp"
-#include "decode/kernel/decode_grid.hpp"
 #include "decode/launch/kernel_choice.hpp"
 #include "decode/launch/launch.hpp"
 #include "testing/cuda.hpp"
@@ -148,7 +147,7 @@ int main(int argc, char** argv) {
       args, static_cast<const int32_t*>(device.d_plan), device.d_workspace, params.num_parts);
   const bool rows = etap::decoding::runs_rows_kernel(args.problem, flags.kernel);
 
-  // The store: [parts][tiles][role][capacity] records and [parts][tiles][role] counts (decode_grid.hpp).
+  // The store: [tiles][parts][role][capacity] records and [tiles][parts][role] counts.
   const int64_t ctas = int64_t{params.num_parts} * kp.tiling.num_tiles;
   etap::testing::DeviceBuffer stamps(static_cast<size_t>(ctas * kRoles * flags.capacity) * sizeof(Stamp));
   etap::testing::DeviceBuffer counts(static_cast<size_t>(ctas * kRoles) * sizeof(uint32_t));
@@ -201,17 +200,16 @@ int main(int argc, char** argv) {
   const double probed_us = timed(probed, "the probed decode");
   const std::vector<uint8_t> probed_out = download_out();
 
-  // The records, per CTA in grid order (blockIdx.y major: part, then tile).
+  // The records, per CTA in grid order (blockIdx.y major).
   std::vector<Stamp> all_stamps(static_cast<size_t>(ctas * kRoles * flags.capacity));
   std::vector<uint32_t> all_counts(static_cast<size_t>(ctas * kRoles));
   require_cuda(cudaMemcpy(all_stamps.data(), stamps.get(), stamps.bytes(), cudaMemcpyDeviceToHost),
                "records");
   require_cuda(cudaMemcpy(all_counts.data(), counts.get(), counts.bytes(), cudaMemcpyDeviceToHost), "counts");
   std::vector<tl::CtaLog> logs(static_cast<size_t>(ctas));
-  const etap::decoding::DecodeGrid grid{params.num_parts, kp.tiling.num_tiles};
   for (int64_t c = 0; c < ctas; ++c) {
-    logs[c].x = grid.tile_of(c);  // blockIdx (decode_grid.hpp)
-    logs[c].y = grid.part_of(c);
+    logs[c].x = static_cast<int32_t>(c % params.num_parts);
+    logs[c].y = static_cast<int32_t>(c / params.num_parts);
     for (uint32_t r = 0; r < kRoles; ++r) {
       const int64_t stream_id = etap::decoding::timeline::stream_index(c, r);
       tl::RoleLog& log = logs[c].roles[r];

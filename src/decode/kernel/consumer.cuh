@@ -13,7 +13,6 @@
 #include "decode/kernel/barriers.hpp"
 #include "decode/kernel/block_arrival.cuh"
 #include "decode/kernel/cta_rows.cuh"
-#include "decode/kernel/decode_grid.hpp"
 #include "decode/kernel/epilogue.cuh"
 #include "decode/kernel/kv_scale.cuh"
 #include "decode/kernel/schedule.cuh"
@@ -45,7 +44,7 @@ struct Consumer {
   const int warp;  // within the warpgroup
   const int lane;
   const int col0;
-  CtaRows<Cfg::kTiled> rows;         // this CTA's query rows (cta_tile()'s row tile; varlen: in each request)
+  CtaRows<Cfg::kTiled> rows;         // this CTA's query rows (blockIdx.y's row tile; varlen: in each request)
   const FoldedScalesOf<Cfg> scales;  // FP8 only (empty for dense kernels: kv_scale.cuh)
   const BlockArrival<Cfg> arrival;
 
@@ -68,7 +67,7 @@ struct Consumer {
     hopper::PipelineState<Cfg::kStages> stage;
     uint32_t q_phase = 0, parity = 0;
 
-    for_each_segment(p, cta_part(), [&](const Segment& seg) {
+    for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
       if (!begin_segment(seg, q_phase)) return;
       reset_accumulators();
 

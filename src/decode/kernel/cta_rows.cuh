@@ -3,7 +3,6 @@
 
 #include <cstdint>
 
-#include "decode/kernel/decode_grid.hpp"
 #include "decode/kernel/params.hpp"
 
 namespace etap::decoding {
@@ -15,7 +14,7 @@ namespace etap::decoding {
 template <bool kTiled>
 struct CtaRows;
 
-// Row tile cta_tile(): column c of Sᵀ (c < tiling.tile_rows()) is token token0 + c / tile_heads, head
+// Row tile blockIdx.y: column c of Sᵀ (c < tiling.tile_rows()) is token token0 + c / tile_heads, head
 // head0 + c % tile_heads — the order in which the Q box lands in shared memory. The tiles are those of s_q
 // tokens (varlen: max_seqlen_q); enter() narrows them to the current request's query tokens.
 template <>
@@ -24,7 +23,7 @@ struct CtaRows<true> {
   int32_t tile_heads;
   QuerySpan span;  // the current request's query tokens (query_span)
   __device__ explicit CtaRows(const KernelParams& p)
-      : tile(row_tile(p.tiling, p.s_q, cta_tile())), tile_heads(p.tiling.tile_heads), span{0, p.s_q} {}
+      : tile(row_tile(p.tiling, p.s_q, blockIdx.y)), tile_heads(p.tiling.tile_heads), span{0, p.s_q} {}
   // Starts a segment of `request`: false when the tile holds none of its query tokens (varlen), and the
   // CTA skips the segment. The producer and the consumers call it alike, so they skip the same segments
   // and their mbarrier phases stay in step. Only span.first stays live through the block loop.

@@ -20,7 +20,6 @@
 
 #include "decode/kernel/barriers.hpp"
 #include "decode/kernel/consumer.cuh"
-#include "decode/kernel/decode_grid.hpp"
 #include "decode/kernel/fp8_fragment_maps.hpp"
 #include "decode/kernel/fp8_fragments.cuh"
 #include "hopper/barrier.cuh"
@@ -76,7 +75,7 @@ struct Fp8Consumer : Consumer<Cfg> {
     hopper::PipelineState<Cfg::kStages> stage;
     uint32_t q_phase = 0, parity = 0;
 
-    for_each_segment(p, cta_part(), [&](const Segment& seg) {
+    for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
       if (!Base::begin_segment(seg, q_phase)) return;
       permute_q();
       Base::reset_accumulators();

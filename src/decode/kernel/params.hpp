@@ -24,8 +24,8 @@ struct KernelParams {
   int32_t rows;  // s_q · h_q: query rows of a request (row index s · h_q + h), the rows of a partial slot
   int32_t d_v;
   int32_t max_pages, page_size;
-  RowTiling tiling;     // cta_tile() = row tile (row_tiles.hpp, decode_grid.hpp)
-  int32_t num_parts;    // of the plan (its layout), = gridDim.y of the decode kernel (decode_grid.hpp)
+  RowTiling tiling;     // blockIdx.y = row tile (row_tiles.hpp)
+  int32_t num_parts;    // of the plan (its layout), = gridDim.x of the decode kernel
   float scale_log2;     // softmax_scale · log2(e): logits are kept in log2 units
   float lse_out_scale;  // log2 → requested base: ln 2 (natural) or 1 (base 2)
   int32_t causal;

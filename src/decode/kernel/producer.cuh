@@ -6,7 +6,6 @@
 #include <cuda.h>
 
 #include "decode/kernel/cta_rows.cuh"
-#include "decode/kernel/decode_grid.hpp"
 #include "decode/kernel/kv_load.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
@@ -24,14 +23,14 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
   const int lane = threadIdx.x % kWarpSize;
   PipelineState<Cfg::kStages> stage;
   uint32_t q_phase = 0;
-  const RowTile tile = row_tile(p.tiling, p.s_q, cta_tile());
+  const RowTile tile = row_tile(p.tiling, p.s_q, blockIdx.y);
   // The box is the whole tile even where its last heads or tokens do not exist: TMA zero-fills outside q
   // and counts the full box.
   const uint32_t q_bytes = Cfg::kBoxes * Cfg::kBoxCols * p.tiling.tile_rows() * sizeof(typename Cfg::Element);
   KvBlockLoader<Cfg> kv{p, smem, kv_map, rope_map, tile.kv_head, lane};
   CtaRows<Cfg::kTiled> rows(p);  // varlen: the tile's tokens in each request, as the consumers see them
 
-  for_each_segment(p, cta_part(), [&](const Segment& seg) {
+  for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
     if (!rows.enter(p, seg.request)) return;  // varlen: the tile lies past this request's query tokens
     if (seg.pages == 0) return;               // empty request: nothing to load
     timeline::probe(smem, timeline::Event::kSegmentBegin, seg.request);

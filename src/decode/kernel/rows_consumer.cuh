@@ -22,7 +22,6 @@
 #include "decode/kernel/barriers.hpp"
 #include "decode/kernel/block_arrival.cuh"
 #include "decode/kernel/cta_rows.cuh"
-#include "decode/kernel/decode_grid.hpp"
 #include "decode/kernel/epilogue.cuh"
 #include "decode/kernel/rows_epilogue.cuh"
 #include "decode/kernel/schedule.cuh"
@@ -59,8 +58,7 @@ struct RowsConsumer {
   const CtaRows<Cfg::kTiled> rows;
   const BlockArrival<Cfg> arrival;
 
-  float o[kORegs];        // O [64 rows × kOCols], fp32
-  uint32_t handoffs = 0;  // blocks whose P this warpgroup published (0) or consumed (1): the handoff parity
+  float o[kORegs];  // O [64 rows × kOCols], fp32
 
   __device__ RowsConsumer(const KernelParams& params, SharedStorage<Cfg>& storage, int warpgroup)
       : p(params),
@@ -81,7 +79,7 @@ struct RowsConsumer {
     zero_q_padding();
     hopper::PipelineState<Cfg::kStages> stage;
     uint32_t q_phase = 0;
-    for_each_segment(p, cta_part(), [&](const Segment& seg) {
+    for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
       if (seg.pages == 0) {
         write_empty_request<T>(p, rows, seg.request, wg * kWgThreads + thread, Cfg::kConsumerThreads);
         return;
@@ -101,9 +99,6 @@ struct RowsConsumer {
       }
       timeline::probe(smem, timeline::Event::kEpilogueBegin);
       store_rows_segment<Cfg>(p, smem, rows, seg, o, stats, wg == kScoreWarpgroup, wg, warp, lane);
-      // Warpgroup 1 hands the segment's last P back only now: until its epilogue has read row_sum, warpgroup
-      // 0 must not publish the next segment's first block (and so reach that segment's row_sum writes).
-      if (wg != kScoreWarpgroup) hopper::mbarrier_arrive(&smem.p_handoff.empty);
       timeline::probe(smem, timeline::Event::kEpilogueEnd);
     });
     timeline::probe(smem, timeline::Event::kExit);
@@ -112,13 +107,6 @@ struct RowsConsumer {
   // Rows past the tile (tile rows < 64) are computed but never stored; keeping their Q zero keeps them
   // finite.
   __device__ void zero_q_padding() {
-    // The P handoff barriers share smem with the transposed consumers' column partials, so this consumer
-    // initialises them; the barrier below publishes them to warpgroup 1.
-    if (wg == kScoreWarpgroup && thread == 0) {
-      hopper::mbarrier_init(&smem.p_handoff.full, kWgThreads);
-      hopper::mbarrier_init(&smem.p_handoff.empty, kWgThreads);
-      hopper::fence_barrier_init();
-    }
     const int first = p.tiling.tile_rows();
     if (first < Cfg::kN)
       zero_box_rows([&](int b) { return smem.q[b]; }, Cfg::kBoxes, first, Cfg::kN - first,
@@ -256,11 +244,9 @@ struct RowsConsumer {
   }
 
   // P (bf16/fp16, the A operand of warpgroup 1's O wgmma: [64 rows × 64 kv], K-major, 128B-swizzled) and
-  // alpha into smem, once warpgroup 1 has finished reading the previous ones. An mbarrier pair, not bar.sync:
-  // warpgroup 0 does not wait for warpgroup 1 to reach its next block, only for it to have read this buffer.
+  // alpha into smem, once warpgroup 1 has finished reading the previous ones.
   __device__ __forceinline__ void publish_p(const uint32_t (&pa)[kPvSteps][4], const float (&alpha)[2]) {
-    // The first wait of a fresh barrier (parity 1) passes at once.
-    hopper::mbarrier_wait(&smem.p_handoff.empty, (handoffs & 1) ^ 1);
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
     auto* base = reinterpret_cast<uint8_t*>(smem.p);
 #pragma unroll
     for (int ks = 0; ks < kPvSteps; ++ks)
@@ -274,19 +260,20 @@ struct RowsConsumer {
       smem.alpha[fragment_row(1)] = alpha[1];
     }
     hopper::fence_proxy_async_smem();
-    // Every writer releases its own stores (P for warpgroup 1's wgmma, alpha for its loads).
-    hopper::mbarrier_arrive(&smem.p_handoff.full);
-    ++handoffs;
+    // Both warpgroups sync (not arrive) on kPReady and kPFree, as in the transposed consumer: every handoff
+    // of P and alpha is then a full barrier between the writers and the readers.
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
   }
 
   // ---- warpgroup 1: its half of O from the published P ----------------------------------------------------
 
   __device__ void value_blocks(const Segment& seg, hopper::PipelineState<Cfg::kStages>& stage) {
     const uint64_t p_desc = hopper::make_sw128_desc(smem.p);
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
     for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
       arrival.wait_boxes(stage.index, stage.phase, wg * Cfg::kVTiles, Cfg::kVTiles);  // this thread's V
       timeline::probe(smem, timeline::Event::kBlockLanded, k);
-      hopper::mbarrier_wait(&smem.p_handoff.full, handoffs & 1);
+      hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
       const float alpha[2] = {smem.alpha[fragment_row(0)], smem.alpha[fragment_row(1)]};
       if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
         zero_v_tail<Cfg>(smem, stage.index, wg, seg.seqlen % Cfg::kPageTokens);
@@ -303,9 +290,8 @@ struct RowsConsumer {
       // The stage first, so that the producer's next load does not wait for warpgroup 0's next publish.
       if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
       timeline::probe(smem, timeline::Event::kBlockEnd, k);
-      // This thread's reads of P (wgmma) and alpha are done; the segment's last block after the epilogue.
-      if (k + 1 < seg.page_end) hopper::mbarrier_arrive(&smem.p_handoff.empty);
-      ++handoffs;
+      if (k + 1 < seg.page_end)
+        hopper::named_barrier_sync(barrier_id(NamedBarrier::kPFree), Cfg::kConsumerThreads);
       stage.advance();
     }
   }

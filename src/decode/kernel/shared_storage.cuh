@@ -37,17 +37,9 @@ struct SharedStorage {
   alignas(1024) T q[Cfg::kBoxes][Cfg::kN * Cfg::kBoxCols];
   // Pᵀ as the B operand of Oᵀ += Vᵀ·Pᵀ: [N query rows × 64 kv], K-major, 128B-swizzled.
   alignas(1024) T p[Cfg::kN * Cfg::kPageTokens];
-  union {
-    // Transposed consumers: [parity][warpgroup][warp][column] per-warp column maxima (double-buffered by page
-    // parity); the epilogue reuses it for the per-warp column sums.
-    float column_partial[2][Cfg::kConsumerWarpgroups][4][Cfg::kHalfN];
-    // Rows-on-M consumer (no column softmax): the handoff of P and alpha between its warpgroups
-    // (rows_consumer.cuh), initialised by that consumer.
-    struct {
-      uint64_t full;   // warpgroup 0's 128 threads wrote a block's P and alpha (each after its own writes)
-      uint64_t empty;  // warpgroup 1's 128 threads finished reading them (each after its O wgmma)
-    } p_handoff;
-  };
+  // [parity][warpgroup][warp][column]: per-warp column maxima (double-buffered by page parity); the
+  // epilogue reuses it for the per-warp column sums.
+  float column_partial[2][Cfg::kConsumerWarpgroups][4][Cfg::kHalfN];
   float alpha[Cfg::kN];         // rescale of Oᵀ columns for the current page
   float row_sum[Cfg::kN];       // softmax denominators of the segment (epilogue)
   uint64_t full[Cfg::kStages];  // TMA landed a page (transaction count), or FP8: the page is converted

@@ -8,7 +8,6 @@
 #include <string>
 #include <type_traits>
 
-#include "decode/kernel/decode_grid.hpp"
 #include "decode/kernel/fp8_consumer.cuh"
 #include "decode/kernel/fp8_staging.hpp"
 #include "decode/kernel/kernel.cuh"
@@ -104,7 +103,7 @@ inline int kv_box_tokens(const KernelParams& params) {
 }
 
 // One instantiation of etap_decode_kernel: N query rows per CTA, element type T, head dims Dims, consumer
-// warpgroups ConsumerT. Grid: (row tiles, parts), decode_grid.hpp.
+// warpgroups ConsumerT. Grid: (parts, row tiles).
 // kRegisterFp8Allowed: config.hpp (false: a consumer of the 16-bit ring on a per-tensor FP8 cache).
 template <int kN, typename T, class Dims, template <class> class ConsumerT, bool kTiled = false,
           CacheFormat kFormat = CacheFormat::kDense, bool kRegisterFp8Allowed = true>
@@ -119,8 +118,7 @@ cudaError_t launch_etap_kernel(const DecodeArgs& args, const KernelParams& param
   constexpr int smem_bytes = sizeof(SharedStorage<Cfg>);
   auto kernel = etap_decode_kernel<Cfg, ConsumerT>;
   static common::PerDevice<bool> opted_in;  // this kernel's shared-memory opt-in, per device
-  const hopper::LaunchShape shape{DecodeGrid{num_parts, params.tiling.num_tiles}.shape(), dim3(Cfg::kThreads),
-                                  smem_bytes};
+  const hopper::LaunchShape shape{dim3(num_parts, params.tiling.num_tiles), dim3(Cfg::kThreads), smem_bytes};
   return hopper::launch_with_smem_opt_in(kernel, smem_bytes, opted_in, [&] {
     return hopper::launch_programmatic(kernel, shape, stream, q_map, kv_map, rope_map, params);
   });

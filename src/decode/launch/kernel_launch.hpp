@@ -21,7 +21,7 @@ inline int32_t rows_per_cta(int32_t rows) {
 }
 
 // Launches etap_decode_kernel for N = rows_per_cta(tile rows) ∈ {16, 32, 48, 64}, element type T, head
-// dims Dims, over the grid (row tiles, num_parts).
+// dims Dims, over the grid (num_parts, row tiles).
 template <typename T, class Dims>
 cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                  cudaStream_t stream);

@@ -14,7 +14,7 @@
 
 namespace etap::decoding {
 
-// Launches etap_decode_kernel with the rows-on-M consumers (N = 64) over the grid (row tiles, num_parts).
+// Launches etap_decode_kernel with the rows-on-M consumers (N = 64) over the grid (num_parts, row tiles).
 template <typename T, class Dims>
 cudaError_t launch_rows_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                                cudaStream_t stream);

@@ -1,5 +1,4 @@
-// Row tiles: how the query rows of one request are split over CTAs (the decode grid's x dimension,
-// decode_grid.hpp).
+// Row tiles: how the query rows of one request are split over CTAs (the decode grid's y dimension).
 //
 // A CTA computes at most kMaxTileRows = 64 query rows (the wgmma N of its two consumer warpgroups together),
 // all of one KV head. The rows of KV head g are its h_q / h_kv heads × s_q tokens; a tile is a rectangle of
