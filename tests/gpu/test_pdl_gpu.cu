@@ -129,7 +129,11 @@ class PdlSteps : public ::testing::Test {
     poison_results();
   }
 
-  void poison_results() { ETAP_CUDA_OK(cudaMemset(results_.get(), 0xff, results_.bytes())); }
+  // Synchronised: the steps run on a non-blocking stream, which does not wait for the legacy default stream.
+  void poison_results() {
+    ETAP_CUDA_OK(cudaMemset(results_.get(), 0xff, results_.bytes()));
+    ETAP_CUDA_OK(cudaDeviceSynchronize());
+  }
 
   void expect_matches_reference() {
     const std::vector<uint8_t> all = results_.download<uint8_t>(results_.bytes());

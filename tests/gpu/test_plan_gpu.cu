@@ -51,13 +51,16 @@ std::vector<int32_t> gpu_plan(const PlanCase& c, bool in_graph = false) {
   EXPECT_EQ(
       cudaMemcpy(seqlens.get(), c.seqlens.data(), c.seqlens.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
       cudaSuccess);
-  EXPECT_EQ(cudaMemset(plan_buffer.get(), kPoisonByte, bytes), cudaSuccess);
   // q, kv, block_table and out are never read by the planner: one small buffer stands in for them.
   const DecodeArgs args =
       make_dense_args(problem, stand_in.get(), stand_in.get(), static_cast<int32_t*>(stand_in.get()),
                       static_cast<int32_t*>(seqlens.get()), stand_in.get(), nullptr, 0.1352f, false);
   cudaStream_t stream = nullptr;
   EXPECT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  // On the plan's own stream: a cudaMemset runs on the legacy default stream, which this non-blocking stream
+  // does not wait for, and with another process on the GPU it landed after the plan kernel (2026-12-02f run
+  // 2: word 405 read back as the poison in 14 of 10 × 19 tests).
+  EXPECT_EQ(cudaMemsetAsync(plan_buffer.get(), kPoisonByte, bytes, stream), cudaSuccess);
   if (in_graph) {
     cudaGraph_t graph = nullptr;
     cudaGraphExec_t exec = nullptr;
