@@ -31,8 +31,8 @@ enum class CacheFormat : int {
 // V3.2 always takes the converter path (its register form is not written yet).
 inline constexpr bool kRegisterFp8PerTensor = true;
 // Query rows per CTA up to which the register path runs. N = 64 takes the converter path: there each
-// register warpgroup converts all of K, and it measured 5–8% slower than the converter in two runs
-// (docs/PERF.md, 2026-12-02d run 6 and 2026-12-02e run 2).
+// register warpgroup converts all of K; the register path measured 5–12% slower there in two runs and the
+// converter 18–20% faster in a third (docs/PERF.md, 2026-12-02d run 6, 2026-12-02e run 2, 2026-12-02f run 2).
 inline constexpr int kRegisterFp8MaxRows = 48;
 
 // kRegisterFp8Allowed_ = false keeps a per-tensor FP8 kernel on the converter path whatever
