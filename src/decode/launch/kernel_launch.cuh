@@ -156,25 +156,17 @@ cudaError_t launch_decode_kernel(const DecodeArgs& args, const KernelParams& par
                                  : launch_for_rows<T, Dims, true>(args, params, num_parts, stream);
 }
 
-// The per-tensor FP8 consumer of a row count: Fp8Consumer on an e4m3 ring where Cfg::kRegisterFp8 (N ≤
-// kRegisterFp8MaxRows), else the converter path's Consumer.
+// The FP8 consumer of a configuration: Fp8Consumer on an e4m3 ring where Cfg::kRegisterFp8 (per-tensor,
+// N ≤ kRegisterFp8MaxRows, config.hpp), else the converter path's Consumer (64-row tiles, V3.2).
 template <class Cfg>
-using Fp8PerTensorConsumer = std::conditional_t<Cfg::kRegisterFp8, Fp8Consumer<Cfg>, Consumer<Cfg>>;
+using Fp8ConsumerOf = std::conditional_t<Cfg::kRegisterFp8, Fp8Consumer<Cfg>, Consumer<Cfg>>;
 
-// Per-tensor FP8 with the register path (config.hpp kRegisterFp8PerTensor) picks its consumer by N; V3.2
-// (and the converter-only setting) runs Consumer for every N.
 template <typename T, CacheFormat kFormat>
 cudaError_t launch_fp8_kernel(const DecodeArgs& args, const KernelParams& params, int32_t num_parts,
                               cudaStream_t stream) {
-  if constexpr (KernelConfig<16, T, DimsMla, false, kFormat>::kRegisterFp8)
-    return untiled_kernels(params) ? launch_for_rows<T, DimsMla, false, kFormat, Fp8PerTensorConsumer>(
-                                         args, params, num_parts, stream)
-                                   : launch_for_rows<T, DimsMla, true, kFormat, Fp8PerTensorConsumer>(
-                                         args, params, num_parts, stream);
-  else
-    return untiled_kernels(params)
-               ? launch_for_rows<T, DimsMla, false, kFormat>(args, params, num_parts, stream)
-               : launch_for_rows<T, DimsMla, true, kFormat>(args, params, num_parts, stream);
+  return untiled_kernels(params)
+             ? launch_for_rows<T, DimsMla, false, kFormat, Fp8ConsumerOf>(args, params, num_parts, stream)
+             : launch_for_rows<T, DimsMla, true, kFormat, Fp8ConsumerOf>(args, params, num_parts, stream);
 }
 
 }  // namespace etap::decoding
