@@ -43,6 +43,7 @@ struct Flags {
   etap::decoding::KernelChoice kernel = etap::decoding::KernelChoice::kAuto;
   uint32_t capacity = kDefaultCapacity;
   int detail = kDefaultDetailCtas;
+  int raw = -1;  // --raw C: every record of CTA C (grid order), in SM cycles from its first record
   std::string timer = "auto";  // auto | global | clock
 };
 
@@ -51,7 +52,7 @@ struct Flags {
                "etap_timeline: %s\n"
                "usage: etap_timeline [-b BATCH] [-s SEQLEN] [--h-q H] [--s-q S] [--num-sms N]\n"
                "                     [--kernel auto|transposed|rows] [--fixed-cost F] [--capacity RECORDS]\n"
-               "                     [--detail CTAS] [--timer auto|global|clock]\n",
+               "                     [--detail CTAS] [--timer auto|global|clock] [--raw CTA]\n",
                why);
   std::exit(2);
 }
@@ -81,6 +82,8 @@ Flags parse(int argc, char** argv) {
       f.capacity = static_cast<uint32_t>(number());
     else if (a == "--detail")
       f.detail = number();
+    else if (a == "--raw")
+      f.raw = number();
     else if (a == "--timer") {
       f.timer = value();
       if (f.timer != "auto" && f.timer != "global" && f.timer != "clock")
@@ -254,5 +257,6 @@ int main(int argc, char** argv) {
   const std::vector<size_t> picked = tl::detail_ctas(timelines, static_cast<size_t>(flags.detail));
   if (!picked.empty()) std::printf("\nCTAs in detail (us from the CTA's entry; the first one ends last):\n");
   for (size_t i : picked) tl::print_cta(stdout, timelines[i], kDetailSegments);
+  if (flags.raw >= 0 && flags.raw < static_cast<int>(logs.size())) tl::print_raw(stdout, logs[flags.raw]);
   return 0;
 }

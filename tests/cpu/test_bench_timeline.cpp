@@ -3,6 +3,9 @@
 // calibration.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 #include "bench/timeline/report.hpp"
@@ -197,6 +200,28 @@ TEST(BenchTimeline, DetailPicksTheLastCtaFirstAndNoCtaTwice) {
     for (size_t b = a + 1; b < picked.size(); ++b) EXPECT_NE(picked[a], picked[b]);
   EXPECT_EQ(detail_ctas(ctas, 20).size(), 10u);
   EXPECT_TRUE(detail_ctas({}, 8).empty());
+}
+
+TEST(BenchTimeline, RawListsEveryRecordInClockOrderAcrossRoles) {
+  CtaLog cta = two_segments();
+  cta.roles[static_cast<int>(Role::kConsumer1)].stamps.push_back(at(12.0, Event::kPublished, 5));
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  print_raw(f, cta);
+  std::rewind(f);
+  std::string text;
+  for (int c; (c = std::fgetc(f)) != EOF;) text.push_back(static_cast<char>(c));
+  std::fclose(f);
+  size_t records = 0;
+  for (const RoleLog& log : cta.roles) records += log.stamps.size();
+  EXPECT_EQ(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')), records + 2);  // + header
+  // The first record is the CTA's earliest (the producer's entry at 0.5 µs: cycle 0); the published record
+  // sits between consumer 0's epilogue begin (11.5 µs) and end (13.5 µs), 23000 cycles after the entry.
+  EXPECT_EQ(text.find("        0  2  entry"), text.find('\n', 1) + 1);
+  const size_t published = text.find("    23000  1  published      5");
+  ASSERT_NE(published, std::string::npos);
+  EXPECT_LT(text.find("    22000  0  epilogue-begin"), published);
+  EXPECT_GT(text.find("    26000  0  epilogue-end"), published);
 }
 
 }  // namespace
