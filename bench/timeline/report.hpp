@@ -352,10 +352,10 @@ inline std::vector<size_t> detail_ctas(const std::vector<CtaTimeline>& ctas, siz
 // Every record of one CTA, merged over its roles in %clock order: role, event, argument and SM cycles from
 // the CTA's first record (the roles share the SM's clock), for reading one block loop step by step.
 inline void print_raw(std::FILE* f, const CtaLog& c) {
-  static constexpr const char* kNames[] = {"entry",         "segment-begin", "q-issued",     "block-issued",
-                                           "q-landed",      "block-landed",  "block-end",    "epilogue-begin",
-                                           "epilogue-end",  "exit",          "table-read",   "scores-done",
-                                           "published",     "other-ready"};
+  static constexpr const char* kNames[] = {"entry",        "segment-begin", "q-issued",   "block-issued",
+                                           "q-landed",     "block-landed",  "block-end",  "epilogue-begin",
+                                           "epilogue-end", "exit",          "table-read", "scores-done",
+                                           "published",    "other-ready"};
   static_assert(std::size(kNames) == static_cast<size_t>(decoding::timeline::Event::kCount));
   struct Row {
     uint32_t clock, info;
@@ -368,9 +368,11 @@ inline void print_raw(std::FILE* f, const CtaLog& c) {
   const uint32_t first = rows.front().clock;
   // Cycles from the first record (wrap-safe for spans under 2^31 cycles).
   auto since = [&](uint32_t clock) { return static_cast<int32_t>(clock - first); };
-  std::sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) { return since(a.clock) < since(b.clock); });
+  std::sort(rows.begin(), rows.end(),
+            [&](const Row& a, const Row& b) { return since(a.clock) < since(b.clock); });
   const int32_t base = since(rows.front().clock);
-  std::fprintf(f, "\nraw records of CTA (%d, %d): cycles, role (0/1 consumers, 2 producer), event, arg\n", c.x, c.y);
+  std::fprintf(f, "\nraw records of CTA (%d, %d): cycles, role (0/1 consumers, 2 producer), event, arg\n",
+               c.x, c.y);
   for (const Row& r : rows) {
     const auto e = static_cast<size_t>(decoding::timeline::event_of(r.info));
     std::fprintf(f, "%9d  %u  %-14s %u\n", since(r.clock) - base, r.role,

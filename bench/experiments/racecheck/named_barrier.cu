@@ -7,10 +7,15 @@
 #include <cstdio>
 #include <cstdlib>
 
-__device__ __forceinline__ void bar_sync(unsigned id, unsigned n) { asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(n) : "memory"); }
-__device__ __forceinline__ void bar_arrive(unsigned id, unsigned n) { asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(n) : "memory"); }
+__device__ __forceinline__ void bar_sync(unsigned id, unsigned n) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(n) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(unsigned id, unsigned n) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(n) : "memory");
+}
 
-// variant 0: 384 threads, warpgroup 2 exits at once      1: 384 threads, warpgroup 2 stays to a final __syncthreads
+// variant 0: 384 threads, warpgroup 2 exits at once      1: 384 threads, warpgroup 2 stays to a final
+// __syncthreads
 //         2: 256 threads                                 3: as 0, writer bar.arrive / reader bar.sync
 //         4: as 0, with setmaxnreg (dec 40 / inc 232)
 template <int kVariant>
@@ -28,7 +33,10 @@ __global__ void __launch_bounds__(384, 1) handoff(float* out) {
       float* b = buf[round % 2];
       if (wg == 0) {
         b[t] = float(round * 1000 + t);
-        if constexpr (kVariant == 3) bar_arrive(1, 256); else bar_sync(1, 256);
+        if constexpr (kVariant == 3)
+          bar_arrive(1, 256);
+        else
+          bar_sync(1, 256);
         bar_sync(2, 256);  // the reader is done with this buffer
       } else {
         bar_sync(1, 256);
@@ -46,11 +54,21 @@ int main(int argc, char** argv) {
   cudaMalloc(&out, 4 * 128 * sizeof(float));
   const int threads = v == 2 ? 256 : 384;
   switch (v) {
-    case 0: handoff<0><<<1, threads>>>(out); break;
-    case 1: handoff<1><<<1, threads>>>(out); break;
-    case 2: handoff<2><<<1, threads>>>(out); break;
-    case 3: handoff<3><<<1, threads>>>(out); break;
-    default: handoff<4><<<1, threads>>>(out); break;
+    case 0:
+      handoff<0><<<1, threads>>>(out);
+      break;
+    case 1:
+      handoff<1><<<1, threads>>>(out);
+      break;
+    case 2:
+      handoff<2><<<1, threads>>>(out);
+      break;
+    case 3:
+      handoff<3><<<1, threads>>>(out);
+      break;
+    default:
+      handoff<4><<<1, threads>>>(out);
+      break;
   }
   const cudaError_t e = cudaDeviceSynchronize();
   float h[512];

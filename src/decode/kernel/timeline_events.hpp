@@ -26,7 +26,7 @@ enum class Event : uint32_t {
   kEpilogueBegin,  // consumer: store of the segment begins
   kEpilogueEnd,    // consumer: its stores are issued
   kExit,           // every role: leaves the kernel
-  kTableRead,  // producer: the segment's first page id is in registers (whole-block loads; arg: the block)
+  kTableRead,   // producer: the segment's first page id is in registers (whole-block loads; arg: the block)
   kScoresDone,  // rows-on-M: the block's S wgmmas completed (arg: the block)
   kPublished,   // rows-on-M: the block's P is in smem for the other warpgroup (arg: the block)
   kOtherReady,  // rows-on-M: the other warpgroup's P of the block arrived here (arg: the block)
