@@ -257,6 +257,10 @@ int main(int argc, char** argv) {
   const std::vector<size_t> picked = tl::detail_ctas(timelines, static_cast<size_t>(flags.detail));
   if (!picked.empty()) std::printf("\nCTAs in detail (us from the CTA's entry; the first one ends last):\n");
   for (size_t i : picked) tl::print_cta(stdout, timelines[i], kDetailSegments);
-  if (flags.raw >= 0 && flags.raw < static_cast<int>(logs.size())) tl::print_raw(stdout, logs[flags.raw]);
+  if (flags.raw >= static_cast<int>(logs.size())) {
+    std::fprintf(stderr, "etap_timeline: --raw %d: the grid has %zu CTAs\n", flags.raw, logs.size());
+    return 2;
+  }
+  if (flags.raw >= 0) tl::print_raw(stdout, logs[flags.raw]);
   return 0;
 }

@@ -358,24 +358,23 @@ inline void print_raw(std::FILE* f, const CtaLog& c) {
                                            "published",    "other-ready"};
   static_assert(std::size(kNames) == static_cast<size_t>(decoding::timeline::Event::kCount));
   struct Row {
-    uint32_t clock, info;
-    uint32_t role;
+    uint32_t clock, info, role;
   };
   std::vector<Row> rows;
   for (uint32_t r = 0; r < kRoles; ++r)
     for (const Stamp& s : c.roles[r].stamps) rows.push_back({s.clock, s.info, r});
   if (rows.empty()) return;
-  const uint32_t first = rows.front().clock;
-  // Cycles from the first record (wrap-safe for spans under 2^31 cycles).
-  auto since = [&](uint32_t clock) { return static_cast<int32_t>(clock - first); };
-  std::sort(rows.begin(), rows.end(),
-            [&](const Row& a, const Row& b) { return since(a.clock) < since(b.clock); });
-  const int32_t base = since(rows.front().clock);
+  // Ordered by cycles from any one record (wrap-safe for spans under 2^31 cycles), printed from the earliest.
+  const uint32_t any = rows.front().clock;
+  std::sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) {
+    return static_cast<int32_t>(a.clock - any) < static_cast<int32_t>(b.clock - any);
+  });
+  const uint32_t origin = rows.front().clock;
   std::fprintf(f, "\nraw records of CTA (%d, %d): cycles, role (0/1 consumers, 2 producer), event, arg\n",
                c.x, c.y);
   for (const Row& r : rows) {
     const auto e = static_cast<size_t>(decoding::timeline::event_of(r.info));
-    std::fprintf(f, "%9d  %u  %-14s %u\n", since(r.clock) - base, r.role,
+    std::fprintf(f, "%9d  %u  %-14s %u\n", static_cast<int32_t>(r.clock - origin), r.role,
                  e < std::size(kNames) ? kNames[e] : "?", decoding::timeline::arg_of(r.info));
   }
 }

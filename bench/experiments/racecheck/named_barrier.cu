@@ -53,23 +53,8 @@ int main(int argc, char** argv) {
   float* out;
   cudaMalloc(&out, 4 * 128 * sizeof(float));
   const int threads = v == 2 ? 256 : 384;
-  switch (v) {
-    case 0:
-      handoff<0><<<1, threads>>>(out);
-      break;
-    case 1:
-      handoff<1><<<1, threads>>>(out);
-      break;
-    case 2:
-      handoff<2><<<1, threads>>>(out);
-      break;
-    case 3:
-      handoff<3><<<1, threads>>>(out);
-      break;
-    default:
-      handoff<4><<<1, threads>>>(out);
-      break;
-  }
+  void (*const kernels[])(float*) = {handoff<0>, handoff<1>, handoff<2>, handoff<3>, handoff<4>};
+  kernels[v < 0 || v > 4 ? 4 : v]<<<1, threads>>>(out);
   const cudaError_t e = cudaDeviceSynchronize();
   float h[512];
   cudaMemcpy(h, out, sizeof h, cudaMemcpyDeviceToHost);
