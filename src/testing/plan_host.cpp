@@ -90,6 +90,10 @@ std::vector<int32_t> build_plan_host(const int32_t* seqlens, int32_t batch, int3
   std::vector<int32_t> begin(static_cast<std::size_t>(params.num_parts), std::numeric_limits<int32_t>::max());
   std::vector<int32_t> end(static_cast<std::size_t>(params.num_parts), -1);
   std::fill_n(split_requests, params.num_parts, -1);
+  int32_t* split_states = plan.data() + layout.split_states();
+  int32_t* split_slots = plan.data() + layout.split_slots();
+  std::fill_n(split_states, params.num_parts, 0);
+  std::fill_n(split_slots, params.num_parts, 0);
   int32_t slots = 0, split_count = 0, max_splits = 1;
   int32_t part = 0;
   for (int32_t i = 0; i < batch; ++i) {
@@ -103,8 +107,10 @@ std::vector<int32_t> build_plan_host(const int32_t* seqlens, int32_t batch, int3
     slot_offset[i] = slots;
     if (splits > 1) {
       max_splits = std::max(max_splits, splits);
+      split_requests[split_count] = i;
+      split_states[split_count] = splits;
+      split_slots[split_count++] = slots;
       slots += splits;
-      split_requests[split_count++] = i;
     }
     for (int32_t p = part; p <= last; ++p) {
       begin[p] = std::min(begin[p], i);

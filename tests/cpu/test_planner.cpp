@@ -151,6 +151,11 @@ void check_invariants(const std::vector<int32_t>& seqlens, PlanParams params, in
   for (int32_t k = 0; k < params.num_parts; ++k) {
     const int32_t expected = k < h.num_split_requests ? split_list[k] : -1;
     EXPECT_EQ(plan[layout.split_requests() + k], expected) << "split_requests[" << k << "]";
+    // The combine's copies of the split request's splits and first slot (0 past the list).
+    EXPECT_EQ(plan[layout.split_states() + k], expected < 0 ? 0 : plan[layout.num_splits() + expected])
+        << "split_states[" << k << "]";
+    EXPECT_EQ(plan[layout.split_slots() + k], expected < 0 ? 0 : plan[layout.slot_offset() + expected])
+        << "split_slots[" << k << "]";
   }
   EXPECT_EQ(h.max_splits, max_splits);
   EXPECT_EQ(plan[7], 0);
@@ -356,7 +361,7 @@ TEST(PlanLayoutTest, WordsMatchTheDocumentedArrays) {
   const PlanLayout layout{10, 132};
   EXPECT_EQ(layout.part_req_begin(), 8);
   EXPECT_EQ(layout.part_begin(), 8 + 132 + 132);
-  EXPECT_EQ(layout.words(), 8 + 132 + 132 + 133 + 11 + 10 + 10 + 10 + 132);
+  EXPECT_EQ(layout.words(), 8 + 132 + 132 + 133 + 11 + 10 + 10 + 10 + 3 * 132);
   EXPECT_EQ(layout.bytes(), layout.words() * 4);
 }
 

@@ -68,8 +68,13 @@ struct PlanLayout {
   ETAP_HD int64_t slot_offset() const {
     return num_splits() + batch;
   }  // [batch] first partial slot (split requests only)
-  ETAP_HD int64_t split_requests() const { return slot_offset() + batch; }  // [P] ids of split requests
-  ETAP_HD int64_t words() const { return split_requests() + num_parts; }
+  // [P] ids of split requests, −1 past them.
+  ETAP_HD int64_t split_requests() const { return slot_offset() + batch; }
+  // The split request's num_splits and slot_offset again (0 past the list), so that the combine reads all it
+  // needs of one split request in one round trip after the header.
+  ETAP_HD int64_t split_states() const { return split_requests() + num_parts; }  // [P]
+  ETAP_HD int64_t split_slots() const { return split_states() + num_parts; }     // [P]
+  ETAP_HD int64_t words() const { return split_slots() + num_parts; }
   ETAP_HD int64_t bytes() const { return words() * 4; }
 };
 

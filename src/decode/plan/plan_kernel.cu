@@ -193,12 +193,21 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
     const int64_t before = split_carry + block_exclusive_scan(mine, chunk_total);
     if (i < batch) {
       slot_offset[i] = static_cast<int32_t>(before & kSlotMask);
-      if (split) split_requests[before >> kSplitCountShift] = i;
+      if (split) {
+        const auto j = before >> kSplitCountShift;
+        split_requests[j] = i;
+        plan[layout.split_states() + j] = splits;
+        plan[layout.split_slots() + j] = static_cast<int32_t>(before & kSlotMask);
+      }
     }
     split_carry += chunk_total;
   }
   const int32_t split_count = static_cast<int32_t>(split_carry >> kSplitCountShift);
-  for (int32_t j = split_count + threadIdx.x; j < num_parts; j += kPlanThreads) split_requests[j] = -1;
+  for (int32_t j = split_count + threadIdx.x; j < num_parts; j += kPlanThreads) {
+    split_requests[j] = -1;
+    plan[layout.split_states() + j] = 0;
+    plan[layout.split_slots() + j] = 0;
+  }
 
   __syncthreads();  // max_splits is complete
   if (threadIdx.x == 0) {
@@ -399,10 +408,19 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   if (t < batch) {
     plan[layout.slot_offset() + t] = before & kSmallSlotMask;
-    if (split) plan[layout.split_requests() + (before >> kSmallSplitCountShift)] = t;
+    if (split) {
+      const int32_t j = before >> kSmallSplitCountShift;
+      plan[layout.split_requests() + j] = t;
+      plan[layout.split_states() + j] = splits;
+      plan[layout.split_slots() + j] = before & kSmallSlotMask;
+    }
   }
   const int32_t split_count = all >> kSmallSplitCountShift;
-  if (t < num_parts && t >= split_count) plan[layout.split_requests() + t] = -1;
+  if (t < num_parts && t >= split_count) {
+    plan[layout.split_requests() + t] = -1;
+    plan[layout.split_states() + t] = 0;
+    plan[layout.split_slots() + t] = 0;
+  }
   if (t == 0) {
     const PlanHeader header{batch, num_parts, w, fixed, split_count, total, max_splits, 0};
     const int32_t* words = reinterpret_cast<const int32_t*>(&header);
