@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Alternating A/B of several kernel trees in one device call: the checkout itself ("main") and trees made
-# from `git archive HEAD` plus patches of bench/experiments. Builds them in parallel, runs the rows-on-M
-# GPU tests on each patched tree, then `etap bench --impl etap --no-check` over CONFIGS, REPS times, the
+# from `git archive HEAD` plus patches of bench/experiments (`base=`: none). Builds them in parallel, runs the
+# GPU tests (TESTS) on each tree, then `etap bench --impl etap --no-check` over CONFIGS, REPS times, the
 # trees alternating inside each rep, and prints one line per config last.
 #   bench/experiments/trees_ab.sh OUT main alt=rows_alternating_blocks alts=rows_alternating_blocks+spin_wait
 # Env: REPS (2), CONFIGS (newline-separated `etap bench` arguments), TIMELINE (tree names that also build
@@ -32,8 +32,7 @@ for spec in "$@"; do
   done
 done
 build() {
-  local name=$1 d=${DIR[$1]} targets="etap_cli"
-  [ "$name" != main ] && targets="$targets etap_gpu_tests"
+  local name=$1 d=${DIR[$1]} targets="etap_cli etap_gpu_tests"
   [[ " ${TIMELINE:-} " == *" $name "* ]] && targets="$targets etap_timeline"
   (cd "$d" && cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DETAP_PTXAS_VERBOSE=ON >"$OUT/cfg-$name.log" 2>&1 &&
     cmake --build build-gpu -j "$jobs_each" --target $targets >"$OUT/build-$name.log" 2>&1)
@@ -43,7 +42,6 @@ t0=$(date +%s)
 for n in "${NAMES[@]}"; do build "$n" & done; wait
 echo "builds: $(( $(date +%s) - t0 )) s"
 for n in "${NAMES[@]}"; do
-  [ "$n" = main ] && continue
   echo "$n tests: $("${DIR[$n]}"/build-gpu/tests/etap_gpu_tests --gtest_filter="$TESTS" 2>&1 | grep -E '^\[  (PASSED|FAILED)' | tr '\n' ' ')"
 done
 for rep in $(seq "$REPS"); do
