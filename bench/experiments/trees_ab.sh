@@ -10,6 +10,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:?OUT}; shift
 mkdir -p "$OUT"
+ROOT=$PWD  # patches come from the checkout, which may hold newer ones than the HEAD the trees start from
+echo "trees from HEAD $(git rev-parse --short HEAD)"
 REPS=${REPS:-2}
 TESTS=${TESTS:-RowsKernel.*}
 CONFIGS=${CONFIGS:-"-b 16 -s 8192 --h-q 16
@@ -27,7 +29,7 @@ for spec in "$@"; do
   rm -rf "$d" && mkdir -p "$d" && git archive HEAD | tar x -C "$d" && { [ -d .deps ] && cp -r .deps "$d/"; true; }
   IFS=+ read -ra patches <<<"${spec#*=}"
   for pa in "${patches[@]}"; do
-    (cd "$d" && GIT_DIR=/nonexistent git apply "bench/experiments/$pa.patch") >>"$OUT/apply-$name.log" 2>&1 ||
+    (cd "$d" && GIT_DIR=/nonexistent git apply "$ROOT/bench/experiments/$pa.patch") >>"$OUT/apply-$name.log" 2>&1 ||
       { echo "apply $pa on $name failed"; cat "$OUT/apply-$name.log"; exit 1; }
   done
 done
