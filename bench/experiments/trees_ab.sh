@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Alternating A/B of several kernel trees in one device call: the checkout itself ("main") and trees made
-# from `git archive HEAD` plus patches of bench/experiments (`base=`: none). Builds them in parallel, runs the
-# GPU tests (TESTS) on each tree, then `etap bench --impl etap --no-check` over CONFIGS, REPS times, the
-# trees alternating inside each rep, and prints one line per config last.
+# Alternating A/B of several kernel trees in one device call: the checkout itself ("main") and copies of it
+# (not of HEAD: the device machine's .git may be older than the tree it gets) plus patches of
+# bench/experiments (`base=`: none). Builds them in parallel, runs the GPU tests (TESTS) on each tree, then
+# `etap bench --impl etap --no-check` over CONFIGS, REPS times, the trees alternating inside each rep, and prints one line per config last.
 #   bench/experiments/trees_ab.sh OUT main alt=rows_alternating_blocks alts=rows_alternating_blocks+spin_wait
 # Env: REPS (2), CONFIGS (newline-separated `etap bench` arguments), TIMELINE (tree names that also build
 # etap_timeline and print one raw CTA at b=132 1K h_q 64 on 33 SMs), TESTS (gtest filter; default RowsKernel.*).
@@ -10,8 +10,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:?OUT}; shift
 mkdir -p "$OUT"
-ROOT=$PWD  # patches come from the checkout, which may hold newer ones than the HEAD the trees start from
-echo "trees from HEAD $(git rev-parse --short HEAD)"
+ROOT=$PWD
 REPS=${REPS:-2}
 TESTS=${TESTS:-RowsKernel.*}
 CONFIGS=${CONFIGS:-"-b 16 -s 8192 --h-q 16
@@ -26,7 +25,8 @@ for spec in "$@"; do
   name=${spec%%=*}; NAMES+=("$name")
   if [ "$name" = "$spec" ]; then DIR[$name]=.; continue; fi
   d=.ab-$name; DIR[$name]=$d
-  rm -rf "$d" && mkdir -p "$d" && git archive HEAD | tar x -C "$d" && { [ -d .deps ] && cp -r .deps "$d/"; true; }
+  rm -rf "$d" && mkdir -p "$d" && tar -c --exclude=./.git --exclude=./build-gpu --exclude='./.ab-*' --exclude=./build \
+    --exclude=./.anchors --exclude=./.peers . | tar x -C "$d"
   IFS=+ read -ra patches <<<"${spec#*=}"
   for pa in "${patches[@]}"; do
     (cd "$d" && GIT_DIR=/nonexistent git apply "$ROOT/bench/experiments/$pa.patch") >>"$OUT/apply-$name.log" 2>&1 ||
