@@ -73,7 +73,9 @@ if has sanitize; then
                "--batch 3 --seqlen 700 --h-q 16 --kv-format fp8" "--batch 2 --seqlen 300 --h-q 64 --kv-format fp8" \
                "--batch 3 --seqlen 300 --h-q 16 --page-size 1 --kv-format fp8" \
                "--batch 3 --seqlen 700 --h-q 16 --kv-format fp8-v32" \
-               "--batch 2 --seqlen 300 --h-q 32 --page-size 16 --kv-format fp8-v32"; do
+               "--batch 2 --seqlen 300 --h-q 32 --page-size 16 --kv-format fp8-v32" \
+               "--batch 2 --seqlen 1000 --h-q 128 --s-q 2 --causal" "--batch 3 --seqlen 2048 --h-q 64" \
+               "--batch 4 --varlen 500 --h-q 16 --page-size 1" "--batch 3 --seqlen 600 --h-q 64 --q-lens 1,0,3"; do
       log="$OUT/sanitize-$tool.log"
       compute-sanitizer --tool $tool --error-exitcode 9 $ETAP run $cfg --iters 1 --warmup 0 >>"$log" 2>&1
       rc=$?

@@ -16,15 +16,4 @@ __device__ __forceinline__ void named_barrier_arrive(uint32_t id, uint32_t threa
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
-// bar.red.and.pred id, nthreads — waits like bar.sync and returns whether `pred` holds in every thread.
-__device__ __forceinline__ bool named_barrier_and(uint32_t id, uint32_t threads, bool pred) {
-  uint32_t all;
-  asm volatile(
-      "{\n.reg .pred p, q;\nsetp.ne.u32 p, %1, 0;\nbar.red.and.pred q, %2, %3, p;\nselp.u32 %0, 1, 0, q;\n}\n"
-      : "=r"(all)
-      : "r"(static_cast<uint32_t>(pred)), "r"(id), "r"(threads)
-      : "memory");
-  return all != 0;
-}
-
 }  // namespace etap::hopper

@@ -23,11 +23,6 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t phase) {
   }
 }
 
-// mbarrier.test_wait.parity — whether the phase with parity `phase` has completed, without waiting.
-__device__ __forceinline__ bool mbarrier_test(uint64_t* bar, uint32_t phase) {
-  return cuda::ptx::mbarrier_test_wait_parity(bar, phase);
-}
-
 // mbarrier.arrive.release.cta.shared::cta.b64
 __device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
   (void)cuda::ptx::mbarrier_arrive(bar);

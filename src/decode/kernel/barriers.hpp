@@ -12,7 +12,6 @@ enum class NamedBarrier : uint32_t {
   kTailZeroed = 5,   // + warpgroup: V rows past seqlen are zeroed in this warpgroup's V boxes
   kRowSumReady = 7,  // final softmax denominators of all columns are in smem
   kQPadZeroed = 8,   // + warpgroup: padding rows of Q are zero
-  kNextLanded = 10,  // rows-on-M score warpgroup: its vote on whether the next KV block has landed
   kStagingRead = 11,      // FP8: the converter warps read the rows a group overwrites (fp8_convert.cuh)
   kScoresExchanged = 12,  // register FP8: both warpgroups' partial Sᵀ halves are in smem (fp8_consumer.cuh)
   kQPermuted = 13,        // register FP8: Q rows read (then: written) by the k permutation (fp8_consumer.cuh)

@@ -37,13 +37,6 @@ struct BlockArrival {
   __device__ __forceinline__ void wait_boxes(int stage, uint32_t phase, int first, int count) const {
     for (int b = first; b < first + count; ++b) wait_box(stage, phase, b, first);
   }
-
-  // Whether the whole block has landed, without waiting (the last box stands for it: TMA boxes of one block
-  // are issued in order; a wrong guess only costs time, the wgmmas still wait box by box).
-  __device__ __forceinline__ bool landed(int stage, uint32_t phase) const {
-    return per_box ? hopper::mbarrier_test(&smem.box_full[stage][Cfg::kBoxes - 1], phase)
-                   : hopper::mbarrier_test(&smem.full[stage], phase);
-  }
 };
 
 }  // namespace etap::decoding

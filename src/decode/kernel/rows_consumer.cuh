@@ -5,13 +5,9 @@
 //   P = row-wise online softmax of S            (a row lives in the 4 lanes of a quad: two shuffles, no smem)
 //   O[64 × d_v/2] += P · V[64 kv × d_v/2]       (each warpgroup its half of d_v: m64n256k16 at d_v = 512;
 //                                                warpgroup 0 takes P from registers, warpgroup 1 from smem)
-// Overlap: warpgroup 1's O runs beside warpgroup 0's, and the producer loads block k + 1 during block k.
-// When block k + 1 has already landed at the end of block k's softmax (a segment's first block, L2 hits),
-// warpgroup 0 issues its S ahead of the O of block k, so that the next softmax runs while both O wgmmas
-// are on the tensor cores. Otherwise (the steady state with two stages) it first waits for its O of block k
-// and releases that stage, so that the producer keeps two blocks in flight, then waits for block k + 1. The
-// decision is one vote per block (a reduction on a named barrier): the warpgroup issues its wgmmas in one
-// order. docs/DESIGN.md has the per-block budget.
+// Overlap: warpgroup 1's O runs beside warpgroup 0's, and the producer loads block k + 1 during block k;
+// warpgroup 0 releases a stage as soon as its O of the block is done, then waits for the next block.
+// docs/DESIGN.md has the per-block budget.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -130,15 +126,14 @@ struct RowsConsumer {
     const int32_t fully_visible_end =
         (p.causal ? seg.seqlen - p.s_q + rows.first_token() : seg.seqlen - 1) + 1;
 
-    // Each path through a block ends with the scores of the next block complete, so that at the top of the
-    // loop only the O of the previous block may be pending, whichever path it took (ptxas tracks the wgmma
-    // groups per path; a wait whose depth depends on a runtime flag makes it serialise them).
+    // Per block: softmax of S(k), both warpgroups' O(k) (warpgroup 1's from the published P), stage k
+    // released as soon as warpgroup 0's O(k) is done, so that the producer keeps two blocks in flight, then
+    // S(k + 1). Issuing S(k + 1) ahead of O(k) when block k + 1 had already landed (a vote per block)
+    // measured slower at every R ≥ 64 row (2026-12-03 run 4, docs/PERF.md): it held stage k longer.
     float s[kSRegs];
     issue_scores(stage.index, stage.phase, s);  // waits for the block
     hopper::wgmma_wait<0>();
     hopper::fence_accumulator(s);
-    bool o_pending = false;  // the O of the previous block still runs (its stage not released yet)
-    int previous_stage = 0;
     for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
       if (k == seg.page_end - 1 && lane == 0) {
         // Warpgroup 1 never reads Q: warpgroup 0 arrives for the whole CTA's count.
@@ -151,55 +146,25 @@ struct RowsConsumer {
       scale_and_mask(x, k, limit, (k + 1) * Cfg::kPageTokens > fully_visible_end);
       float alpha[2];
       stats.update(x, alpha);
-      hopper::wgmma_wait<0>();  // O of block k − 1: o and the stage of block k − 1 are free
-      hopper::fence_accumulator(o);
-      if (o_pending && lane == 0) hopper::mbarrier_arrive(&smem.empty[previous_stage]);
-      if (o_pending) timeline::probe(smem, timeline::Event::kBlockEnd, k - 1);
       uint32_t pa[kPvSteps][4];
 #pragma unroll
       for (int ks = 0; ks < kPvSteps; ++ks) hopper::pack_fragment<T>(x, ks, pa[ks]);
       if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
         zero_v_tail<Cfg>(smem, stage.index, wg, seg.seqlen % Cfg::kPageTokens);
-
-      hopper::PipelineState<Cfg::kStages> next = stage;
-      next.advance();
-      const bool has_next = k + 1 < seg.page_end;
-      // Warpgroup-uniform: every warp must issue the same wgmma sequence.
-      const bool landed_everywhere =
-          hopper::named_barrier_and(barrier_id(NamedBarrier::kNextLanded), kWgThreads,
-                                    has_next && arrival.landed(next.index, next.phase));
-      const bool next_landed = __shfl_sync(kFullWarpMask, landed_everywhere, 0);  // uniform for ptxas
       rescale(alpha);
-      if (next_landed) {
-        // Compute-bound: S of block k + 1 ahead of this block's O, which runs during the next softmax.
-        issue_scores(next.index, next.phase, s);
-        issue_values(stage.index, pa);
-        publish_p(pa, alpha);
-        hopper::wgmma_wait<1>();
-        hopper::fence_accumulator(s);
-        o_pending = true;
-        previous_stage = stage.index;
-      } else {
-        // Memory-bound (or the last block): release this stage as soon as its O is done, then wait.
-        issue_values(stage.index, pa);
-        publish_p(pa, alpha);
+      issue_values(stage.index, pa);
+      publish_p(pa, alpha);
+      hopper::wgmma_wait<0>();
+      hopper::fence_accumulator(o);
+      if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
+      timeline::probe(smem, timeline::Event::kBlockEnd, k);
+      stage.advance();
+      if (k + 1 < seg.page_end) {
+        issue_scores(stage.index, stage.phase, s);
         hopper::wgmma_wait<0>();
-        hopper::fence_accumulator(o);
-        if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
-        timeline::probe(smem, timeline::Event::kBlockEnd, k);
-        o_pending = false;
-        if (has_next) {
-          issue_scores(next.index, next.phase, s);
-          hopper::wgmma_wait<0>();
-          hopper::fence_accumulator(s);
-        }
+        hopper::fence_accumulator(s);
       }
-      stage = next;
     }
-    // Nothing is pending here (the last block takes the second path); the wait says so to ptxas, which
-    // cannot see that and would otherwise serialise the wgmmas around the epilogue's reads of o.
-    hopper::wgmma_wait<0>();
-    hopper::fence_accumulator(o);
   }
 
   // S = Q · Kᵀ: A = Q box (64 rows, K-major), B = K box (64 kv, K-major); box b holds d ∈ [64b, 64b + 64).
