@@ -9,7 +9,7 @@ enum class NamedBarrier : uint32_t {
   kColumnMaxWritten = 1,  // + warpgroup: a consumer warpgroup's partial column maxima (or sums) are in smem
   kPFree = 3,        // both consumer warpgroups finished the previous Oᵀ += Vᵀ·Pᵀ: Pᵀ/alpha reusable
   kPReady = 4,       // Pᵀ and alpha of this page are in smem and visible to the async proxy
-  kTailZeroed = 5,   // + warpgroup: V rows past seqlen are zeroed in this warpgroup's V boxes
+  kTailZeroed = 5,   // + warpgroup: V rows past seqlen are zeroed in this warpgroup's V boxes (transposed)
   kRowSumReady = 7,  // final softmax denominators of all columns are in smem
   kQPadZeroed = 8,   // + warpgroup: padding rows of Q are zero
   kStagingRead = 11,      // FP8: the converter warps read the rows a group overwrites (fp8_convert.cuh)

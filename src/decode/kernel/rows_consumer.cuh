@@ -22,7 +22,6 @@
 #include "decode/kernel/rows_epilogue.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
-#include "decode/kernel/tail.cuh"
 #include "decode/kernel/timeline.cuh"
 #include "decode/kernel/zero_rows.cuh"
 #include "hopper/barrier.cuh"
@@ -149,11 +148,18 @@ struct RowsConsumer {
       uint32_t pa[kPvSteps][4];
 #pragma unroll
       for (int ks = 0; ks < kPvSteps; ++ks) hopper::pack_fragment<T>(x, ks, pa[ks]);
-      if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
-        zero_v_tail<Cfg>(smem, stage.index, wg, seg.seqlen % Cfg::kPageTokens);
+      // The tail block: warpgroup 0 zeroes the V rows past seqlen in both warpgroups' boxes and publishes P
+      // before its own O, so that kPReady (both warpgroups, after the fence in publish_p) orders the zeroing
+      // before either O wgmma. A per-warpgroup barrier here, passed by each warpgroup at a different point,
+      // made racecheck report the alpha handoff (2026-12-03, docs/PERF.md), as the vote barrier did.
+      const bool tail = k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0;
+      if (tail) {
+        zero_v_tail_rows(stage.index, seg.seqlen % Cfg::kPageTokens);
+        publish_p(pa, alpha);
+      }
       rescale(alpha);
       issue_values(stage.index, pa);
-      publish_p(pa, alpha);
+      if (!tail) publish_p(pa, alpha);
       hopper::wgmma_wait<0>();
       hopper::fence_accumulator(o);
       if (lane == 0) hopper::mbarrier_arrive(&smem.empty[stage.index]);
@@ -165,6 +171,13 @@ struct RowsConsumer {
         hopper::fence_accumulator(s);
       }
     }
+  }
+
+  // Slots past seqlen may hold NaN, and 0 · NaN = NaN: rows [valid, 64) of all kVBoxes V boxes of the stage
+  // are zeroed by warpgroup 0's threads (its S of the block has waited for every box to land).
+  __device__ __forceinline__ void zero_v_tail_rows(int stage, int valid) {
+    zero_box_rows([&](int b) { return smem.kv[stage][b]; }, Cfg::kVBoxes, valid, Cfg::kPageTokens - valid,
+                  thread, kWgThreads);
   }
 
   // S = Q · Kᵀ: A = Q box (64 rows, K-major), B = K box (64 kv, K-major); box b holds d ∈ [64b, 64b + 64).
@@ -239,9 +252,7 @@ struct RowsConsumer {
       arrival.wait_boxes(stage.index, stage.phase, wg * Cfg::kVTiles, Cfg::kVTiles);  // this thread's V
       timeline::probe(smem, timeline::Event::kBlockLanded, k);
       hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
-      const float alpha[2] = {smem.alpha[fragment_row(0)], smem.alpha[fragment_row(1)]};
-      if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
-        zero_v_tail<Cfg>(smem, stage.index, wg, seg.seqlen % Cfg::kPageTokens);
+      const float alpha[2] = {smem.alpha[fragment_row(0)], smem.alpha[fragment_row(1)]};  // V tail: zeroed
       rescale(alpha);
       hopper::wgmma_fence();
       const uint64_t v = v_desc(stage.index);

@@ -1,6 +1,6 @@
 // The tail page of a request: cache slots past seqlen hold whatever the cache holds there (NaN in the tests).
-// Their P is 0, but 0 · NaN = NaN, so each consumer warpgroup zeroes those rows of its own V boxes before
-// its P·V product.
+// Their P is 0, but 0 · NaN = NaN, so each consumer warpgroup of the transposed kernel zeroes those rows of
+// its own V boxes before its P·V product (the rows-on-M kernel: RowsConsumer::zero_v_tail_rows).
 #pragma once
 
 #include <cstdint>
