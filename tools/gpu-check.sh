@@ -85,8 +85,15 @@ if has sanitize; then
 fi
 
 if has sass; then
-  cuobjdump -sass "$BUILD"/src/CMakeFiles/etap.dir/decode/kernel_bf16.cu.o >"$OUT/kernel_bf16.sass" 2>&1
-  note sass ok "HGMMA=$(grep -c HGMMA "$OUT/kernel_bf16.sass") LDL/STL=$(grep -c -E 'LDL|STL' "$OUT/kernel_bf16.sass")"
+  # The bf16 d 576/512 decode kernels: transposed (kernel_bf16_d576) and rows-on-M (kernel_rows_bf16_d576).
+  for kernel in kernel_bf16_d576 kernel_rows_bf16_d576; do
+    object="$BUILD/src/CMakeFiles/etap_objects.dir/decode/kernel/$kernel.cu.o"
+    if cuobjdump -sass "$object" >"$OUT/$kernel.sass" 2>&1; then
+      note sass ok "$kernel: HGMMA=$(grep -c HGMMA "$OUT/$kernel.sass") LDL/STL=$(grep -c -E 'LDL|STL' "$OUT/$kernel.sass")"
+    else
+      note sass FAIL "$kernel: $(head -1 "$OUT/$kernel.sass")"
+    fi
+  done
 fi
 
 if has bench; then
