@@ -22,6 +22,7 @@
 #include "decode/kernel/rows_epilogue.cuh"
 #include "decode/kernel/schedule.cuh"
 #include "decode/kernel/shared_storage.cuh"
+#include "decode/kernel/tail.cuh"
 #include "decode/kernel/timeline.cuh"
 #include "decode/kernel/zero_rows.cuh"
 #include "hopper/barrier.cuh"
@@ -154,7 +155,9 @@ struct RowsConsumer {
       // made racecheck report the alpha handoff (2026-12-03, docs/PERF.md), as the vote barrier did.
       const bool tail = k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0;
       if (tail) {
-        zero_v_tail_rows(stage.index, seg.seqlen % Cfg::kPageTokens);
+        // All kVBoxes boxes: its S of the block has waited for every box to land.
+        zero_v_tail_boxes(smem, stage.index, 0, Cfg::kVBoxes, seg.seqlen % Cfg::kPageTokens, thread,
+                          kWgThreads);
         publish_p(pa, alpha);
       }
       rescale(alpha);
@@ -171,13 +174,6 @@ struct RowsConsumer {
         hopper::fence_accumulator(s);
       }
     }
-  }
-
-  // Slots past seqlen may hold NaN, and 0 · NaN = NaN: rows [valid, 64) of all kVBoxes V boxes of the stage
-  // are zeroed by warpgroup 0's threads (its S of the block has waited for every box to land).
-  __device__ __forceinline__ void zero_v_tail_rows(int stage, int valid) {
-    zero_box_rows([&](int b) { return smem.kv[stage][b]; }, Cfg::kVBoxes, valid, Cfg::kPageTokens - valid,
-                  thread, kWgThreads);
   }
 
   // S = Q · Kᵀ: A = Q box (64 rows, K-major), B = K box (64 kv, K-major); box b holds d ∈ [64b, 64b + 64).
@@ -252,7 +248,8 @@ struct RowsConsumer {
       arrival.wait_boxes(stage.index, stage.phase, wg * Cfg::kVTiles, Cfg::kVTiles);  // this thread's V
       timeline::probe(smem, timeline::Event::kBlockLanded, k);
       hopper::named_barrier_sync(barrier_id(NamedBarrier::kPReady), Cfg::kConsumerThreads);
-      const float alpha[2] = {smem.alpha[fragment_row(0)], smem.alpha[fragment_row(1)]};  // V tail: zeroed
+      // In the tail block warpgroup 0 has also zeroed this warpgroup's V rows past seqlen before kPReady.
+      const float alpha[2] = {smem.alpha[fragment_row(0)], smem.alpha[fragment_row(1)]};
       rescale(alpha);
       hopper::wgmma_fence();
       const uint64_t v = v_desc(stage.index);
