@@ -15,7 +15,6 @@
 #include "decode/kernel/timeline.cuh"
 #include "hopper/cp_async.cuh"
 #include "hopper/fence.cuh"
-#include "hopper/global_load.cuh"
 #include "hopper/pipeline.cuh"
 #include "hopper/smem_desc.cuh"
 #include "hopper/tma.cuh"
@@ -58,9 +57,7 @@ struct KvBlockLoader {
       return {-1, 0, 0};
     const int32_t blocks_per_page = p.page_size / kBlockTokens;
     const int32_t column = min((lead.block + lane) / blocks_per_page, p.max_pages - 1);
-    // In place: an ordinary load was sunk into whole_blocks, after the Q TMA (2026-12-03e run 1 timeline).
-    return {lead.request, lead.block,
-            hopper::load_in_place(p.block_table + lead.request * p.block_table_stride + column)};
+    return {lead.request, lead.block, p.block_table[lead.request * p.block_table_stride + column]};
   }
 
   // page_size % 64 == 0: block k is tokens [64·(k mod B), +64) of page table[k / B], B = page_size / 64. Page

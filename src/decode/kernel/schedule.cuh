@@ -7,7 +7,6 @@
 #include "common/constants.hpp"
 #include "decode/kernel/params.hpp"
 #include "decode/plan/plan.hpp"
-#include "hopper/global_load.cuh"
 
 namespace etap::decoding {
 
@@ -21,11 +20,9 @@ struct Segment {
   int32_t slot;  // partial-result slot when num_splits > 1
 };
 
-// The plan words of one part that the walk starts from. Every word loads at once, in place
-// (hopper/global_load.cuh): with ordinary loads the compiler branched on the header's batch before it issued
-// the next load (plan_matches' &&), and sank the request's words past the skip test below, so that each
-// branch cost a round trip of its own before the first TMA. The layout comes from the launch parameters, not
-// the header, for the same reason.
+// The plan words of one part that the walk starts from. The layout comes from the launch parameters, not the
+// header, so that the header and the part's words load in parallel: one dependent round trip less before
+// the first TMA.
 struct PartPlan {
   bool valid;  // the plan describes this launch (plan.hpp plan_matches)
   int32_t req_begin, req_end;
@@ -34,47 +31,35 @@ struct PartPlan {
 };
 
 __device__ __forceinline__ PartPlan load_part(const KernelParams& p, int part) {
+  const PlanHeader& header = *reinterpret_cast<const PlanHeader*>(p.plan);
   const PlanLayout layout{p.batch, p.num_parts};
-  const int32_t* plan = p.plan;
-  const PlanHeader& header = *reinterpret_cast<const PlanHeader*>(plan);
-  const int32_t batch = hopper::load_in_place(&header.batch),
-                parts = hopper::load_in_place(&header.num_parts);
-  const int32_t fixed = hopper::load_in_place(&header.fixed_cost);
-  const int32_t req_begin = hopper::load_in_place(plan + layout.part_req_begin() + part);
-  const int32_t req_end = hopper::load_in_place(plan + layout.part_req_end() + part);
-  const int32_t pos_begin = hopper::load_in_place(plan + layout.part_begin() + part);
-  const int32_t pos_end = hopper::load_in_place(plan + layout.part_begin() + part + 1);
-  const bool valid = plan_matches(PlanHeader{batch, parts, 0, 0, 0, 0, 0, 0}, p.batch, p.num_parts);
-  return {valid, req_begin, req_end, pos_begin, pos_end, fixed};
+  return {plan_matches(header, p.batch, p.num_parts), p.plan[layout.part_req_begin() + part],
+          p.plan[layout.part_req_end() + part],       p.plan[layout.part_begin() + part],
+          p.plan[layout.part_begin() + part + 1],     header.fixed_cost};
 }
 
 // The part's first block (plan.hpp part_lead: the first segment with a page below, and its first page).
 __device__ __forceinline__ LeadBlock load_part_lead(const KernelParams& p, int part) {
   const PlanLayout layout{p.batch, p.num_parts};
-  return {hopper::load_in_place(p.plan + layout.lead_request() + part),
-          hopper::load_in_place(p.plan + layout.lead_block() + part)};
+  return {p.plan[layout.lead_request() + part], p.plan[layout.lead_block() + part]};
 }
 
-// Calls fn(Segment) for each of the part's segments, in request order. A request's seqlen and plan words
-// load together (in place, as above) before the test that skips it.
 template <class Fn>
 __device__ __forceinline__ void for_each_segment(const KernelParams& p, const PartPlan& part_plan, int part,
                                                  Fn&& fn) {
   if (!part_plan.valid) return;
   const PlanLayout layout{p.batch, p.num_parts};
   for (int32_t i = part_plan.req_begin; i <= part_plan.req_end; ++i) {
-    const int32_t raw_seqlen = hopper::load_in_place(p.seqlens + i);
-    const int32_t start = hopper::load_in_place(p.plan + layout.cost_prefix() + i);
-    const int32_t first_part = hopper::load_in_place(p.plan + layout.first_part() + i);
-    const int32_t splits = hopper::load_in_place(p.plan + layout.num_splits() + i);
-    const int32_t slot = hopper::load_in_place(p.plan + layout.slot_offset() + i);
+    const int32_t raw_seqlen = p.seqlens[i];
     const auto seqlen = static_cast<int32_t>(request_tokens(raw_seqlen, p.page_size, p.max_pages));
     const int32_t pages = (seqlen + kBlockTokens - 1) / kBlockTokens;
-    const PageRange range =
-        part_pages(part_plan.pos_begin, part_plan.pos_end, start, pages, part_plan.fixed_cost);
+    const PageRange range = part_pages(part_plan.pos_begin, part_plan.pos_end,
+                                       p.plan[layout.cost_prefix() + i], pages, part_plan.fixed_cost);
     if (pages > 0 && range.begin == range.end) continue;
+    const int32_t first_part = p.plan[layout.first_part() + i];
+    const int32_t splits = p.plan[layout.num_splits() + i];
     fn(Segment{i, range.begin, range.end, pages, seqlen, part - first_part, splits,
-               slot + (part - first_part)});
+               p.plan[layout.slot_offset() + i] + (part - first_part)});
   }
 }
 
