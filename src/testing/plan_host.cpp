@@ -125,21 +125,6 @@ std::vector<int32_t> build_plan_host(const int32_t* seqlens, int32_t batch, int3
   const PlanHeader header{
       batch, params.num_parts, w, fixed, split_count, static_cast<int32_t>(total), max_splits, 0};
   std::memcpy(plan.data(), &header, sizeof(header));
-
-  // Each part's first block: its first segment with a page, from the segment walk (the kernel scans the
-  // part's request span with plan.hpp part_lead instead).
-  for (int32_t p = 0; p < params.num_parts; ++p) {
-    int32_t request = -1, block = 0;
-    for (const PartSegment& s : part_segments(plan, p)) {
-      if (s.page_begin < s.page_end) {
-        request = s.request;
-        block = s.page_begin;
-        break;
-      }
-    }
-    plan[layout.lead_request() + p] = request;
-    plan[layout.lead_block() + p] = block;
-  }
   return plan;
 }
 

@@ -88,7 +88,7 @@ TEST(BufferSizes, PlanBytesFollowThePlanLayout) {
   const DecodeProblem p = mla_problem(10);
   EXPECT_EQ(plan_bytes(p, {kNumSms, false}),
             static_cast<std::size_t>(decoding::PlanLayout{10, kNumSms}.bytes()));
-  EXPECT_EQ(plan_bytes(p, {kNumSms, false}), 4u * (8 + 8 * kNumSms + 1 + 11 + 3 * 10));
+  EXPECT_EQ(plan_bytes(p, {kNumSms, false}), 4u * (8 + 6 * kNumSms + 1 + 11 + 3 * 10));
 }
 
 TEST(BufferSizes, WorkspaceHoldsTwoSlotsPerPart) {

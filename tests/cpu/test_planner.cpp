@@ -202,10 +202,6 @@ void expect_kernel_method_matches(const std::vector<int32_t>& plan) {
     const RequestSpan span = part_requests(prefix, h.batch, fixed, bounds[p], bounds[p + 1]);
     EXPECT_EQ(span.first, plan[layout.part_req_begin() + p]) << "part " << p;
     EXPECT_EQ(span.last, plan[layout.part_req_end() + p]) << "part " << p;
-    // The kernels' method for the part's first block (the host twin walks the segments instead).
-    const LeadBlock lead = part_lead(prefix, fixed, span, bounds[p], bounds[p + 1]);
-    EXPECT_EQ(lead.request, plan[layout.lead_request() + p]) << "part " << p;
-    EXPECT_EQ(lead.block, plan[layout.lead_block() + p]) << "part " << p;
   }
   for (int32_t i = 0; i < h.batch; ++i) {
     const int64_t start = prefix[i], cost = prefix[i + 1] - prefix[i];
@@ -365,8 +361,7 @@ TEST(PlanLayoutTest, WordsMatchTheDocumentedArrays) {
   const PlanLayout layout{10, 132};
   EXPECT_EQ(layout.part_req_begin(), 8);
   EXPECT_EQ(layout.part_begin(), 8 + 132 + 132);
-  EXPECT_EQ(layout.lead_request(), 8 + 132 + 132 + 133 + 11 + 10 + 10 + 10 + 3 * 132);
-  EXPECT_EQ(layout.words(), 8 + 132 + 132 + 133 + 11 + 10 + 10 + 10 + 5 * 132);
+  EXPECT_EQ(layout.words(), 8 + 132 + 132 + 133 + 11 + 10 + 10 + 10 + 3 * 132);
   EXPECT_EQ(layout.bytes(), layout.words() * 4);
 }
 

@@ -133,7 +133,7 @@ __device__ void merge_direct(const KernelParams& p, const SplitEntry& e, int32_t
 // Work items over a grid of at most min(batch, P) · rows blocks (launch_combine), looping when the
 // split requests need more. When no request has more than kDirectStates splits (header.max_splits), an item
 // is (split request, kStateGroups query rows) and merge_direct runs with one row per 128 threads: the chain
-// is header and split entry (one round trip) → lse/o → store.
+// is header → split entry → lse/o → store.
 // Otherwise an item is one row and the block's threads split its 128 float4 columns and, in kStateGroups
 // groups, the states, with kUnroll loads in flight each.
 template <typename T>
@@ -147,20 +147,12 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   const int column = threadIdx.x % kColumnVectors, group = threadIdx.x / kColumnVectors;
   const int row_groups = (p.rows + kStateGroups - 1) / kStateGroups;
   const PlanHeader& header = *reinterpret_cast<const PlanHeader*>(p.plan);
-  // The split entry of the block's first item on either path loads with the header instead of after it
-  // (entries j < P exist in every plan of this layout; those past the split requests are never used).
-  const auto first_entry = [&](int32_t j) {
-    return j < p.num_parts ? split_entry(p, layout, j) : SplitEntry{-1, 0, 0};
-  };
-  const SplitEntry first_direct = first_entry(static_cast<int32_t>(blockIdx.x) / row_groups);
-  const SplitEntry first_grouped = first_entry(static_cast<int32_t>(blockIdx.x) / p.rows);
   if (!plan_matches(header, p.batch, p.num_parts)) return;
 
   if (header.max_splits <= kDirectStates) {
     const int items = header.num_split_requests * row_groups;
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
-      const SplitEntry e =
-          item == static_cast<int>(blockIdx.x) ? first_direct : split_entry(p, layout, item / row_groups);
+      const SplitEntry e = split_entry(p, layout, item / row_groups);
       const int32_t row = (item % row_groups) * kStateGroups + group;
       if (row >= p.rows) continue;
       if (!combine_row(p, e.request, row).exists) continue;
@@ -171,8 +163,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
 
   const int items = header.num_split_requests * p.rows;
   for (int item = blockIdx.x; item < items; item += gridDim.x) {
-    const SplitEntry e =
-        item == static_cast<int>(blockIdx.x) ? first_grouped : split_entry(p, layout, item / p.rows);
+    const SplitEntry e = split_entry(p, layout, item / p.rows);
     const int32_t row = item % p.rows;
     if (!combine_row(p, e.request, row).exists) continue;  // the whole block skips the item alike
     const int32_t states = e.states;

@@ -40,38 +40,16 @@ struct KvBlockLoader {
       hopper::mbarrier_wait(&smem.empty[stage.index], stage.producer_phase());
   }
 
-  // The page ids of blocks lead.block .. lead.block + 31 of request lead.request (one per lane, clamped to
-  // the table row: ids past the segment's end are never used), read as soon as the plan names the part's
-  // first block, in the same round trip as the segment walk's seqlen and cost prefix: whole_blocks' first
-  // window then needs no round trip of its own before the part's first TMA. request −1: none (other page
-  // sizes, a part without blocks, or a plan that does not describe the launch).
-  struct LeadWindow {
-    int32_t request, block, ids;
-  };
-  // Not for the tiled register-FP8 kernels: their producer warp spills 8 bytes at 40 registers with it
-  // (ptxas).
-  static constexpr bool kLeadWindow = !(Cfg::kTiled && Cfg::kRegisterFp8);
-  __device__ __forceinline__ LeadWindow lead_window(LeadBlock lead) const {
-    if (!kLeadWindow || p.kv_load != KvLoad::kWholeBlocks || lead.request < 0 || lead.request >= p.batch ||
-        lead.block < 0)
-      return {-1, 0, 0};
-    const int32_t blocks_per_page = p.page_size / kBlockTokens;
-    const int32_t column = min((lead.block + lane) / blocks_per_page, p.max_pages - 1);
-    return {lead.request, lead.block, p.block_table[lead.request * p.block_table_stride + column]};
-  }
-
   // page_size % 64 == 0: block k is tokens [64·(k mod B), +64) of page table[k / B], B = page_size / 64. Page
-  // ids are read 32 blocks at a time, one per lane, the next 32 in flight while these are streamed; the
-  // first 32 of the part's first segment come from `lead`.
+  // ids are read 32 blocks at a time, one per lane, the next 32 in flight while these are streamed.
   __device__ void whole_blocks(const Segment& seg, const int32_t* table_row,
-                               hopper::PipelineState<Cfg::kStages>& stage, const LeadWindow& lead) {
+                               hopper::PipelineState<Cfg::kStages>& stage) {
     const int32_t blocks_per_page = p.page_size / kBlockTokens;
     auto load_ids = [&](int32_t first) {
       const int32_t k = first + lane;
       return k < seg.page_end ? table_row[k / blocks_per_page] : 0;
     };
-    const bool led = seg.request == lead.request && seg.page_begin == lead.block;
-    int32_t current = led ? lead.ids : load_ids(seg.page_begin), next = load_ids(seg.page_begin + kWarpSize);
+    int32_t current = load_ids(seg.page_begin), next = load_ids(seg.page_begin + kWarpSize);
     for (int32_t k = seg.page_begin; k < seg.page_end; ++k) {
       const int32_t j = (k - seg.page_begin) % kWarpSize;
       if (j == 0 && k != seg.page_begin) {

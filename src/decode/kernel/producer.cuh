@@ -30,11 +30,7 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
   KvBlockLoader<Cfg> kv{p, smem, kv_map, rope_map, tile.kv_head, lane};
   CtaRows<Cfg::kTiled> rows(p);  // varlen: the tile's tokens in each request, as the consumers see them
 
-  // The plan words of the part and of its first block load together; the first block's page ids then load
-  // with the first request's seqlen (KvBlockLoader::lead_window).
-  const PartPlan part = load_part(p, blockIdx.x);
-  const auto lead = kv.lead_window(load_part_lead(p, blockIdx.x));
-  for_each_segment(p, part, blockIdx.x, [&](const Segment& seg) {
+  for_each_segment(p, blockIdx.x, [&](const Segment& seg) {
     if (!rows.enter(p, seg.request)) return;  // varlen: the tile lies past this request's query tokens
     if (seg.pages == 0) return;               // empty request: nothing to load
     timeline::probe(smem, timeline::Event::kSegmentBegin, seg.request);
@@ -51,7 +47,7 @@ __device__ __forceinline__ void producer(const KernelParams& p, SharedStorage<Cf
     const int32_t* table_row = p.block_table + seg.request * p.block_table_stride;
     switch (p.kv_load) {
       case KvLoad::kWholeBlocks:
-        kv.whole_blocks(seg, table_row, stage, lead);
+        kv.whole_blocks(seg, table_row, stage);
         break;
       case KvLoad::kChunks:
         kv.chunks(seg, table_row, stage);

@@ -20,52 +20,29 @@ struct Segment {
   int32_t slot;  // partial-result slot when num_splits > 1
 };
 
-// The plan words of one part that the walk starts from. The layout comes from the launch parameters, not the
-// header, so that the header and the part's words load in parallel: one dependent round trip less before
-// the first TMA.
-struct PartPlan {
-  bool valid;  // the plan describes this launch (plan.hpp plan_matches)
-  int32_t req_begin, req_end;
-  int32_t pos_begin, pos_end;  // the part's interval on the cost line
-  int32_t fixed_cost;
-};
-
-__device__ __forceinline__ PartPlan load_part(const KernelParams& p, int part) {
+template <class Fn>
+__device__ __forceinline__ void for_each_segment(const KernelParams& p, int part, Fn&& fn) {
+  // The layout comes from the launch parameters, not the header, so that the header and the part's
+  // request range load in parallel: one dependent round trip less before the first TMA.
   const PlanHeader& header = *reinterpret_cast<const PlanHeader*>(p.plan);
   const PlanLayout layout{p.batch, p.num_parts};
-  return {plan_matches(header, p.batch, p.num_parts), p.plan[layout.part_req_begin() + part],
-          p.plan[layout.part_req_end() + part],       p.plan[layout.part_begin() + part],
-          p.plan[layout.part_begin() + part + 1],     header.fixed_cost};
-}
-
-// The part's first block (plan.hpp part_lead: the first segment with a page below, and its first page).
-__device__ __forceinline__ LeadBlock load_part_lead(const KernelParams& p, int part) {
-  const PlanLayout layout{p.batch, p.num_parts};
-  return {p.plan[layout.lead_request() + part], p.plan[layout.lead_block() + part]};
-}
-
-template <class Fn>
-__device__ __forceinline__ void for_each_segment(const KernelParams& p, const PartPlan& part_plan, int part,
-                                                 Fn&& fn) {
-  if (!part_plan.valid) return;
-  const PlanLayout layout{p.batch, p.num_parts};
-  for (int32_t i = part_plan.req_begin; i <= part_plan.req_end; ++i) {
+  const int32_t req_begin = p.plan[layout.part_req_begin() + part];
+  const int32_t req_end = p.plan[layout.part_req_end() + part];
+  const int32_t pos_begin = p.plan[layout.part_begin() + part];  // the part's interval on the cost line
+  const int32_t pos_end = p.plan[layout.part_begin() + part + 1];
+  if (!plan_matches(header, p.batch, p.num_parts)) return;
+  for (int32_t i = req_begin; i <= req_end; ++i) {
     const int32_t raw_seqlen = p.seqlens[i];
     const auto seqlen = static_cast<int32_t>(request_tokens(raw_seqlen, p.page_size, p.max_pages));
     const int32_t pages = (seqlen + kBlockTokens - 1) / kBlockTokens;
-    const PageRange range = part_pages(part_plan.pos_begin, part_plan.pos_end,
-                                       p.plan[layout.cost_prefix() + i], pages, part_plan.fixed_cost);
+    const PageRange range =
+        part_pages(pos_begin, pos_end, p.plan[layout.cost_prefix() + i], pages, header.fixed_cost);
     if (pages > 0 && range.begin == range.end) continue;
     const int32_t first_part = p.plan[layout.first_part() + i];
     const int32_t splits = p.plan[layout.num_splits() + i];
     fn(Segment{i, range.begin, range.end, pages, seqlen, part - first_part, splits,
                p.plan[layout.slot_offset() + i] + (part - first_part)});
   }
-}
-
-template <class Fn>
-__device__ __forceinline__ void for_each_segment(const KernelParams& p, int part, Fn&& fn) {
-  for_each_segment(p, load_part(p, part), part, static_cast<Fn&&>(fn));
 }
 
 }  // namespace etap::decoding

@@ -74,12 +74,7 @@ struct PlanLayout {
   // needs of one split request in one round trip after the header.
   ETAP_HD int64_t split_states() const { return split_requests() + num_parts; }  // [P]
   ETAP_HD int64_t split_slots() const { return split_states() + num_parts; }     // [P]
-  // The part's first KV block (part_lead): the request (−1: the part loads no block) and the block's index in
-  // it, so that the producer reads that block's page id in the same round trip as the request's seqlen
-  // instead of one after it.
-  ETAP_HD int64_t lead_request() const { return split_slots() + num_parts; }  // [P]
-  ETAP_HD int64_t lead_block() const { return lead_request() + num_parts; }   // [P]
-  ETAP_HD int64_t words() const { return lead_block() + num_parts; }
+  ETAP_HD int64_t words() const { return split_slots() + num_parts; }
   ETAP_HD int64_t bytes() const { return words() * 4; }
 };
 
@@ -355,23 +350,6 @@ ETAP_HD PageRange part_pages(int64_t part_begin, int64_t part_end, int64_t start
   if (e > pages) e = pages;
   if (e < b) e = b;
   return {static_cast<int32_t>(b), static_cast<int32_t>(e)};
-}
-
-// The first KV block a part loads: the first of its requests [span.first, span.last] with a page in the
-// part's interval [part_begin, part_end), and that page's index in the request ({−1, 0}: none). The decode
-// kernel walks the same requests and skips the same ones (schedule.cuh), so its first block is this one.
-struct LeadBlock {
-  int32_t request, block;
-};
-
-ETAP_HD LeadBlock part_lead(const int32_t* prefix, int32_t fixed, RequestSpan span, int64_t part_begin,
-                            int64_t part_end) {
-  for (int32_t i = span.first; i <= span.last; ++i) {
-    const int32_t pages = static_cast<int32_t>(prefix[i + 1] - prefix[i]) - fixed;
-    const PageRange range = part_pages(part_begin, part_end, prefix[i], pages, fixed);
-    if (range.begin < range.end) return {i, range.begin};
-  }
-  return {-1, 0};
 }
 
 }  // namespace etap::decoding

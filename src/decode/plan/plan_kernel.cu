@@ -7,7 +7,7 @@
 //     structure (plan.hpp part_at_grid) instead of a search;
 //   - plan_kernel, any batch: the scans walk the requests in chunks of one CTA. Steps: cost prefix (scan);
 //     score the candidate grids (a thread per grid and part, binary searches over the prefix); the best
-//     grid's boundaries; each part's requests and first block; each request's parts and partial slots (scan).
+//     grid's boundaries; each part's requests; each request's parts and partial slots (scan).
 // The tests' host twin (src/testing/plan_host.cpp) builds the same buffer by walking the requests instead.
 #include <cstdint>
 
@@ -171,9 +171,6 @@ __global__ void __launch_bounds__(kPlanThreads, 1)
     const RequestSpan span = part_requests(cost_line, batch, fixed, bounds[p], bounds[p + 1]);
     plan[layout.part_req_begin() + p] = span.first;
     plan[layout.part_req_end() + p] = span.last;
-    const LeadBlock lead = part_lead(cost_line, fixed, span, bounds[p], bounds[p + 1]);
-    plan[layout.lead_request() + p] = lead.request;
-    plan[layout.lead_block() + p] = lead.block;
   }
 
   // Part spans of the requests; partial slots and the split-request list in request order.
@@ -382,9 +379,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     plan[layout.part_req_begin() + t] = span.first;
     plan[layout.part_req_end() + t] = span.last;
-    const LeadBlock lead = part_lead(line, fixed, span, begin, end);
-    plan[layout.lead_request() + t] = lead.request;
-    plan[layout.lead_block() + t] = lead.block;
   }
 
   // Parts of request t; partial slots and the split-request list in request order.
