@@ -62,7 +62,12 @@ struct KernelConfig {
   static constexpr uint32_t kSmallSmem = 4096;  // statistics, alpha, row sums, barriers (kernel.cuh asserts)
   // Register FP8 below N = 64: Sᵀ split over d between the consumer warpgroups (fp8_consumer.cuh), which
   // exchange their partial halves (fp32, both directions; 4 registers of 128 threads per 8 columns).
-  static constexpr bool kFp8SplitD = kRegisterFp8 && kN < 64;
+  // Sᵀ split over d below N = 64 (consumer.cuh, fp8_consumer.cuh): each consumer warpgroup computes the
+  // partial Sᵀ of all N columns over half of d's k-steps, so the K tile is read from shared memory once per
+  // block instead of once per warpgroup, and the halves are exchanged. At N = 64 the N-column partial (32
+  // registers) next to Oᵀ (128) does not fit: each warpgroup then computes its own N/2 columns over all of d.
+  static constexpr bool kScoresSplitD = kN < 64;
+  static constexpr bool kFp8SplitD = kRegisterFp8 && kScoresSplitD;
   static constexpr uint32_t kExchangeBytes = kFp8SplitD ? 2 * (kN / 4) * 128 * 4 : 0;
   // Whole pages in flight / in use. Register FP8: as many e4m3 stages as fit next to Q, Pᵀ, the exchange
   // and kSmallSmem in 227 KiB (5 at N = 16, 4 at N = 32 and 48), at most kMaxFp8Stages.

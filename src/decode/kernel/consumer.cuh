@@ -1,5 +1,9 @@
 // Consumer warpgroups: the ETAP pipeline for one page —
-//   Sᵀ[64 kv × N/2] = K[64 × 576] · Qᵀ      (this warpgroup's half of the query rows; wgmma M = kv)
+//   Sᵀ[64 kv × N/2] = K[64 × 576] · Qᵀ      (this warpgroup's half of the query rows; wgmma M = kv). Below
+//                                            N = 64 (Cfg::kScoresSplitD) each warpgroup computes all N
+//                                            columns over half of d's k-steps and the two hand each other
+//                                            the partial of the other's columns: K is read from shared
+//                                            memory once per block, not once per warpgroup.
 //   Pᵀ = column-wise online softmax of Sᵀ   (statistics across the M dimension)
 //   Oᵀ[256 d × N] += Vᵀ[256 × 64] · Pᵀ      (this warpgroup's half of d_v; Vᵀ = the K tile read MN-major)
 // and, once per segment, the epilogue that transposes Oᵀ back while storing O.
@@ -34,6 +38,7 @@ struct Consumer {
   using T = typename Cfg::Element;
   static constexpr int kN = Cfg::kN, kHalfN = Cfg::kHalfN;
   static constexpr int kSRegs = kHalfN / 2;  // Sᵀ fragment
+  static constexpr int kFullRegs = kN / 2;   // a partial Sᵀ of all N columns (split d)
   static constexpr int kORegs = kN / 2;      // one m64 tile of Oᵀ
   static constexpr int kCols = kHalfN / 4;   // Sᵀ columns per thread
   static constexpr int kWgThreads = Cfg::kWarpgroupThreads;
@@ -145,39 +150,88 @@ struct Consumer {
   }
 
   // Columns past the Q box (tile rows, N) are computed but never stored; keeping them zero keeps them finite.
+  // Each warpgroup zeroes its own columns; with Sᵀ split over d both read all of them.
   __device__ void zero_q_padding() {
     const int first = max(p.tiling.tile_rows(), col0), count = col0 + kHalfN - first;
     if (count > 0)
       zero_box_rows([&](int b) { return smem.q[b]; }, Cfg::kBoxes, first, count, threadIdx.x % kWgThreads,
                     kWgThreads);
     hopper::fence_proxy_async_smem();
-    hopper::named_barrier_sync(barrier_id(NamedBarrier::kQPadZeroed, wg), kWgThreads);
+    if constexpr (Cfg::kScoresSplitD)
+      hopper::named_barrier_sync(barrier_id(NamedBarrier::kQPadZeroed), Cfg::kConsumerThreads);
+    else
+      hopper::named_barrier_sync(barrier_id(NamedBarrier::kQPadZeroed, wg), kWgThreads);
   }
 
-  // Sᵀ = K · Qᵀ over d = 576: 36 k16 steps; box b of the page holds d ∈ [64b, 64b + 64).
+  // Sᵀ = K · Qᵀ over d = 576: 36 k16 steps; box b of the page holds d ∈ [64b, 64b + 64), k-steps 4b .. 4b
+  // + 3. Split d: warpgroup wg takes k-steps 2 wg, 2 wg + 1 of every box (both then follow the boxes in
+  // landing order) for all N columns, then the exchange leaves its own N/2 columns in s. Otherwise: all 36
+  // k-steps for its own N/2 columns.
   __device__ __forceinline__ void compute_scores(int stage, uint32_t phase, float (&s)[kSRegs]) {
+    constexpr int kStepsPerBox = Cfg::kBoxCols / 16;
+    constexpr int kWgSteps = Cfg::kScoresSplitD ? kStepsPerBox / Cfg::kConsumerWarpgroups : kStepsPerBox;
+    constexpr int kCols_ = Cfg::kScoresSplitD ? kN : kHalfN;
+    float acc[kCols_ / 2];
 #pragma unroll
-    for (int i = 0; i < kSRegs; ++i) s[i] = 0.f;
+    for (int i = 0; i < kCols_ / 2; ++i) acc[i] = 0.f;
+    const int first_step = Cfg::kScoresSplitD ? wg * kWgSteps : 0;
+    const T* q_rows = Cfg::kScoresSplitD ? smem.q[0] : smem.q[0] + col0 * Cfg::kBoxCols;
     arrival.wait_box(stage, phase, 0);
     timeline::probe(smem, timeline::Event::kBlockLanded);
     hopper::wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < Cfg::kQkSteps; ++ks) {
-      const int box = ks / 4, k_bytes = (ks % 4) * 32;
-      if (ks > 0 && ks % 4 == 0) {
+    for (int box = 0; box < Cfg::kBoxes; ++box) {
+      if (box > 0) {
         arrival.wait_box(stage, phase, box);
         // The wait's loop runs between wgmmas of one group: fence the registers, as ptxas would otherwise
         // inject for it (advisory C7519).
         hopper::wgmma_fence();
       }
-      const uint64_t a = hopper::desc_advance(hopper::make_sw128_desc(smem.kv[stage][box]), k_bytes);
-      const uint64_t b =
-          hopper::desc_advance(hopper::make_sw128_desc(smem.q[box] + col0 * Cfg::kBoxCols), k_bytes);
-      hopper::wgmma<kHalfN, T, hopper::Major::kK, hopper::Major::kK>(s, a, b, ks > 0 ? 1 : 0);
+      const uint64_t a_box = hopper::make_sw128_desc(smem.kv[stage][box]);
+      const uint64_t b_box = hopper::make_sw128_desc(q_rows + box * (kN * Cfg::kBoxCols));
+#pragma unroll
+      for (int j = 0; j < kWgSteps; ++j) {
+        const int k_bytes = (first_step + j) * 32;
+        hopper::wgmma<kCols_, T, hopper::Major::kK, hopper::Major::kK>(
+            acc, hopper::desc_advance(a_box, k_bytes), hopper::desc_advance(b_box, k_bytes),
+            box > 0 || j > 0 ? 1 : 0);
+      }
     }
     hopper::wgmma_commit();
     hopper::wgmma_wait<0>();
-    hopper::fence_accumulator(s);
+    hopper::fence_accumulator(acc);
+    if constexpr (Cfg::kScoresSplitD) {
+      exchange_scores(acc, s);
+    } else {
+#pragma unroll
+      for (int i = 0; i < kSRegs; ++i) s[i] = acc[i];
+    }
+  }
+
+  // Split d: registers [wg · kSRegs, +kSRegs) of the full fragment are this warpgroup's columns (8-column
+  // groups of 4 registers); the other half goes to the other warpgroup's thread of the same index, which
+  // adds it. One buffer suffices: a block's reads come before both warpgroups pass its kPFree, the next
+  // block's writes after.
+  __device__ __forceinline__ void exchange_scores(const float (&full)[kFullRegs], float (&s)[kSRegs]) {
+    static_assert(kSRegs % 4 == 0, "the exchange moves float4s");
+    const int thread = warp * kWarpSize + lane;
+    const bool first = wg == 0;
+#pragma unroll
+    for (int v = 0; v < kSRegs / 4; ++v) {
+      float x[4];
+#pragma unroll
+      for (int c = 0; c < 4; ++c) x[c] = first ? full[kSRegs + 4 * v + c] : full[4 * v + c];
+      smem.exchange.half[1 - wg][v][thread] = make_float4(x[0], x[1], x[2], x[3]);
+    }
+    hopper::named_barrier_sync(barrier_id(NamedBarrier::kScoresExchanged), Cfg::kConsumerThreads);
+#pragma unroll
+    for (int v = 0; v < kSRegs / 4; ++v) {
+      const float4 y = smem.exchange.half[wg][v][thread];
+      const float other[4] = {y.x, y.y, y.z, y.w};
+#pragma unroll
+      for (int c = 0; c < 4; ++c)
+        s[4 * v + c] = (first ? full[4 * v + c] : full[kSRegs + 4 * v + c]) + other[c];
+    }
   }
 
   __device__ __forceinline__ void scale_and_mask(float (&s)[kSRegs], int32_t page,

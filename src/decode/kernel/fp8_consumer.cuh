@@ -47,10 +47,9 @@ struct Fp8Consumer : Consumer<Cfg> {
   using Base::wg;
 
   static constexpr int kN = Cfg::kN, kHalfN = Cfg::kHalfN;
-  static constexpr int kFullRegs = kN / 2;     // the partial Sᵀ over all N columns
-  static constexpr int kSRegs = Base::kSRegs;  // this warpgroup's N/2 columns (Consumer's layout)
-  static constexpr int kCols = Base::kCols;    // Sᵀ columns per thread
-  static constexpr int kExchangeVectors = kSRegs / 4;
+  static constexpr int kFullRegs = Base::kFullRegs;  // the partial Sᵀ over all N columns
+  static constexpr int kSRegs = Base::kSRegs;        // this warpgroup's N/2 columns (Consumer's layout)
+  static constexpr int kCols = Base::kCols;          // Sᵀ columns per thread
   static constexpr int kWgThreads = Cfg::kWarpgroupThreads;
   static constexpr int kBoxBytes = static_cast<int>(Cfg::kFp8BoxBytes);
   static constexpr int kRowBytes = kFp8RowBytes;
@@ -61,17 +60,15 @@ struct Fp8Consumer : Consumer<Cfg> {
   // (128) spills (ptxas -v: 20-24 bytes, also with half-box fragment sets), so there each warpgroup computes
   // its own N/2 columns over all of d, as Consumer does, and converts all of K itself.
   static constexpr bool kSplitD = Cfg::kFp8SplitD;
+  static_assert(Cfg::kScoresSplitD, "register FP8 runs at N < 64: zero_q_padding syncs both warpgroups");
   static_assert(Cfg::kRegisterFp8 && Cfg::kBoxes == 2 * kFullBoxes + 1 && Cfg::kVTiles == 4);
-  static_assert(kSRegs % 4 == 0, "the exchange moves float4s");
   static_assert(Cfg::kConsumerWarpgroups == 2 && kWgThreads == 128);
 
   __device__ Fp8Consumer(const KernelParams& params, SharedStorage<Cfg>& storage, int warpgroup)
       : Base(params, storage, warpgroup) {}
 
   __device__ void run() {
-    Base::zero_q_padding();
-    // Each warpgroup zeroes its own columns; permute_q reads all of them.
-    hopper::named_barrier_sync(barrier_id(NamedBarrier::kQPermuted), Cfg::kConsumerThreads);
+    Base::zero_q_padding();  // split d: synced over both warpgroups, so permute_q may read every column
     hopper::PipelineState<Cfg::kStages> stage;
     uint32_t q_phase = 0, parity = 0;
 
@@ -165,7 +162,7 @@ struct Fp8Consumer : Consumer<Cfg> {
       box_scores<kN, 2>(full, row_g, kSplitBox, 8 * wg, 2 * wg, true);
       hopper::wgmma_wait<0>();
       hopper::fence_accumulator(full);
-      exchange(full, s);
+      Base::exchange_scores(full, s);
     } else {
 #pragma unroll
       for (int i = 0; i < kSRegs; ++i) s[i] = 0.f;
@@ -199,31 +196,6 @@ struct Fp8Consumer : Consumer<Cfg> {
           d, k.a[j], hopper::desc_advance(desc, (first_step + j) * kStepBytes), accumulate || j > 0 ? 1 : 0);
     hopper::wgmma_commit();
     hopper::wgmma_wait<1>();
-  }
-
-  // Registers [wg · kSRegs, +kSRegs) of the full fragment are this warpgroup's columns (8-column groups of
-  // 4 registers); the other half goes to the other warpgroup's thread of the same index, which adds it.
-  // One buffer suffices: a block's reads come before both warpgroups pass its kPFree, the next block's
-  // writes after.
-  __device__ __forceinline__ void exchange(const float (&full)[kFullRegs], float (&s)[kSRegs]) {
-    const int thread = warp * kWarpSize + lane;
-    const bool first = wg == 0;
-#pragma unroll
-    for (int v = 0; v < kExchangeVectors; ++v) {
-      float x[4];
-#pragma unroll
-      for (int c = 0; c < 4; ++c) x[c] = first ? full[kSRegs + 4 * v + c] : full[4 * v + c];
-      smem.exchange.half[1 - wg][v][thread] = make_float4(x[0], x[1], x[2], x[3]);
-    }
-    hopper::named_barrier_sync(barrier_id(NamedBarrier::kScoresExchanged), Cfg::kConsumerThreads);
-#pragma unroll
-    for (int v = 0; v < kExchangeVectors; ++v) {
-      const float4 y = smem.exchange.half[wg][v][thread];
-      const float other[4] = {y.x, y.y, y.z, y.w};
-#pragma unroll
-      for (int c = 0; c < 4; ++c)
-        s[4 * v + c] = (first ? full[4 * v + c] : full[kSRegs + 4 * v + c]) + other[c];
-    }
   }
 
   // Pᵀ (this warpgroup's columns) and alpha into smem, as Consumer::publish_p, at logical kv

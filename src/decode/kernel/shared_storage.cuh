@@ -18,8 +18,8 @@ struct Fp8StagingBuffer {
 template <>
 struct Fp8StagingBuffer<0> {};
 
-// Register FP8 with Sᵀ split over d (Cfg::kFp8SplitD): the partial Sᵀ halves the consumer warpgroups hand
-// each other (fp8_consumer.cuh): [receiving warpgroup][float4 of the half][thread]; nothing otherwise.
+// Sᵀ split over d (Cfg::kScoresSplitD): the partial Sᵀ halves the consumer warpgroups hand each other
+// (Consumer::exchange_scores): [receiving warpgroup][float4 of the half][thread]; nothing otherwise.
 template <int kHalfVectors>
 struct ScoreExchange {
   float4 half[2][kHalfVectors][128];
@@ -54,7 +54,7 @@ struct SharedStorage {
   uint64_t staging_empty;                 // kSeparateStaging: the converters read the buffer's block
   uint32_t converter_stop[Cfg::kStages];  // FP8: set by the producer before its last `staged` arrival
   Fp8StagingBuffer<Cfg::kSeparateStaging ? Cfg::kFp8StagingBytes : 0> staging;
-  ScoreExchange<Cfg::kFp8SplitD ? Cfg::kN / 16 : 0> exchange;
+  ScoreExchange<Cfg::kScoresSplitD ? Cfg::kN / 16 : 0> exchange;
 #ifdef ETAP_TIMELINE
   uint32_t timeline_records[timeline::kRoles];  // the benchmark's timeline probe only: records per role
                                                 // (timeline.cuh)
