@@ -355,7 +355,7 @@ inline void print_raw(std::FILE* f, const CtaLog& c) {
   static constexpr const char* kNames[] = {"entry",        "segment-begin", "q-issued",   "block-issued",
                                            "q-landed",     "block-landed",  "block-end",  "epilogue-begin",
                                            "epilogue-end", "exit",          "table-read", "scores-done",
-                                           "published",    "other-ready"};
+                                           "published",    "other-ready",   "exchanged",  "softmax-done"};
   static_assert(std::size(kNames) == static_cast<size_t>(decoding::timeline::Event::kCount));
   struct Row {
     uint32_t clock, info, role;

@@ -88,7 +88,9 @@ struct Consumer {
         float alpha[kCols];
         softmax.update(s, alpha, smem.column_partial[parity][wg],
                        barrier_id(NamedBarrier::kColumnMaxWritten, wg));
+        timeline::probe(smem, timeline::Event::kSoftmaxDone);
         publish_p(s, alpha);
+        timeline::probe(smem, timeline::Event::kPublished);
         if (k == seg.pages - 1 && seg.seqlen % Cfg::kPageTokens != 0)
           zero_v_tail<Cfg>(smem, stage.index, wg, seg.seqlen % Cfg::kPageTokens);
         rescale_o();
@@ -200,8 +202,10 @@ struct Consumer {
     hopper::wgmma_commit();
     hopper::wgmma_wait<0>();
     hopper::fence_accumulator(acc);
+    timeline::probe(smem, timeline::Event::kScoresDone);
     if constexpr (Cfg::kScoresSplitD) {
       exchange_scores(acc, s);
+      timeline::probe(smem, timeline::Event::kExchanged);
     } else {
 #pragma unroll
       for (int i = 0; i < kSRegs; ++i) s[i] = acc[i];
