@@ -20,6 +20,7 @@
 #include "hopper/barrier.cuh"
 #include "hopper/smem_desc.cuh"
 #include "hopper/wgmma.cuh"
+#include "testing/cuda.hpp"  // ETAP_CUDA_CHECK (header-only)
 
 namespace {
 
@@ -37,15 +38,6 @@ struct Smem {
   alignas(1024) T p[kN * kTokens];
   float4 exchange[2][kN / 16][128];
 };
-
-#define CHECK(x)                                                                              \
-  do {                                                                                        \
-    cudaError_t e_ = (x);                                                                     \
-    if (e_ != cudaSuccess) {                                                                  \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                           \
-    }                                                                                         \
-  } while (0)
 
 template <int kN, int kMode>
 __global__ void __launch_bounds__(256, 1) score_kernel(long long* cycles, float* sink) {
@@ -123,26 +115,27 @@ __global__ void __launch_bounds__(256, 1) score_kernel(long long* cycles, float*
 template <int kN, int kMode>
 void run(const char* name) {
   const int bytes = static_cast<int>(sizeof(Smem<kN>)) + 1024;
-  CHECK(cudaFuncSetAttribute(score_kernel<kN, kMode>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  ETAP_CUDA_CHECK(
+      cudaFuncSetAttribute(score_kernel<kN, kMode>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   long long* d_cycles;
   float* d_sink;
-  CHECK(cudaMalloc(&d_cycles, 2 * sizeof(long long)));
-  CHECK(cudaMalloc(&d_sink, 256 * sizeof(float)));
+  ETAP_CUDA_CHECK(cudaMalloc(&d_cycles, 2 * sizeof(long long)));
+  ETAP_CUDA_CHECK(cudaMalloc(&d_sink, 256 * sizeof(float)));
   long long best[2] = {1LL << 60, 1LL << 60};
   for (int rep = 0; rep < 5; ++rep) {
-    CHECK(cudaMemset(d_cycles, 0, 2 * sizeof(long long)));
+    ETAP_CUDA_CHECK(cudaMemset(d_cycles, 0, 2 * sizeof(long long)));
     score_kernel<kN, kMode><<<1, 256, bytes>>>(d_cycles, d_sink);
-    CHECK(cudaGetLastError());
+    ETAP_CUDA_CHECK(cudaGetLastError());
     long long c[2];
-    CHECK(cudaMemcpy(c, d_cycles, sizeof(c), cudaMemcpyDeviceToHost));
+    ETAP_CUDA_CHECK(cudaMemcpy(c, d_cycles, sizeof(c), cudaMemcpyDeviceToHost));
     for (int w = 0; w < 2; ++w)
       if (c[w] > 0 && c[w] < best[w]) best[w] = c[w];
   }
   std::printf("N=%2d %-26s wg0 %7.0f  wg1 %7.0f cycles per block\n", kN, name,
               static_cast<double>(best[0]) / kIters,
               best[1] < (1LL << 60) ? static_cast<double>(best[1]) / kIters : 0.0);
-  CHECK(cudaFree(d_cycles));
-  CHECK(cudaFree(d_sink));
+  ETAP_CUDA_CHECK(cudaFree(d_cycles));
+  ETAP_CUDA_CHECK(cudaFree(d_sink));
 }
 
 template <int kN>
@@ -158,7 +151,7 @@ void run_all() {
 
 int main() {
   int clock_khz = 0;
-  CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0));
+  ETAP_CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0));
   std::printf(
       "one CTA of 256 threads (2 consumer warpgroups), operands in shared memory, %d iterations, best "
       "of 5; SM clock %d MHz\n",

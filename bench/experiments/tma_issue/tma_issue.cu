@@ -7,7 +7,8 @@
 //
 // One CTA per SM (the shared memory forces it), thread 0 issues `blocks` blocks of random pages back to back
 // and stamps %globaltimer after each issue and after each landing. Build and run (device):
-//   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -o /tmp/tma_issue tma_issue.cu
+//   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -I src -o /tmp/tma_issue \
+//     bench/experiments/tma_issue/tma_issue.cu
 //   /tmp/tma_issue
 #include <cuda.h>
 #include <cuda_runtime.h>
@@ -17,6 +18,8 @@
 #include <random>
 #include <vector>
 
+#include "testing/cuda.hpp"  // ETAP_CUDA_CHECK (header-only)
+
 namespace {
 
 constexpr int kBoxes = 9, kTokens = 64, kCols = 64, kDqk = kBoxes * kCols;
@@ -25,15 +28,6 @@ constexpr int kBoxBytes = kTokens * kCols * 2;
 constexpr int kBlockBytes = kBoxes * kBoxBytes;
 constexpr int kSmemBytes = kBlocks * kBlockBytes + 1024 + 1024;  // + alignment + barriers
 constexpr int kStamps = 2 * kBlocks * kBoxes;                    // issue and landing per box
-
-#define CHECK(x)                                                                              \
-  do {                                                                                        \
-    cudaError_t e_ = (x);                                                                     \
-    if (e_ != cudaSuccess) {                                                                  \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                           \
-    }                                                                                         \
-  } while (0)
 
 __device__ __forceinline__ uint64_t now_ns() {
   uint64_t t;
@@ -143,27 +137,29 @@ double mean(const std::vector<double>& v) {
 
 int main() {
   int sms = 0;
-  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  ETAP_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
   int l2 = 0;
-  CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0));
+  ETAP_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0));
   void* fn = nullptr;
   cudaDriverEntryPointQueryResult q;
-  CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q));
+  ETAP_CUDA_CHECK(
+      cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q));
   const auto encode = reinterpret_cast<EncodeFn>(fn);
   const int num_pages = 16384;  // 1.2 GB of KV
   void* kv = nullptr;
-  CHECK(cudaMalloc(&kv, static_cast<size_t>(num_pages) * kBlockBytes));
-  CHECK(cudaMemset(kv, 0x3c, static_cast<size_t>(num_pages) * kBlockBytes));
+  ETAP_CUDA_CHECK(cudaMalloc(&kv, static_cast<size_t>(num_pages) * kBlockBytes));
+  ETAP_CUDA_CHECK(cudaMemset(kv, 0x3c, static_cast<size_t>(num_pages) * kBlockBytes));
   void* flush = nullptr;
-  CHECK(cudaMalloc(&flush, size_t{2} * static_cast<size_t>(l2)));
+  ETAP_CUDA_CHECK(cudaMalloc(&flush, size_t{2} * static_cast<size_t>(l2)));
   std::mt19937 rng(1);
   std::uniform_int_distribution<int> pick(0, num_pages - 1);
   std::vector<int32_t> pages(static_cast<size_t>(sms) * kBlocks);
   int32_t* d_pages = nullptr;
-  CHECK(cudaMalloc(&d_pages, pages.size() * 4));
+  ETAP_CUDA_CHECK(cudaMalloc(&d_pages, pages.size() * 4));
   uint64_t* d_out = nullptr;
-  CHECK(cudaMalloc(&d_out, static_cast<size_t>(sms) * kStamps * 8));
-  CHECK(cudaFuncSetAttribute(issue_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+  ETAP_CUDA_CHECK(cudaMalloc(&d_out, static_cast<size_t>(sms) * kStamps * 8));
+  ETAP_CUDA_CHECK(
+      cudaFuncSetAttribute(issue_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
   std::printf("SMs %d; block = %d boxes of %d B; %d blocks issued back to back; L2 flushed before each run\n",
               sms, kBoxes, kBoxBytes, kBlocks);
   std::printf("%-8s %5s | %-44s | %-44s\n", "mode", "CTAs", "issued after (us): box 0, box 8, blk1 box 8",
@@ -174,12 +170,12 @@ int main() {
       std::vector<std::vector<double>> col(6);
       for (int rep = 0; rep < 20; ++rep) {
         for (auto& p : pages) p = pick(rng);
-        CHECK(cudaMemcpy(d_pages, pages.data(), pages.size() * 4, cudaMemcpyHostToDevice));
-        CHECK(cudaMemset(flush, rep, size_t{2} * static_cast<size_t>(l2)));
+        ETAP_CUDA_CHECK(cudaMemcpy(d_pages, pages.data(), pages.size() * 4, cudaMemcpyHostToDevice));
+        ETAP_CUDA_CHECK(cudaMemset(flush, rep, size_t{2} * static_cast<size_t>(l2)));
         issue_kernel<<<ctas, 128, kSmemBytes>>>(map, mode, d_pages, d_out);
-        CHECK(cudaGetLastError());
+        ETAP_CUDA_CHECK(cudaGetLastError());
         std::vector<uint64_t> out(static_cast<size_t>(ctas) * kStamps);
-        CHECK(cudaMemcpy(out.data(), d_out, out.size() * 8, cudaMemcpyDeviceToHost));
+        ETAP_CUDA_CHECK(cudaMemcpy(out.data(), d_out, out.size() * 8, cudaMemcpyDeviceToHost));
         for (int c = 0; c < ctas; ++c) {
           const uint64_t* s = out.data() + static_cast<size_t>(c) * kStamps;
           const int land = kBlocks * kBoxes;
