@@ -11,9 +11,9 @@ enum class NamedBarrier : uint32_t {
   kPReady = 4,       // Pᵀ and alpha of this page are in smem and visible to the async proxy
   kTailZeroed = 5,   // + warpgroup: V rows past seqlen are zeroed in this warpgroup's V boxes (transposed)
   kRowSumReady = 7,  // final softmax denominators of all columns are in smem
-  kQPadZeroed = 8,   // + warpgroup: padding rows of Q are zero
+  kQPadZeroed = 8,   // padding rows of Q are zero (+ warpgroup, unless Sᵀ is split over d: both read all)
   kStagingRead = 11,      // FP8: the converter warps read the rows a group overwrites (fp8_convert.cuh)
-  kScoresExchanged = 12,  // register FP8: both warpgroups' partial Sᵀ halves are in smem (fp8_consumer.cuh)
+  kScoresExchanged = 12,  // Sᵀ split over d: both warpgroups' partial Sᵀ halves are in smem (consumer.cuh)
   kQPermuted = 13,        // register FP8: Q rows read (then: written) by the k permutation (fp8_consumer.cuh)
 };
 

@@ -172,10 +172,10 @@ struct Consumer {
   __device__ __forceinline__ void compute_scores(int stage, uint32_t phase, float (&s)[kSRegs]) {
     constexpr int kStepsPerBox = Cfg::kBoxCols / 16;
     constexpr int kWgSteps = Cfg::kScoresSplitD ? kStepsPerBox / Cfg::kConsumerWarpgroups : kStepsPerBox;
-    constexpr int kCols_ = Cfg::kScoresSplitD ? kN : kHalfN;
-    float acc[kCols_ / 2];
+    constexpr int kScoreCols = Cfg::kScoresSplitD ? kN : kHalfN;
+    float acc[kScoreCols / 2];
 #pragma unroll
-    for (int i = 0; i < kCols_ / 2; ++i) acc[i] = 0.f;
+    for (int i = 0; i < kScoreCols / 2; ++i) acc[i] = 0.f;
     const int first_step = Cfg::kScoresSplitD ? wg * kWgSteps : 0;
     const T* q_rows = Cfg::kScoresSplitD ? smem.q[0] : smem.q[0] + col0 * Cfg::kBoxCols;
     arrival.wait_box(stage, phase, 0);
@@ -194,7 +194,7 @@ struct Consumer {
 #pragma unroll
       for (int j = 0; j < kWgSteps; ++j) {
         const int k_bytes = (first_step + j) * 32;
-        hopper::wgmma<kCols_, T, hopper::Major::kK, hopper::Major::kK>(
+        hopper::wgmma<kScoreCols, T, hopper::Major::kK, hopper::Major::kK>(
             acc, hopper::desc_advance(a_box, k_bytes), hopper::desc_advance(b_box, k_bytes),
             box > 0 || j > 0 ? 1 : 0);
       }
