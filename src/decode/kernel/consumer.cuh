@@ -39,8 +39,9 @@ struct Consumer {
   static constexpr int kN = Cfg::kN, kHalfN = Cfg::kHalfN;
   static constexpr int kSRegs = kHalfN / 2;  // Sᵀ fragment
   static constexpr int kFullRegs = kN / 2;   // a partial Sᵀ of all N columns (split d)
-  static constexpr int kORegs = kN / 2;      // one m64 tile of Oᵀ
-  static constexpr int kCols = kHalfN / 4;   // Sᵀ columns per thread
+  static constexpr int kStepBytes = 16 * static_cast<int>(sizeof(T));  // Q or K bytes of one k16 step
+  static constexpr int kORegs = kN / 2;                                // one m64 tile of Oᵀ
+  static constexpr int kCols = kHalfN / 4;                             // Sᵀ columns per thread
   static constexpr int kWgThreads = Cfg::kWarpgroupThreads;
 
   const KernelParams& p;
@@ -193,7 +194,7 @@ struct Consumer {
       const uint64_t b_box = hopper::make_sw128_desc(q_rows + box * (kN * Cfg::kBoxCols));
 #pragma unroll
       for (int j = 0; j < kWgSteps; ++j) {
-        const int k_bytes = (first_step + j) * 32;
+        const int k_bytes = (first_step + j) * kStepBytes;
         hopper::wgmma<kScoreCols, T, hopper::Major::kK, hopper::Major::kK>(
             acc, hopper::desc_advance(a_box, k_bytes), hopper::desc_advance(b_box, k_bytes),
             box > 0 || j > 0 ? 1 : 0);

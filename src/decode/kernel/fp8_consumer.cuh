@@ -53,14 +53,13 @@ struct Fp8Consumer : Consumer<Cfg> {
   static constexpr int kWgThreads = Cfg::kWarpgroupThreads;
   static constexpr int kBoxBytes = static_cast<int>(Cfg::kFp8BoxBytes);
   static constexpr int kRowBytes = kFp8RowBytes;
-  static constexpr int kSplitBox = 4;    // box 4 holds k-steps 16..19: 16, 17 for wg 0, 18, 19 for wg 1
-  static constexpr int kFullBoxes = 4;   // whole boxes per warpgroup: 0..3, or 5..8
-  static constexpr int kStepBytes = 32;  // Q bytes of one k-step (16 columns of bf16/fp16)
+  static constexpr int kSplitBox = 4;   // box 4 holds k-steps 16..19: 16, 17 for wg 0, 18, 19 for wg 1
+  static constexpr int kFullBoxes = 4;  // whole boxes per warpgroup: 0..3, or 5..8
+  static constexpr int kStepBytes = Base::kStepBytes;  // Q bytes of one k-step (16 columns of bf16/fp16)
   // Sᵀ split over d (the exchange) below N = 64. At N = 64 the N-column partial (32 registers) next to o
   // (128) spills (ptxas -v: 20-24 bytes, also with half-box fragment sets), so there each warpgroup computes
   // its own N/2 columns over all of d, as Consumer does, and converts all of K itself.
   static constexpr bool kSplitD = Cfg::kFp8SplitD;
-  static_assert(Cfg::kScoresSplitD, "register FP8 runs at N < 64: zero_q_padding syncs both warpgroups");
   static_assert(Cfg::kRegisterFp8 && Cfg::kBoxes == 2 * kFullBoxes + 1 && Cfg::kVTiles == 4);
   static_assert(Cfg::kConsumerWarpgroups == 2 && kWgThreads == 128);
 
@@ -68,7 +67,11 @@ struct Fp8Consumer : Consumer<Cfg> {
       : Base(params, storage, warpgroup) {}
 
   __device__ void run() {
-    Base::zero_q_padding();  // split d: synced over both warpgroups, so permute_q may read every column
+    Base::zero_q_padding();
+    // Each warpgroup zeroes its own columns; permute_q reads all of them (split d: zero_q_padding synced
+    // both).
+    if constexpr (!Cfg::kScoresSplitD)
+      hopper::named_barrier_sync(barrier_id(NamedBarrier::kQPermuted), Cfg::kConsumerThreads);
     hopper::PipelineState<Cfg::kStages> stage;
     uint32_t q_phase = 0, parity = 0;
 

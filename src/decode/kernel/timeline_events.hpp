@@ -27,10 +27,10 @@ enum class Event : uint32_t {
   kEpilogueEnd,    // consumer: its stores are issued
   kExit,           // every role: leaves the kernel
   kTableRead,    // producer: the segment's first page id is in registers (whole-block loads; arg: the block)
-  kScoresDone,   // the block's S wgmmas completed (arg: the block)
-  kPublished,    // the block's P is in smem for the other warpgroup (arg: the block)
+  kScoresDone,   // the block's S wgmmas completed (rows-on-M branch alt-blocks: arg = the block)
+  kPublished,    // the block's P is in smem for the other warpgroup (alt-blocks: arg = the block)
   kOtherReady,   // rows-on-M: the other warpgroup's P of the block arrived here (arg: the block)
-  kExchanged,    // transposed, Sᵀ split over d: the partial halves are exchanged (arg: the block)
+  kExchanged,    // transposed, Sᵀ split over d: the partial halves are exchanged
   kSoftmaxDone,  // transposed: the block's column softmax (statistics, alpha, P in registers) is done
   kCount
 };
